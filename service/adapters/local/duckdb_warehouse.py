@@ -1,0 +1,159 @@
+"""The embedded warehouse: DuckDB, with loads made idempotent by a job table.
+
+A load and the record of its job id commit in one transaction, so a retried load with the same
+job id adopts the first result instead of inserting twice, as BigQuery's job ids do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from service.errors import PermanentError, TransientError
+from service.models import LoadResult, TableSpec
+
+T = TypeVar("T")
+
+# BigQuery column types and the DuckDB types that hold the same values.
+DUCKDB_TYPES = {
+    "STRING": "VARCHAR",
+    "INTEGER": "BIGINT",
+    "INT64": "BIGINT",
+    "FLOAT": "DOUBLE",
+    "FLOAT64": "DOUBLE",
+    "NUMERIC": "DECIMAL(38, 9)",
+    "BOOLEAN": "BOOLEAN",
+    "BOOL": "BOOLEAN",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "DATE": "DATE",
+    "DATETIME": "TIMESTAMP",
+    "BYTES": "BLOB",
+}
+
+JOBS_DDL = """
+CREATE SCHEMA IF NOT EXISTS _ingest;
+CREATE TABLE IF NOT EXISTS _ingest.load_jobs (
+    job_id VARCHAR PRIMARY KEY,
+    table_name VARCHAR NOT NULL,
+    rows_loaded BIGINT NOT NULL,
+    loaded_at TIMESTAMPTZ DEFAULT current_timestamp
+);
+"""
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def qualified(table: str) -> str:
+    dataset, name = table.split(".", 1)
+    return f"{quote(dataset)}.{quote(name)}"
+
+
+class DuckDbWarehouse:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = duckdb.connect(str(path))
+        self._conn.execute("SET TimeZone = 'UTC'")
+        self._conn.execute(JOBS_DDL)
+        # DuckDB connections are not safe to share between threads at once.
+        self._lock = threading.Lock()
+
+    async def _run(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        def call() -> T:
+            with self._lock:
+                return fn(self._conn)
+
+        try:
+            return await asyncio.to_thread(call)
+        except duckdb.IOException as exc:
+            raise TransientError(f"duckdb: {exc}") from exc
+        except duckdb.Error as exc:
+            raise PermanentError(f"duckdb: {exc}") from exc
+
+    async def load_parquet(
+        self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
+    ) -> LoadResult:
+        def op(conn: duckdb.DuckDBPyConnection) -> LoadResult:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                result = self._load_in_transaction(conn, table, path, job_id, replace_partition)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._run(op)
+
+    def _load_in_transaction(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        table: TableSpec,
+        path: Path,
+        job_id: str,
+        replace_partition: str | None,
+    ) -> LoadResult:
+        done = conn.execute(
+            "SELECT rows_loaded FROM _ingest.load_jobs WHERE job_id = ?", [job_id]
+        ).fetchone()
+        if done is not None:
+            return LoadResult(job_id, int(done[0]), adopted=True)
+        self._ensure_table(conn, table)
+        target = qualified(table.name)
+        if replace_partition is not None and table.partition_field is not None:
+            conn.execute(
+                f"DELETE FROM {target} WHERE CAST({quote(table.partition_field)} AS DATE) = ?",
+                [replace_partition],
+            )
+        names = ", ".join(quote(c.name) for c in table.columns)
+        before = self._count(conn, target)
+        conn.execute(
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)]
+        )
+        rows = self._count(conn, target) - before
+        conn.execute(
+            "INSERT INTO _ingest.load_jobs (job_id, table_name, rows_loaded) VALUES (?, ?, ?)",
+            [job_id, table.name, rows],
+        )
+        return LoadResult(job_id, rows)
+
+    @staticmethod
+    def _count(conn: duckdb.DuckDBPyConnection, target: str) -> int:
+        row = conn.execute(f"SELECT count(*) FROM {target}").fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _ensure_table(conn: duckdb.DuckDBPyConnection, table: TableSpec) -> None:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.dataset)}")
+        columns = ", ".join(
+            f"{quote(c.name)} {DUCKDB_TYPES[c.type]}{' NOT NULL' if c.required else ''}"
+            for c in table.columns
+        )
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(table.name)} ({columns})")
+
+    async def count_rows(self, table: str) -> int:
+        return await self._run(lambda conn: self._count(conn, qualified(table)))
+
+    async def tables(self) -> list[tuple[str, int]]:
+        def op(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+            rows = conn.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables()"
+                " WHERE schema_name <> '_ingest' ORDER BY 1, 2"
+            ).fetchall()
+            names = [f"{schema}.{name}" for schema, name in rows]
+            return [(n, self._count(conn, qualified(n))) for n in names]
+
+        return await self._run(op)
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        await self._run(lambda conn: conn.close())

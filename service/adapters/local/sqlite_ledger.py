@@ -1,0 +1,131 @@
+"""The embedded ledger: SQLite in WAL mode, safe for several processes on one machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from service.codec import from_doc, json_default, to_doc
+from service.errors import TransientError
+from service.models import LedgerRecord, Stored, UnitState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    key TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_state_updated ON ledger (state, updated_at);
+"""
+
+T = TypeVar("T")
+
+
+class SqliteLedgerStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        # One short-lived connection per call: cheap for SQLite, and safe across threads.
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            conn = self._connect()
+            try:
+                return fn(conn)
+            finally:
+                conn.close()
+
+        try:
+            return await asyncio.to_thread(call)
+        except sqlite3.OperationalError as exc:
+            raise TransientError(f"sqlite ledger: {exc}") from exc
+
+    async def get(self, key: str) -> Stored | None:
+        def op(conn: sqlite3.Connection) -> Stored | None:
+            row = conn.execute("SELECT doc, version FROM ledger WHERE key = ?", (key,)).fetchone()
+            return None if row is None else _stored(row)
+
+        return await self._run(op)
+
+    async def create(self, record: LedgerRecord) -> str | None:
+        def op(conn: sqlite3.Connection) -> str | None:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO ledger (key, version, state, updated_at, doc)"
+                " VALUES (?, 1, ?, ?, ?)",
+                (record.key, record.state.value, _sortable(record.updated_at), _dump(record)),
+            )
+            return "1" if cur.rowcount == 1 else None
+
+        return await self._run(op)
+
+    async def replace(self, record: LedgerRecord, expected_version: str) -> str | None:
+        new_version = int(expected_version) + 1
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            cur = conn.execute(
+                "UPDATE ledger SET version = ?, state = ?, updated_at = ?, doc = ?"
+                " WHERE key = ? AND version = ?",
+                (
+                    new_version,
+                    record.state.value,
+                    _sortable(record.updated_at),
+                    _dump(record),
+                    record.key,
+                    int(expected_version),
+                ),
+            )
+            return str(new_version) if cur.rowcount == 1 else None
+
+        return await self._run(op)
+
+    async def list(
+        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[Stored]:
+        clauses, params = [], []
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(state.value)
+        if since is not None:
+            clauses.append("updated_at >= ?")
+            params.append(_sortable(since))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT doc, version FROM ledger {where} ORDER BY updated_at DESC LIMIT ?"
+
+        def op(conn: sqlite3.Connection) -> list[Stored]:
+            return [_stored(row) for row in conn.execute(query, (*params, limit))]
+
+        return await self._run(op)
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        return None
+
+
+def _dump(record: LedgerRecord) -> str:
+    return json.dumps(to_doc(record), default=json_default)
+
+
+def _stored(row: tuple[str, int]) -> Stored:
+    return Stored(from_doc(json.loads(row[0])), str(row[1]))
+
+
+def _sortable(instant: datetime) -> str:
+    """Fixed-width UTC text, so SQL string comparison orders instants correctly."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,38 @@
+"""The HTTP edge: the Quart app factory. Clients open and close with the serving lifecycle."""
+
+from __future__ import annotations
+
+from quart import Quart, jsonify
+from quart.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from service.logs import configure_logging
+from service.routes import events, health
+from service.runtime import Runtime
+from service.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or Settings.from_env()
+    configure_logging(settings)
+    app = Quart("service")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    runtime = Runtime(settings)
+    app.extensions["runtime"] = runtime
+
+    @app.before_serving
+    async def open_backends() -> None:
+        await runtime.open()
+
+    @app.after_serving
+    async def close_backends() -> None:
+        await runtime.close()
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> ResponseReturnValue:
+        code = error.code or 500
+        return jsonify({"status": "error", "reason": error.name}), code
+
+    app.register_blueprint(events.blueprint)
+    app.register_blueprint(health.blueprint)
+    return app

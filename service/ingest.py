@@ -1,0 +1,231 @@
+"""The use case: one typed event in, one outcome out. Knows the ledger and the runner only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from service.errors import LeaseLostError, PermanentError, StageError, TransientError
+from service.ledger import (
+    AlreadyDone,
+    AlreadyFailed,
+    Busy,
+    Claimed,
+    FingerprintMismatch,
+    Ledger,
+)
+from service.models import (
+    Event,
+    EventMeta,
+    Ignored,
+    ObjectFinalized,
+    ObjectInfo,
+    ObjectRef,
+    SweepRequested,
+    UnitKey,
+)
+from service.pipeline.config import Pipeline, PipelineSet
+from service.pipeline.runner import RowsRejected, Runner
+from service.ports import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+class Status(StrEnum):
+    """What happened, ordered from best to worst for combining several units."""
+
+    LOADED = "loaded"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    FAILED = "failed"  # permanent, recorded: acknowledged, not retried
+    BUSY = "busy"  # in progress elsewhere: retry later
+    TRANSIENT = "transient"  # retry
+
+
+SEVERITY = {s: i for i, s in enumerate(Status)}
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    unit: str
+    status: Status
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    error: str | None = None
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    event_id: str
+    reason: str | None = None
+    units: tuple[UnitOutcome, ...] = field(default=())
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for unit in self.units:
+            counts[unit.status.value] = counts.get(unit.status.value, 0) + 1
+        body: dict[str, Any] = {"status": self.status.value, "event_id": self.event_id}
+        if self.reason:
+            body["reason"] = self.reason
+        if self.units:
+            body["units"] = counts
+            body["rows_loaded"] = sum(u.rows_loaded for u in self.units)
+            body["rows_quarantined"] = sum(u.rows_quarantined for u in self.units)
+        return body
+
+
+def combine(event_id: str, units: list[UnitOutcome], reason: str | None = None) -> Outcome:
+    worst = max((u.status for u in units), key=SEVERITY.__getitem__, default=Status.IGNORED)
+    return Outcome(worst, event_id, reason, tuple(units))
+
+
+class Ingestor:
+    def __init__(
+        self,
+        pipelines: PipelineSet,
+        store: ObjectStore,
+        ledger: Ledger,
+        runner: Runner,
+        *,
+        renew_every_seconds: float,
+        max_units_in_flight: int,
+    ) -> None:
+        self.pipelines = pipelines
+        self.store = store
+        self.ledger = ledger
+        self.runner = runner
+        self.renew_every = renew_every_seconds
+        self.slots = asyncio.Semaphore(max_units_in_flight)
+
+    async def handle(self, event: Event, *, force: bool = False) -> Outcome:
+        if isinstance(event, Ignored):
+            return Outcome(Status.IGNORED, event.meta.event_id, event.reason)
+        if isinstance(event, SweepRequested):
+            return await self.sweep(event, force=force)
+        return await self._object(event, force=force)
+
+    async def _object(self, event: ObjectFinalized, *, force: bool) -> Outcome:
+        ref = event.object.ref
+        matching = self.pipelines.matching(ref.bucket, ref.name)
+        if not matching:
+            return Outcome(Status.IGNORED, event.meta.event_id, "no pipeline matches the object")
+        units = await asyncio.gather(
+            *(self.run_unit(p, event.object, event.meta, force=force) for p in matching)
+        )
+        return combine(event.meta.event_id, list(units))
+
+    async def sweep(self, event: SweepRequested, *, force: bool = False) -> Outcome:
+        pipeline = self.pipelines.get(event.pipeline)
+        if pipeline is None:
+            return Outcome(Status.IGNORED, event.meta.event_id, "unknown pipeline")
+        prefix = event.prefix or pipeline.prefix_for(event.date)
+        try:
+            listed = await self.store.list(pipeline.bucket, prefix)
+        except TransientError as exc:
+            return Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
+        objects = [o for o in listed if pipeline.matches(o.ref.bucket, o.ref.name)]
+        units = await asyncio.gather(
+            *(self.run_unit(pipeline, o, event.meta, force=force) for o in objects)
+        )
+        return combine(event.meta.event_id, list(units), f"swept {len(objects)} objects")
+
+    async def run_unit(
+        self, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool = False
+    ) -> UnitOutcome:
+        ref = info.ref
+        assert ref.generation is not None
+        key = UnitKey(pipeline.name, ref.bucket, ref.name, ref.generation)
+        try:
+            async with self.slots:
+                return await self._claim_and_run(key, pipeline, info, meta, force=force)
+        except TransientError as exc:
+            log.warning("unit %s: transient failure: %s", key, exc)
+            return UnitOutcome(str(key), Status.TRANSIENT, error=str(exc))
+
+    async def _claim_and_run(
+        self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool
+    ) -> UnitOutcome:
+        claim = await self.ledger.claim(
+            key, fingerprint(info), event_id=meta.event_id, force=force
+        )
+        unit = str(key)
+        if isinstance(claim, AlreadyDone):
+            result = claim.record.result
+            loaded = result.rows_loaded if result else 0
+            quarantined = result.rows_quarantined if result else 0
+            return UnitOutcome(unit, Status.DUPLICATE, loaded, quarantined)
+        if isinstance(claim, AlreadyFailed):
+            return UnitOutcome(unit, Status.DUPLICATE, error=claim.record.error)
+        if isinstance(claim, Busy):
+            return UnitOutcome(unit, Status.BUSY, error="in progress elsewhere")
+        if isinstance(claim, FingerprintMismatch):
+            return UnitOutcome(unit, Status.FAILED, error="same unit, different content: refused")
+        assert isinstance(claim, Claimed)
+        return await self._execute(claim, key, pipeline, info, meta)
+
+    async def _execute(
+        self, claim: Claimed, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta
+    ) -> UnitOutcome:
+        unit = str(key)
+        try:
+            async with self.ledger.heartbeat(claim.lease, self.renew_every) as holder:
+                info = await self._current(info)
+                result = await self.runner.run(self.runner.context(key, pipeline, info, meta))
+        except StageError as exc:
+            return await self._stage_failed(holder.lease, unit, exc)
+        except LeaseLostError as exc:
+            return UnitOutcome(unit, Status.TRANSIENT, error=str(exc))
+        except PermanentError as exc:
+            await self.ledger.fail(holder.lease, str(exc))
+            log.error("unit %s failed: %s", unit, exc)
+            return UnitOutcome(unit, Status.FAILED, error=str(exc))
+        except TransientError:
+            await self.ledger.release(holder.lease)
+            raise
+        record = await self.ledger.complete(holder.lease, result)
+        log.info("unit %s loaded %d rows (%d quarantined)", unit, result.rows_loaded,
+                 result.rows_quarantined, extra={"unit": unit, "state": record.state.value})
+        return UnitOutcome(unit, Status.LOADED, result.rows_loaded, result.rows_quarantined)
+
+    async def _stage_failed(self, lease: Any, unit: str, exc: StageError) -> UnitOutcome:
+        if exc.transient:
+            await self.ledger.release(lease)
+            log.warning("%s (will retry)", exc)
+            return UnitOutcome(unit, Status.TRANSIENT, error=str(exc.cause), stage=exc.stage)
+        result = exc.cause.result if isinstance(exc.cause, RowsRejected) else None
+        await self.ledger.fail(lease, f"{exc.stage}: {exc.cause}", result)
+        log.error("%s", exc)
+        quarantined = result.rows_quarantined if result else 0
+        return UnitOutcome(
+            unit, Status.FAILED, rows_quarantined=quarantined, error=str(exc.cause),
+            stage=exc.stage,
+        )
+
+    async def _current(self, info: ObjectInfo) -> ObjectInfo:
+        """Fill in what the event left out (size, encoding) from the store; events may be thin."""
+        if info.size and info.content_type is not None:
+            return info
+        stored = await self.store.stat(ObjectRef(info.ref.bucket, info.ref.name, info.ref.generation))
+        return ObjectInfo(
+            ref=info.ref,
+            size=stored.size,
+            content_type=info.content_type or stored.content_type,
+            content_encoding=info.content_encoding or stored.content_encoding,
+            md5_base64=info.md5_base64 or stored.md5_base64,
+            crc32c_base64=info.crc32c_base64 or stored.crc32c_base64,
+            updated=info.updated or stored.updated,
+        )
+
+
+def fingerprint(info: ObjectInfo) -> str:
+    """What identifies the content of one generation, from what the event tells us."""
+    if info.md5_base64:
+        return f"md5:{info.md5_base64}"
+    if info.crc32c_base64:
+        return f"crc32c:{info.crc32c_base64}"
+    return f"generation:{info.ref.generation}"

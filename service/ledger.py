@@ -1,0 +1,248 @@
+"""Idempotency rules over the IdempotencyStore port: exactly-once effect, at-least-once delivery.
+
+States: IN_PROGRESS (with an owner and a lease) -> COMPLETED | FAILED. A claim is a put-if-absent;
+an expired lease is taken over with compare-and-set on the store's version token, so a stale owner
+that finishes late cannot overwrite the new owner's record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from service.errors import LeaseLostError, TransientError
+from service.models import LedgerRecord, Stored, UnitKey, UnitResult, UnitState
+from service.ports import IdempotencyStore
+
+log = logging.getLogger(__name__)
+
+# How long finished records are kept before Firestore's TTL policy may delete them.
+RETENTION = timedelta(days=30)
+# Compare-and-set races lost in a row before a claim gives up and answers "busy".
+MAX_CAS_ROUNDS = 5
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Proof of ownership of one unit; each renewal yields a new one."""
+
+    key: str
+    unit: str
+    owner: str
+    version: str
+    record: LedgerRecord
+
+
+@dataclass(frozen=True)
+class Claimed:
+    lease: Lease
+    takeover: bool = False
+
+
+@dataclass(frozen=True)
+class AlreadyDone:
+    record: LedgerRecord
+
+
+@dataclass(frozen=True)
+class AlreadyFailed:
+    record: LedgerRecord
+
+
+@dataclass(frozen=True)
+class Busy:
+    record: LedgerRecord
+
+
+@dataclass(frozen=True)
+class FingerprintMismatch:
+    record: LedgerRecord
+    fingerprint: str
+
+
+ClaimOutcome = Claimed | AlreadyDone | AlreadyFailed | Busy | FingerprintMismatch
+
+
+class Ledger:
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        *,
+        owner: str,
+        lease_seconds: float,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease = timedelta(seconds=lease_seconds)
+        self.clock = clock
+
+    async def claim(
+        self,
+        unit: UnitKey,
+        fingerprint: str,
+        *,
+        event_id: str | None = None,
+        force: bool = False,
+    ) -> ClaimOutcome:
+        fresh = self._new_record(unit, fingerprint, event_id)
+        for _ in range(MAX_CAS_ROUNDS):
+            version = await self.store.create(fresh)
+            if version is not None:
+                return Claimed(Lease(fresh.key, fresh.unit, self.owner, version, fresh))
+            stored = await self.store.get(fresh.key)
+            if stored is None:
+                continue  # deleted between our create and get: try the create again
+            outcome = await self._claim_existing(stored, fresh, force=force)
+            if outcome is not None:
+                return outcome
+        stored = await self.store.get(fresh.key)
+        if stored is None:
+            raise TransientError(f"ledger could not settle a claim for {unit}")
+        return Busy(stored.record)
+
+    async def _claim_existing(
+        self, stored: Stored, fresh: LedgerRecord, *, force: bool
+    ) -> ClaimOutcome | None:
+        current = stored.record
+        if _conflicting(current.fingerprint, fresh.fingerprint) and not force:
+            log.warning(
+                "unit %s arrived with a different payload fingerprint; refused", current.unit
+            )
+            return FingerprintMismatch(current, fresh.fingerprint)
+        if current.state is UnitState.COMPLETED and not force:
+            return AlreadyDone(current)
+        if current.state is UnitState.FAILED and not force:
+            return AlreadyFailed(current)
+        live = current.state is UnitState.IN_PROGRESS and current.lease_expires_at > self.clock()
+        if live:
+            return Busy(current)
+        takeover = replace(
+            fresh, attempt=current.attempt + 1, created_at=current.created_at
+        )
+        version = await self.store.replace(takeover, stored.version)
+        if version is None:
+            return None  # someone else moved first: look again
+        if current.state is UnitState.IN_PROGRESS:
+            log.warning("unit %s: expired lease of %s taken over", current.unit, current.owner)
+        return Claimed(Lease(takeover.key, takeover.unit, self.owner, version, takeover), True)
+
+    async def renew(self, lease: Lease) -> Lease:
+        now = self.clock()
+        record = replace(lease.record, lease_expires_at=now + self.lease, updated_at=now)
+        return await self._write(lease, record)
+
+    async def complete(self, lease: Lease, result: UnitResult) -> LedgerRecord:
+        now = self.clock()
+        record = replace(
+            lease.record,
+            state=UnitState.COMPLETED,
+            result=result,
+            error=None,
+            lease_expires_at=now,
+            updated_at=now,
+            expire_at=now + RETENTION,
+        )
+        await self._write(lease, record)
+        return record
+
+    async def fail(
+        self, lease: Lease, reason: str, result: UnitResult | None = None
+    ) -> LedgerRecord:
+        now = self.clock()
+        record = replace(
+            lease.record,
+            state=UnitState.FAILED,
+            result=result,
+            error=reason,
+            lease_expires_at=now,
+            updated_at=now,
+            expire_at=now + RETENTION,
+        )
+        await self._write(lease, record)
+        return record
+
+    async def release(self, lease: Lease) -> None:
+        """Give the unit up now (shutdown): a redelivery may take it over at once."""
+        now = self.clock()
+        record = replace(lease.record, lease_expires_at=now, updated_at=now)
+        with contextlib.suppress(LeaseLostError):
+            await self._write(lease, record)
+
+    async def _write(self, lease: Lease, record: LedgerRecord) -> Lease:
+        version = await self.store.replace(record, lease.version)
+        if version is None:
+            raise LeaseLostError(f"unit {lease.unit}: lease lost to another worker")
+        return Lease(lease.key, lease.unit, lease.owner, version, record)
+
+    @contextlib.asynccontextmanager
+    async def heartbeat(self, lease: Lease, every_seconds: float) -> AsyncIterator[LeaseHolder]:
+        """Keep the lease alive while the body runs; the holder always has the latest lease."""
+        holder = LeaseHolder(lease)
+        task = asyncio.create_task(self._renew_loop(holder, every_seconds))
+        try:
+            yield holder
+        finally:
+            # Never cancel a renewal mid-write: its new version would be lost to the holder.
+            holder.stopping.set()
+            await task
+        if holder.lost is not None:
+            raise holder.lost
+
+    async def _renew_loop(self, holder: LeaseHolder, every_seconds: float) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(holder.stopping.wait(), every_seconds)
+                return
+            try:
+                holder.lease = await self.renew(holder.lease)
+            except LeaseLostError as exc:
+                holder.lost = exc
+                return
+            except TransientError as exc:
+                # A missed renewal is not fatal: the lease still has time left to run.
+                log.warning("unit %s: lease renewal failed: %s", holder.lease.unit, exc)
+
+    def _new_record(self, unit: UnitKey, fingerprint: str, event_id: str | None) -> LedgerRecord:
+        now = self.clock()
+        return LedgerRecord(
+            key=unit.digest,
+            unit=str(unit),
+            pipeline=unit.pipeline,
+            state=UnitState.IN_PROGRESS,
+            owner=self.owner,
+            lease_expires_at=now + self.lease,
+            fingerprint=fingerprint,
+            attempt=1,
+            created_at=now,
+            updated_at=now,
+            expire_at=now + RETENTION,
+            event_id=event_id,
+            object_uri=f"gs://{unit.bucket}/{unit.name}#{unit.generation}",
+        )
+
+
+def _conflicting(stored: str, arriving: str) -> bool:
+    """Fingerprints of the same kind (md5, crc32c) that differ: same key, other content."""
+    stored_kind, _, _ = stored.partition(":")
+    arriving_kind, _, _ = arriving.partition(":")
+    return stored_kind == arriving_kind and stored != arriving
+
+
+class LeaseHolder:
+    """Mutable cell shared by the heartbeat task and the unit's runner."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.lost: LeaseLostError | None = None
+        self.stopping = asyncio.Event()

@@ -1,0 +1,171 @@
+"""Internal values shared by the edge, the core and the adapters (frozen dataclasses)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    bucket: str
+    name: str
+    generation: int | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the object store knows about one object generation."""
+
+    ref: ObjectRef
+    size: int
+    content_type: str | None = None
+    content_encoding: str | None = None
+    md5_base64: str | None = None
+    crc32c_base64: str | None = None
+    updated: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """Where an event came from: enough to log it and find it again."""
+
+    event_id: str
+    event_type: str
+    source: str
+    time: datetime | None = None
+    shape: str = "unknown"
+    delivery_attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class ObjectFinalized:
+    meta: EventMeta
+    object: ObjectInfo
+    metageneration: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepRequested:
+    meta: EventMeta
+    pipeline: str
+    date: str | None = None
+    prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    meta: EventMeta
+    reason: str
+
+
+Event = ObjectFinalized | SweepRequested | Ignored
+
+
+class UnitState(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class UnitKey:
+    """One object generation for one pipeline: the unit of work and of idempotency."""
+
+    pipeline: str
+    bucket: str
+    name: str
+    generation: int
+
+    def __str__(self) -> str:
+        return f"{self.pipeline}:gs://{self.bucket}/{self.name}#{self.generation}"
+
+    @property
+    def digest(self) -> str:
+        """A stable id safe for any backend (Firestore ids cannot hold '/')."""
+        return hashlib.sha256(str(self).encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    job_id: str | None = None
+    table: str | None = None
+    quarantine_uri: str | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One field of a BigQuery JSON schema (nested RECORDs are not supported yet)."""
+
+    name: str
+    type: str
+    mode: str = "NULLABLE"
+    description: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.mode == "REQUIRED"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A destination table: ``dataset.table`` and what to create it with."""
+
+    name: str
+    columns: tuple[Column, ...]
+    partition_field: str | None = None
+    clustering: tuple[str, ...] = ()
+
+    @property
+    def dataset(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def table(self) -> str:
+        return self.name.split(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    job_id: str
+    rows_loaded: int
+    adopted: bool = False  # True when the job already existed (a retried load)
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """One unit's document in the idempotency ledger."""
+
+    key: str
+    unit: str
+    pipeline: str
+    state: UnitState
+    owner: str
+    lease_expires_at: datetime
+    fingerprint: str
+    attempt: int
+    created_at: datetime
+    updated_at: datetime
+    expire_at: datetime
+    event_id: str | None = None
+    object_uri: str | None = None
+    result: UnitResult | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A ledger record with the store's version token (for compare-and-set)."""
+
+    record: LedgerRecord
+    version: str

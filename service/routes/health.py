@@ -1,0 +1,41 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from quart import Blueprint, jsonify
+from quart.typing import ResponseReturnValue
+
+from service.errors import IngestError
+from service.runtime import runtime
+
+blueprint = Blueprint("health", __name__)
+
+READY_TIMEOUT_SECONDS = 5.0
+
+
+@blueprint.get("/healthz")
+async def healthz() -> ResponseReturnValue:
+    return jsonify({"status": "ok"})
+
+
+@blueprint.get("/readyz")
+async def readyz() -> ResponseReturnValue:
+    backends = runtime().backends
+    checks = {
+        "object_store": backends.store,
+        "warehouse": backends.warehouse,
+        "ledger": backends.ledger_store,
+    }
+    results: dict[str, str] = {}
+    for name, backend in checks.items():
+        try:
+            await asyncio.wait_for(backend.ping(), READY_TIMEOUT_SECONDS)
+            results[name] = "ok"
+        except (IngestError, TimeoutError) as exc:
+            results[name] = f"unavailable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in results.values())
+    return jsonify({"status": "ready" if ready else "unavailable", "checks": results}), (
+        200 if ready else 503
+    )

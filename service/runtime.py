@@ -1,0 +1,55 @@
+"""What the app holds while it serves: settings, pipelines, backends and the ingestor."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import current_app
+
+from service.ingest import Ingestor
+from service.pipeline.config import PipelineSet
+from service.settings import Settings
+from service.wiring import Backends, build_backends, build_ingestor, load_config
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # The pipelines file is validated at start-up, before any client is opened.
+        self.pipelines: PipelineSet = load_config(settings)
+        self._backends: Backends | None = None
+        self._ingestor: Ingestor | None = None
+
+    async def open(self) -> None:
+        self._backends = build_backends(self.settings)
+        self._ingestor = build_ingestor(self.settings, self._backends, self.pipelines)
+        log.info(
+            "serving on the %s backend with %d pipelines",
+            self.settings.backend,
+            len(self.pipelines.pipelines),
+        )
+
+    async def close(self) -> None:
+        if self._backends is not None:
+            await self._backends.close()
+            self._backends = None
+            self._ingestor = None
+
+    @property
+    def backends(self) -> Backends:
+        if self._backends is None:
+            raise RuntimeError("backends are not open: the app is not serving")
+        return self._backends
+
+    @property
+    def ingestor(self) -> Ingestor:
+        if self._ingestor is None:
+            raise RuntimeError("the app is not serving")
+        return self._ingestor
+
+
+def runtime() -> Runtime:
+    found: Runtime = current_app.extensions["runtime"]
+    return found

@@ -1,0 +1,208 @@
+"""Service settings: read once from the environment into a frozen, typed object.
+
+Every variable has the prefix ``INGEST_``. A bad value fails at start-up with a message that
+names the variable. This is the only module that reads ``os.environ``; the Google SDKs also read
+their own documented emulator variables (``FIRESTORE_EMULATOR_HOST``, ``STORAGE_EMULATOR_HOST``,
+``PUBSUB_EMULATOR_HOST``), which are mirrored here so the service can report and check them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+from service.errors import ConfigError
+
+Backend = Literal["embedded", "gcp"]
+LogFormat = Literal["auto", "json", "text"]
+T = TypeVar("T")
+
+MIB = 1024 * 1024
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true/false")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return raw
+
+    return parse
+
+
+def _csv_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _env(name: str, parse: Callable[[str], Any], *, doc: str, plain: bool = False) -> Any:
+    """Field metadata: the variable's name (prefixed unless ``plain``), parser and meaning."""
+    return {"env": name if plain else f"INGEST_{name}", "parse": parse, "doc": doc}
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: Backend = field(
+        default="embedded",
+        metadata=_env("BACKEND", _choice("embedded", "gcp"), doc="embedded (local) or gcp"),
+    )
+    data_dir: Path = field(
+        default=Path(".ingest-data"),
+        metadata=_env("DATA_DIR", Path, doc="folder for the embedded backends' data"),
+    )
+    pipelines_file: Path = field(
+        default=Path("pipelines.toml"),
+        metadata=_env("PIPELINES", Path, doc="the pipelines file (TOML)"),
+    )
+    project: str | None = field(
+        default=None, metadata=_env("PROJECT", str, doc="Google Cloud project (gcp backend)")
+    )
+    firestore_database: str = field(
+        default="(default)", metadata=_env("FIRESTORE_DATABASE", str, doc="Firestore database")
+    )
+    ledger_collection: str = field(
+        default="ingest-ledger",
+        metadata=_env("LEDGER_COLLECTION", str, doc="Firestore collection of ledger documents"),
+    )
+    bigquery_location: str = field(
+        default="US", metadata=_env("BIGQUERY_LOCATION", str, doc="location of load jobs")
+    )
+    bigquery_endpoint: str | None = field(
+        default=None,
+        metadata=_env("BIGQUERY_ENDPOINT", str, doc="BigQuery API endpoint (emulators only)"),
+    )
+    ack_deadline_seconds: int = field(
+        default=600,
+        metadata=_env(
+            "ACK_DEADLINE_SECONDS", _positive_int, doc="push ack deadline; the lease length"
+        ),
+    )
+    max_body_bytes: int = field(
+        default=32 * MIB,
+        metadata=_env("MAX_BODY_BYTES", _positive_int, doc="largest request body accepted"),
+    )
+    max_units_in_flight: int = field(
+        default=4,
+        metadata=_env("MAX_UNITS_IN_FLIGHT", _positive_int, doc="units run at once, globally"),
+    )
+    max_buffered_bytes: int = field(
+        default=64 * MIB,
+        metadata=_env("MAX_BUFFERED_BYTES", _positive_int, doc="bytes buffered between stages"),
+    )
+    chunk_bytes: int = field(
+        default=1 * MIB,
+        metadata=_env("CHUNK_BYTES", _positive_int, doc="read size when streaming objects"),
+    )
+    record_dir: Path | None = field(
+        default=None,
+        metadata=_env("RECORD_DIR", Path, doc="write every accepted event here for replay"),
+    )
+    log_format: LogFormat = field(
+        default="auto",
+        metadata=_env("LOG_FORMAT", _choice("auto", "json", "text"), doc="auto, json or text"),
+    )
+    log_level: str = field(
+        default="INFO",
+        metadata=_env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), doc="level"),
+    )
+    auth_audience: str | None = field(
+        default=None,
+        metadata=_env("AUTH_AUDIENCE", str, doc="require a Google OIDC token for this audience"),
+    )
+    auth_allowed_emails: tuple[str, ...] = field(
+        default=(),
+        metadata=_env("AUTH_ALLOWED_EMAILS", _csv_list, doc="service accounts allowed to push"),
+    )
+    auth_certs_url: str = field(
+        default="https://www.googleapis.com/oauth2/v1/certs",
+        metadata=_env("AUTH_CERTS_URL", str, doc="where Google's token certificates are read"),
+    )
+    outcome_topic: str | None = field(
+        default=None,
+        metadata=_env("OUTCOME_TOPIC", str, doc="publish unit outcomes to this Pub/Sub topic"),
+    )
+    fault_rate: float = field(
+        default=0.0,
+        metadata=_env("FAULT_RATE", _fraction, doc="testing only: share of calls failed"),
+    )
+    firestore_emulator_host: str | None = field(
+        default=None,
+        metadata=_env("FIRESTORE_EMULATOR_HOST", str, doc="read by the SDK", plain=True),
+    )
+    storage_emulator_host: str | None = field(
+        default=None,
+        metadata=_env("STORAGE_EMULATOR_HOST", str, doc="read by the SDK", plain=True),
+    )
+    pubsub_emulator_host: str | None = field(
+        default=None,
+        metadata=_env("PUBSUB_EMULATOR_HOST", str, doc="read by the SDK", plain=True),
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            name = spec.metadata["env"]
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[spec.name] = spec.metadata["parse"](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.backend == "gcp" and not self.project:
+            raise ConfigError("INGEST_PROJECT is required when INGEST_BACKEND=gcp")
+
+    @property
+    def lease_seconds(self) -> float:
+        return float(self.ack_deadline_seconds)
+
+    @property
+    def renew_every_seconds(self) -> float:
+        # A third of the lease leaves two chances to renew before another worker may take over.
+        return self.lease_seconds / 3
+
+
+def reference() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting: the README's configuration table."""
+    rows = []
+    for spec in fields(Settings):
+        rows.append((spec.metadata["env"], repr(spec.default), cast(str, spec.metadata["doc"])))
+    return rows
+
+
+def replace_settings(settings: Settings, **changes: object) -> Settings:
+    """A copy with some fields changed (tests and the CLI's flags use this)."""
+    from dataclasses import replace
+
+    return replace(settings, **cast(dict[str, Any], changes))
