@@ -75,7 +75,9 @@ def replay(paths: tuple[Path, ...], url: str | None, in_process: bool) -> None:
         sys.exit(1)
 
 
-async def _replay_http(url: str, requests: list[RecordedRequest]) -> list[tuple[str, int, dict[str, Any]]]:
+async def _replay_http(
+    url: str, requests: list[RecordedRequest]
+) -> list[tuple[str, int, dict[str, Any]]]:
     results = []
     async with httpx.AsyncClient(timeout=600) as client:
         for req in requests:
@@ -162,12 +164,13 @@ def upload(source: Path, destination: str) -> None:
     from service.models import ObjectRef
     from service.wiring import build_backends
 
+    data = source.read_bytes()
+
     async def put() -> ObjectRef:
         backends = build_backends(_settings())
         try:
-            return await backends.store.write(
-                ObjectRef(bucket, name), source.read_bytes(), _content_type(source)
-            )
+            ref = ObjectRef(bucket, name)
+            return await backends.store.write(ref, data, _content_type(source))
         finally:
             await backends.close()
 

@@ -150,9 +150,7 @@ class Ingestor:
     async def _claim_and_run(
         self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool
     ) -> UnitOutcome:
-        claim = await self.ledger.claim(
-            key, fingerprint(info), event_id=meta.event_id, force=force
-        )
+        claim = await self.ledger.claim(key, fingerprint(info), event_id=meta.event_id, force=force)
         unit = str(key)
         if isinstance(claim, AlreadyDone):
             result = claim.record.result
@@ -188,8 +186,13 @@ class Ingestor:
             await self.ledger.release(holder.lease)
             raise
         record = await self.ledger.complete(holder.lease, result)
-        log.info("unit %s loaded %d rows (%d quarantined)", unit, result.rows_loaded,
-                 result.rows_quarantined, extra={"unit": unit, "state": record.state.value})
+        log.info(
+            "unit %s loaded %d rows (%d quarantined)",
+            unit,
+            result.rows_loaded,
+            result.rows_quarantined,
+            extra={"unit": unit, "state": record.state.value},
+        )
         return UnitOutcome(unit, Status.LOADED, result.rows_loaded, result.rows_quarantined)
 
     async def _stage_failed(self, lease: Any, unit: str, exc: StageError) -> UnitOutcome:
@@ -202,7 +205,10 @@ class Ingestor:
         log.error("%s", exc)
         quarantined = result.rows_quarantined if result else 0
         return UnitOutcome(
-            unit, Status.FAILED, rows_quarantined=quarantined, error=str(exc.cause),
+            unit,
+            Status.FAILED,
+            rows_quarantined=quarantined,
+            error=str(exc.cause),
             stage=exc.stage,
         )
 
@@ -210,7 +216,9 @@ class Ingestor:
         """Fill in what the event left out (size, encoding) from the store; events may be thin."""
         if info.size and info.content_type is not None:
             return info
-        stored = await self.store.stat(ObjectRef(info.ref.bucket, info.ref.name, info.ref.generation))
+        stored = await self.store.stat(
+            ObjectRef(info.ref.bucket, info.ref.name, info.ref.generation)
+        )
         return ObjectInfo(
             ref=info.ref,
             size=stored.size,

@@ -127,9 +127,7 @@ class Ledger:
         live = current.state is UnitState.IN_PROGRESS and current.lease_expires_at > self.clock()
         if live:
             return Busy(current)
-        takeover = replace(
-            fresh, attempt=current.attempt + 1, created_at=current.created_at
-        )
+        takeover = replace(fresh, attempt=current.attempt + 1, created_at=current.created_at)
         version = await self.store.replace(takeover, stored.version)
         if version is None:
             return None  # someone else moved first: look again

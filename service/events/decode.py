@@ -26,16 +26,40 @@ JSON_TYPES = frozenset({"", "application/json", "text/json", "text/plain"})
 GCS_ATTRIBUTES = {
     name.lower(): name
     for name in (
-        "payloadFormat", "eventType", "bucketId", "objectId", "objectGeneration",
-        "eventTime", "notificationConfig", "overwroteGeneration", "overwrittenByGeneration",
+        "payloadFormat",
+        "eventType",
+        "bucketId",
+        "objectId",
+        "objectGeneration",
+        "eventTime",
+        "notificationConfig",
+        "overwroteGeneration",
+        "overwrittenByGeneration",
     )
 }
 # Header prefixes and names that are transport, never Pub/Sub attributes (unwrapped push).
 TRANSPORT_PREFIXES = ("x-goog-", "x-cloud-", "x-forwarded-", "ce-", "x-envoy-", "sec-")
 TRANSPORT_HEADERS = frozenset(
-    {"host", "content-type", "content-length", "user-agent", "accept", "accept-encoding",
-     "authorization", "connection", "traceparent", "tracestate", "forwarded", "via",
-     "transfer-encoding", "expect", "from", "te", "upgrade", "cookie"}
+    {
+        "host",
+        "content-type",
+        "content-length",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "authorization",
+        "connection",
+        "traceparent",
+        "tracestate",
+        "forwarded",
+        "via",
+        "transfer-encoding",
+        "expect",
+        "from",
+        "te",
+        "upgrade",
+        "cookie",
+    }
 )
 
 

@@ -23,8 +23,20 @@ WriteMode = Literal["append", "replace_partition"]
 
 # BigQuery column types this service can validate and load.
 SUPPORTED_TYPES = frozenset(
-    {"STRING", "INTEGER", "INT64", "FLOAT", "FLOAT64", "NUMERIC", "BOOLEAN", "BOOL",
-     "TIMESTAMP", "DATE", "DATETIME", "BYTES"}
+    {
+        "STRING",
+        "INTEGER",
+        "INT64",
+        "FLOAT",
+        "FLOAT64",
+        "NUMERIC",
+        "BOOLEAN",
+        "BOOL",
+        "TIMESTAMP",
+        "DATE",
+        "DATETIME",
+        "BYTES",
+    }
 )
 # Transform operations and the keys each one requires.
 TRANSFORM_KEYS: dict[str, tuple[str, ...]] = {
@@ -280,7 +292,9 @@ class _Parser:
         max_ratio = raw.get("max_ratio", 0.0 if max_count is None else None)
         if max_count is not None and (not isinstance(max_count, int) or max_count < 0):
             raise self.fail("bad_rows.max_count", "must be a non-negative integer")
-        if max_ratio is not None and not (isinstance(max_ratio, int | float) and 0 <= max_ratio <= 1):
+        if max_ratio is not None and not (
+            isinstance(max_ratio, int | float) and 0 <= max_ratio <= 1
+        ):
             raise self.fail("bad_rows.max_ratio", "must be between 0 and 1")
         return BadRowPolicy(max_count, max_ratio, quarantine)
 

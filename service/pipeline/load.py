@@ -65,9 +65,7 @@ def replace_partition_of(ctx: UnitContext) -> str | None:
     return match.group(1) if match else None
 
 
-async def load(
-    warehouse: Warehouse, ctx: UnitContext, path: Path, table: TableSpec
-) -> LoadResult:
+async def load(warehouse: Warehouse, ctx: UnitContext, path: Path, table: TableSpec) -> LoadResult:
     return await warehouse.load_parquet(
         table, path, ctx.job_id, replace_partition=replace_partition_of(ctx)
     )
@@ -97,8 +95,10 @@ async def write_quarantine(
     """One JSONL object per unit: each bad row with its number, raw content and reason."""
     if not bad and reason is None:
         return None
-    lines = [json.dumps({"row": b.row, "reason": b.reason, "raw": b.raw}, ensure_ascii=False)
-             for b in bad]
+    lines = [
+        json.dumps({"row": b.row, "reason": b.reason, "raw": b.raw}, ensure_ascii=False)
+        for b in bad
+    ]
     if reason is not None:
         lines.append(json.dumps({"row": None, "reason": reason, "raw": None}))
     data = ("\n".join(lines) + "\n").encode("utf-8")

@@ -94,9 +94,7 @@ def _csv_batches(pipeline: Pipeline, feed: Feed) -> Iterator[ParsedBatch]:
         pending.clear()
         row += batch.num_rows
     if pending:
-        empty = pa.RecordBatch.from_arrays(
-            [pa.array([], pa.binary()) for _ in names], names=names
-        )
+        empty = pa.RecordBatch.from_arrays([pa.array([], pa.binary()) for _ in names], names=names)
         yield ParsedBatch(empty, row, pending[:])
 
 

@@ -131,9 +131,7 @@ class Runner:
         while (item := await parsed.get()) is not _END:
             assert isinstance(item, ParsedBatch)
             started = time.perf_counter()
-            result: Transformed = await asyncio.to_thread(
-                transformer, item.batch, item.first_row
-            )
+            result: Transformed = await asyncio.to_thread(transformer, item.batch, item.first_row)
             tally.rows_read += result.rows_in + len(item.bad)
             tally.bad.extend(item.bad)
             tally.bad.extend(result.bad)

@@ -73,8 +73,11 @@ class Transformer:
                 values[t.column] = t.value
             elif t.op == "from_path" and t.pattern:
                 match = re.search(t.pattern, self.ctx.object.ref.name)
-                values[t.column] = None if match is None else (match.groupdict().get("value")
-                                                               or match.group(match.lastindex or 0))
+                values[t.column] = (
+                    None
+                    if match is None
+                    else (match.groupdict().get("value") or match.group(match.lastindex or 0))
+                )
         return values
 
     def __call__(self, batch: pa.RecordBatch, first_row: int) -> Transformed:
@@ -223,6 +226,13 @@ def _timestamp(text: pa.Array, target: pa.DataType, name: str) -> tuple[pa.Array
         return _per_value(text, target, name)
 
 
+def _int64(value: str) -> int:
+    number = int(value.strip())
+    if not -(2**63) <= number < 2**63:
+        raise OverflowError("out of INT64 range")
+    return number
+
+
 def _parse_timestamp(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.strip().replace(" UTC", "+00:00"))
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
@@ -230,6 +240,10 @@ def _parse_timestamp(value: str) -> datetime:
 
 def _parse_datetime(value: str) -> datetime:
     return datetime.fromisoformat(value.strip()).replace(tzinfo=None)
+
+
+def _parse_date(value: str) -> date:
+    return date.fromisoformat(value.strip())
 
 
 def _parse_decimal(value: str) -> Decimal:
@@ -241,12 +255,12 @@ def _parse_decimal(value: str) -> Decimal:
 
 # Python parsers for the slow path, by Arrow type name: exact reasons for bad values.
 PY_PARSERS: dict[str, Callable[[str], object]] = {
-    "int64": lambda v: _int64(v),
+    "int64": _int64,
     "double": lambda v: float(v.strip()),
     "decimal128(38, 9)": _parse_decimal,
     "timestamp[us, tz=UTC]": _parse_timestamp,
     "timestamp[us]": _parse_datetime,
-    "date32[day]": lambda v: date.fromisoformat(v.strip()),
+    "date32[day]": _parse_date,
 }
 # Type-specific vectorized converters; other types use a plain cast.
 CONVERTERS: dict[str, Callable[[pa.Array, pa.DataType, str], tuple[pa.Array, dict[int, str]]]] = {
@@ -261,13 +275,6 @@ CONVERTERS: dict[str, Callable[[pa.Array, pa.DataType, str], tuple[pa.Array, dic
     "DATETIME": _timestamp,
     "DATE": _integer,
 }
-
-
-def _int64(value: str) -> int:
-    number = int(value.strip())
-    if not -(2**63) <= number < 2**63:
-        raise OverflowError("out of INT64 range")
-    return number
 
 
 def _indices(mask: pa.Array) -> list[int]:

@@ -32,7 +32,8 @@ HTTP_STATUS = {
 async def receive() -> ResponseReturnValue:
     rt = runtime()
     started = time.perf_counter()
-    body = await request.get_data(cache=False, as_text=False)
+    raw = await request.get_data(cache=False, as_text=False)
+    body = raw.encode() if isinstance(raw, str) else raw
     headers = dict(request.headers)
     try:
         event = decode(headers, body)

@@ -8,6 +8,7 @@ from quart import Blueprint, jsonify
 from quart.typing import ResponseReturnValue
 
 from service.errors import IngestError
+from service.ports import IdempotencyStore, ObjectStore, Warehouse
 from service.runtime import runtime
 
 blueprint = Blueprint("health", __name__)
@@ -23,7 +24,7 @@ async def healthz() -> ResponseReturnValue:
 @blueprint.get("/readyz")
 async def readyz() -> ResponseReturnValue:
     backends = runtime().backends
-    checks = {
+    checks: dict[str, ObjectStore | Warehouse | IdempotencyStore] = {
         "object_store": backends.store,
         "warehouse": backends.warehouse,
         "ledger": backends.ledger_store,

@@ -175,14 +175,14 @@ def wait_ready(
                 raise PortClashError(f"{name}: port clash\n{log_tail(log_path)}")
             reason = f"exited with code {code} before it was ready"
             break
+        if any(marker in log_tail(log_path, 400) for marker in clash_markers):
+            terminate(process)
+            raise PortClashError(f"{name}: port clash\n{log_tail(log_path)}")
         try:
             if ready():
                 return
         except OSError:
             pass
-        if any(marker in log_tail(log_path, 10) for marker in clash_markers):
-            terminate(process)
-            raise PortClashError(f"{name}: port clash\n{log_tail(log_path)}")
         if time.monotonic() > deadline:
             terminate(process)
             reason = f"was not ready after {timeout:.0f} s (stopped it)"

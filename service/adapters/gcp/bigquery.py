@@ -58,6 +58,7 @@ class BigQueryWarehouse:
         self, path: Path, destination: str, job_id: str, config: bigquery.LoadJobConfig
     ) -> LoadResult:
         adopted = False
+        job: Any
         try:
             with path.open("rb") as source:
                 job = self.client.load_table_from_file(
@@ -75,7 +76,9 @@ class BigQueryWarehouse:
             return
         ref = bigquery.Dataset(f"{self.client.project}.{dataset}")
         ref.location = self.location
-        await self._call(f"create dataset {dataset}", self.client.create_dataset, ref, exists_ok=True)
+        await self._call(
+            f"create dataset {dataset}", self.client.create_dataset, ref, exists_ok=True
+        )
         self._datasets.add(dataset)
 
     async def count_rows(self, table: str) -> int:
@@ -100,9 +103,7 @@ class BigQueryWarehouse:
         return [(name, await self.count_rows(name)) for name in listed]
 
     async def ping(self) -> None:
-        await self._call(
-            "ping bigquery", lambda: list(self.client.list_datasets(max_results=1))
-        )
+        await self._call("ping bigquery", lambda: list(self.client.list_datasets(max_results=1)))
 
     async def close(self) -> None:
         self.client.close()

@@ -38,7 +38,7 @@ class FirestoreLedgerStore:
             raise translate(exc, f"ledger get {key}") from exc
         if not snapshot.exists:
             return None
-        return Stored(from_doc(snapshot.to_dict()), _version(snapshot.update_time))
+        return Stored(from_doc(snapshot.to_dict() or {}), _version(snapshot.update_time))
 
     async def create(self, record: LedgerRecord) -> str | None:
         try:
@@ -76,7 +76,7 @@ class FirestoreLedgerStore:
             snapshots = [s async for s in query.stream()]
         except Exception as exc:
             raise translate(exc, "ledger list") from exc
-        return [Stored(from_doc(s.to_dict()), _version(s.update_time)) for s in snapshots]
+        return [Stored(from_doc(s.to_dict() or {}), _version(s.update_time)) for s in snapshots]
 
     async def ping(self) -> None:
         try:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
+import google.cloud.storage as storage
 
 from service.adapters.gcp.errors import translate
 from service.errors import NotFoundError

@@ -80,9 +80,7 @@ class DirectoryObjectStore:
             base = self.root / bucket
             if not base.is_dir():
                 return []
-            names = sorted(
-                p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file()
-            )
+            names = sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
             return [self._info(bucket, n) for n in names if n.startswith(prefix)]
 
         return await asyncio.to_thread(walk)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.errors import ConfigError
+from service.settings import Settings, reference
+
+
+def test_defaults_with_no_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.backend == "embedded"
+    assert settings.data_dir == Path(".ingest-data")
+    assert settings.max_body_bytes == 32 * 1024 * 1024
+
+
+def test_reads_prefixed_variables() -> None:
+    settings = Settings.from_env(
+        {
+            "INGEST_BACKEND": "gcp",
+            "INGEST_PROJECT": "p1",
+            "INGEST_MAX_BODY_BYTES": "1024",
+            "INGEST_AUTH_ALLOWED_EMAILS": "a@x.iam.gserviceaccount.com, b@x",
+            "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",
+        }
+    )
+    assert settings.backend == "gcp"
+    assert settings.project == "p1"
+    assert settings.max_body_bytes == 1024
+    assert settings.auth_allowed_emails == ("a@x.iam.gserviceaccount.com", "b@x")
+    assert settings.firestore_emulator_host == "127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INGEST_BACKEND", "aws"),
+        ("INGEST_MAX_BODY_BYTES", "-5"),
+        ("INGEST_MAX_BODY_BYTES", "lots"),
+        ("INGEST_FAULT_RATE", "1.5"),
+        ("INGEST_LOG_FORMAT", "xml"),
+    ],
+)
+def test_bad_value_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_gcp_backend_needs_a_project() -> None:
+    with pytest.raises(ConfigError, match="INGEST_PROJECT"):
+        Settings.from_env({"INGEST_BACKEND": "gcp"})
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        settings.backend = "gcp"  # type: ignore[misc]
+
+
+def test_reference_lists_every_variable() -> None:
+    names = {name for name, _, _ in reference()}
+    assert "INGEST_PIPELINES" in names
+    assert "INGEST_RECORD_DIR" in names
+    assert all(n.startswith("INGEST_") or n.endswith("_EMULATOR_HOST") for n in names)
