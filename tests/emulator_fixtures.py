@@ -1,3 +1,115 @@
-"""Session fixtures for the emulators: started on first use, stopped at the end of the session."""
+"""Session fixtures for the emulators: started together on first use, stopped at session end.
+
+Fake-gcs-server publishes OBJECT_FINALIZE notifications to the Pub/Sub emulator (topic
+``NOTIFY_TOPIC``), and the BigQuery emulator reads ``gs://`` URIs from fake-gcs-server's
+folder, so the four form the same chain as production. Tests isolate themselves by unique
+names (bucket, dataset, collection) rather than by wiping, which keeps them fast.
+"""
 
 from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings
+from tests.emulators import (
+    Emulator,
+    ensure_installed,
+    start_bigquery,
+    start_firestore,
+    start_gcs,
+    start_pubsub,
+    stop,
+)
+
+PROJECT = "test"
+NOTIFY_TOPIC = "gcs-notifications"
+
+
+@dataclass(frozen=True)
+class Emulators:
+    firestore: Emulator
+    pubsub: Emulator
+    gcs: Emulator
+    bigquery: Emulator
+
+    def settings(self, **overrides: object) -> Settings:
+        """Settings for the GCP backend on these emulators."""
+        values: dict[str, object] = {
+            "backend": "gcp",
+            "project": PROJECT,
+            "bigquery_endpoint": self.bigquery.url,
+            "firestore_emulator_host": self.firestore.endpoint,
+            "storage_emulator_host": self.gcs.url,
+            "pubsub_emulator_host": self.pubsub.endpoint,
+            "ledger_collection": f"ledger-{uuid.uuid4().hex[:8]}",
+            "log_format": "text",
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    def environ(self) -> dict[str, str]:
+        """Variables for a child process (a served app) to use these emulators."""
+        return {
+            "INGEST_BACKEND": "gcp",
+            "INGEST_PROJECT": PROJECT,
+            "INGEST_BIGQUERY_ENDPOINT": self.bigquery.url,
+            "FIRESTORE_EMULATOR_HOST": self.firestore.endpoint,
+            "STORAGE_EMULATOR_HOST": self.gcs.url,
+            "PUBSUB_EMULATOR_HOST": self.pubsub.endpoint,
+        }
+
+
+@pytest.fixture(scope="session")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
+    ensure_installed()
+    workdir = tmp_path_factory.mktemp("emulators")
+    started: list[Emulator] = []
+    previous: dict[str, str | None] = {}
+    try:
+        firestore = _keep(started, start_firestore(workdir))
+        pubsub = _keep(started, start_pubsub(workdir))
+        gcs = _keep(started, start_gcs(workdir, pubsub=pubsub, project=PROJECT, topic=NOTIFY_TOPIC))
+        bigquery = _keep(started, start_bigquery(workdir, gcs_root=gcs.data_dir, project=PROJECT))
+        found = Emulators(firestore, pubsub, gcs, bigquery)
+        previous.update({k: os.environ.get(k) for k in _client_env(found)})
+        # Google's SDKs read these variables themselves; set them for this test session only.
+        os.environ.update(_client_env(found))
+        yield found
+    finally:
+        for emulator in reversed(started):
+            stop(emulator)
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _keep(started: list[Emulator], emulator: Emulator) -> Emulator:
+    started.append(emulator)
+    return emulator
+
+
+def _client_env(found: Emulators) -> dict[str, str]:
+    return {
+        "FIRESTORE_EMULATOR_HOST": found.firestore.endpoint,
+        "STORAGE_EMULATOR_HOST": found.gcs.url,
+        "PUBSUB_EMULATOR_HOST": found.pubsub.endpoint,
+    }
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short name unique to this test: buckets, datasets and collections use it."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def gcp_settings(emulators: Emulators, tmp_path: Path) -> Settings:
+    return emulators.settings(data_dir=tmp_path / "data")

@@ -30,7 +30,7 @@ _DEFAULT_EXT_DIR = Path(__file__).resolve().parents[2] / ".cache" / "bqemu" / "d
 
 
 def _patch_duckdb(extension_dir: Path) -> None:
-    import duckdb  # noqa: PLC0415  (only in the emulator's venv)
+    import duckdb
 
     original = duckdb.connect
     if getattr(original, "_bqemu_patched", False):
@@ -56,7 +56,7 @@ def _patch_duckdb(extension_dir: Path) -> None:
 
 
 def _patch_objects() -> None:
-    from local_bigquery.engine import (  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+    from local_bigquery.engine import (  # type: ignore[import-not-found, unused-ignore]
         database,
     )
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     _patch_duckdb(extension_dir)
     _patch_objects()
     # Imported only now: the patches above must be in place first.
-    from local_bigquery import cli  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+    from local_bigquery import cli  # type: ignore[import-not-found, unused-ignore]
 
     sys.stdout.flush()
     cli.main(rest)

@@ -27,16 +27,15 @@ from google.cloud import bigquery, firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from google.cloud.storage import Client as StorageClient
 
-# `tests/` is not a package: the emulators package is imported as `emulators` (as pytest's
-# rootdir-relative conftest imports see it, and as mypy names it).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import emulators
-from emulators.process import http_json
+# Run as a file: make the repo root importable, for `tests.emulators`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests import emulators
+from tests.emulators.process import http_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from emulators import Emulator
+    from tests.emulators import Emulator
 
 T = TypeVar("T")
 PROJECT = "test"
@@ -54,7 +53,7 @@ def timed(label: str) -> Iterator[None]:
 
 
 def anonymous() -> AnonymousCredentials:
-    return AnonymousCredentials()  # type: ignore[no-untyped-call]
+    return AnonymousCredentials()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def rss_mb(emu: Emulator) -> float:
