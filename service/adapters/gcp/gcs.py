@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from google.auth.credentials import AnonymousCredentials
-import google.cloud.storage as storage
+from google.cloud.storage import Client as StorageClient
 
 from service.adapters.gcp.errors import translate
 from service.errors import NotFoundError
@@ -16,19 +16,19 @@ from service.settings import Settings
 
 
 class GcsObjectStore:
-    def __init__(self, client: storage.Client) -> None:
+    def __init__(self, client: StorageClient) -> None:
         self.client = client
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GcsObjectStore:
         if settings.storage_emulator_host:
-            client = storage.Client(
+            client = StorageClient(
                 project=settings.project,
                 credentials=AnonymousCredentials(),
                 client_options={"api_endpoint": settings.storage_emulator_host},
             )
         else:
-            client = storage.Client(project=settings.project)
+            client = StorageClient(project=settings.project)
         return cls(client)
 
     async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

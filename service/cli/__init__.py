@@ -1,0 +1,28 @@
+"""The operator's command line: ``ingest serve``, ``ingest replay`` and friends.
+
+``main`` is the click group; each command family lives in its own module of this package and
+registers itself on ``main`` when imported at the bottom of this file (one line per family).
+"""
+
+# The command modules are imported after `main` exists and only for their side effect.
+# ruff: noqa: E402, F401
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """Event-driven ingestion: Cloud Storage files into BigQuery, exactly once.
+
+    Settings come from INGEST_* environment variables; `ingest check-config` lists them.
+    """
+
+
+import service.cli.config
+import service.cli.replay
+import service.cli.serve
+import service.cli.tables
+
+__all__ = ["main"]
