@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from quart import Quart, jsonify
+from quart import Quart, jsonify, request
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from service.logs import configure_logging
+from service.auth import TokenVerifier
+from service.logs import bind_trace, configure_logging, trace_from_headers
 from service.routes import events, health
 from service.runtime import Runtime
 from service.settings import Settings
@@ -19,6 +20,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     runtime = Runtime(settings)
     app.extensions["runtime"] = runtime
+    app.extensions["auth"] = TokenVerifier.from_settings(settings)
 
     @app.before_serving
     async def open_backends() -> None:
@@ -27,6 +29,14 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.after_serving
     async def close_backends() -> None:
         await runtime.close()
+
+    @app.before_request
+    async def bind_request_trace() -> None:
+        # Every line logged while this request is handled carries its trace (Cloud Logging).
+        headers = request.headers
+        bind_trace(
+            trace_from_headers(headers.get("traceparent"), headers.get("X-Cloud-Trace-Context"))
+        )
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> ResponseReturnValue:

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from service.errors import LeaseLostError, PermanentError, StageError, TransientError
+from service.errors import (
+    IngestError,
+    LeaseLostError,
+    PermanentError,
+    StageError,
+    TransientError,
+)
 from service.ledger import (
     AlreadyDone,
     AlreadyFailed,
@@ -17,6 +23,7 @@ from service.ledger import (
     FingerprintMismatch,
     Ledger,
 )
+from service.logs import log_context
 from service.models import (
     Event,
     EventMeta,
@@ -46,6 +53,15 @@ class Status(StrEnum):
 
 
 SEVERITY = {s: i for i, s in enumerate(Status)}
+# Log level of the one line each unit outcome gets.
+UNIT_LOG_LEVEL = {
+    Status.LOADED: logging.INFO,
+    Status.DUPLICATE: logging.INFO,
+    Status.IGNORED: logging.INFO,
+    Status.FAILED: logging.ERROR,
+    Status.BUSY: logging.INFO,
+    Status.TRANSIENT: logging.WARNING,
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,10 @@ class Ingestor:
         self.runner = runner
         self.renew_every = renew_every_seconds
         self.slots = asyncio.Semaphore(max_units_in_flight)
+        # Shutdown: ``draining`` starts no new unit; ``abandon`` cancels the running ones.
+        self.draining = False
+        self._abandoning = False
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def handle(self, event: Event, *, force: bool = False) -> Outcome:
         if isinstance(event, Ignored):
@@ -140,12 +160,44 @@ class Ingestor:
         ref = info.ref
         assert ref.generation is not None
         key = UnitKey(pipeline.name, ref.bucket, ref.name, ref.generation)
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            with log_context(event_id=meta.event_id, unit=key, pipeline=pipeline.name):
+                outcome = await self._run_unit(key, pipeline, info, meta, force=force)
+                log_outcome(outcome)
+                return outcome
+        finally:
+            self._running.discard(task)
+
+    async def _run_unit(
+        self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool
+    ) -> UnitOutcome:
         try:
             async with self.slots:
+                if self.draining:
+                    return UnitOutcome(str(key), Status.TRANSIENT, error="shutting down")
                 return await self._claim_and_run(key, pipeline, info, meta, force=force)
         except TransientError as exc:
-            log.warning("unit %s: transient failure: %s", key, exc)
             return UnitOutcome(str(key), Status.TRANSIENT, error=str(exc))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._abandoning or task is None:
+                raise
+            task.uncancel()  # our own shutdown cancelled it: answer "retry" instead
+            return UnitOutcome(str(key), Status.TRANSIENT, error="given up at shutdown")
+
+    async def abandon(self, wait_seconds: float) -> int:
+        """Cancel the units still running (shutdown); each releases its lease as it stops."""
+        self.draining = True
+        self._abandoning = True
+        running = [task for task in self._running if not task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=wait_seconds)
+        return len(running)
 
     async def _claim_and_run(
         self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool
@@ -180,29 +232,22 @@ class Ingestor:
             return UnitOutcome(unit, Status.TRANSIENT, error=str(exc))
         except PermanentError as exc:
             await self.ledger.fail(holder.lease, str(exc))
-            log.error("unit %s failed: %s", unit, exc)
             return UnitOutcome(unit, Status.FAILED, error=str(exc))
         except TransientError:
             await self.ledger.release(holder.lease)
             raise
-        record = await self.ledger.complete(holder.lease, result)
-        log.info(
-            "unit %s loaded %d rows (%d quarantined)",
-            unit,
-            result.rows_loaded,
-            result.rows_quarantined,
-            extra={"unit": unit, "state": record.state.value},
-        )
+        except asyncio.CancelledError:
+            await self._release(holder.lease)
+            raise
+        await self.ledger.complete(holder.lease, result)
         return UnitOutcome(unit, Status.LOADED, result.rows_loaded, result.rows_quarantined)
 
     async def _stage_failed(self, lease: Any, unit: str, exc: StageError) -> UnitOutcome:
         if exc.transient:
             await self.ledger.release(lease)
-            log.warning("%s (will retry)", exc)
             return UnitOutcome(unit, Status.TRANSIENT, error=str(exc.cause), stage=exc.stage)
         result = exc.cause.result if isinstance(exc.cause, RowsRejected) else None
         await self.ledger.fail(lease, f"{exc.stage}: {exc.cause}", result)
-        log.error("%s", exc)
         quarantined = result.rows_quarantined if result else 0
         return UnitOutcome(
             unit,
@@ -211,6 +256,13 @@ class Ingestor:
             error=str(exc.cause),
             stage=exc.stage,
         )
+
+    async def _release(self, lease: Any) -> None:
+        """Give a cancelled unit's lease up so its redelivery need not wait for it to expire."""
+        try:
+            await self.ledger.release(lease)
+        except IngestError as exc:
+            log.warning("could not release the lease of unit %s: %s", lease.unit, exc)
 
     async def _current(self, info: ObjectInfo) -> ObjectInfo:
         """Fill in what the event left out (size, encoding) from the store; events may be thin."""
@@ -228,6 +280,22 @@ class Ingestor:
             crc32c_base64=info.crc32c_base64 or stored.crc32c_base64,
             updated=info.updated or stored.updated,
         )
+
+
+def log_outcome(outcome: UnitOutcome) -> None:
+    """The one line each unit gets: what happened, rows, and why when it did not load."""
+    detail = f"{outcome.rows_loaded} rows loaded, {outcome.rows_quarantined} quarantined"
+    if outcome.error:
+        where = f" in stage {outcome.stage}" if outcome.stage else ""
+        detail = f"{detail}{where}: {outcome.error}"
+    log.log(
+        UNIT_LOG_LEVEL[outcome.status],
+        "unit %s: %s (%s)",
+        outcome.unit,
+        outcome.status.value,
+        detail,
+        extra={"outcome": outcome.status.value},
+    )
 
 
 def fingerprint(info: ObjectInfo) -> str:

@@ -2,7 +2,9 @@
 
 States: IN_PROGRESS (with an owner and a lease) -> COMPLETED | FAILED. A claim is a put-if-absent;
 an expired lease is taken over with compare-and-set on the store's version token, so a stale owner
-that finishes late cannot overwrite the new owner's record.
+that finishes late cannot overwrite the new owner's record. Every write after the claim is a
+compare-and-set on the version the lease holds: a lease that lost its record raises
+LeaseLostError instead of writing. The stores only get, create, replace and list.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from service.ports import IdempotencyStore
 
 log = logging.getLogger(__name__)
 
-# How long finished records are kept before Firestore's TTL policy may delete them.
+# How long records are kept before Firestore's TTL policy (on ``expire_at``) may delete them.
 RETENTION = timedelta(days=30)
-# Compare-and-set races lost in a row before a claim gives up and answers "busy".
+# Compare-and-set races lost in a row before a claim stops trying and answers from what it sees.
 MAX_CAS_ROUNDS = 5
 
 Clock = Callable[[], datetime]
@@ -46,7 +48,7 @@ class Lease:
 @dataclass(frozen=True)
 class Claimed:
     lease: Lease
-    takeover: bool = False
+    takeover: bool = False  # an expired lease, or a forced re-run of a finished unit
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,15 @@ class Ledger:
         owner: str,
         lease_seconds: float,
         clock: Clock = utcnow,
+        retention: timedelta = RETENTION,
     ) -> None:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
         self.store = store
         self.owner = owner
         self.lease = timedelta(seconds=lease_seconds)
         self.clock = clock
+        self.retention = retention
 
     async def claim(
         self,
@@ -95,44 +101,73 @@ class Ledger:
         event_id: str | None = None,
         force: bool = False,
     ) -> ClaimOutcome:
+        """Take the unit, or say why not. Store failures raise TransientError (retry later)."""
         fresh = self._new_record(unit, fingerprint, event_id)
+        stored: Stored | None = None
         for _ in range(MAX_CAS_ROUNDS):
             version = await self.store.create(fresh)
             if version is not None:
                 return Claimed(Lease(fresh.key, fresh.unit, self.owner, version, fresh))
             stored = await self.store.get(fresh.key)
             if stored is None:
-                continue  # deleted between our create and get: try the create again
-            outcome = await self._claim_existing(stored, fresh, force=force)
-            if outcome is not None:
-                return outcome
-        stored = await self.store.get(fresh.key)
+                continue  # deleted (TTL) between our create and get: create again
+            verdict = self._verdict(stored.record, fresh, force=force)
+            if verdict is not None:
+                return verdict
+            claimed = await self._take_over(stored, fresh)
+            if claimed is not None:
+                return claimed
+        # Every round lost a race: someone else is moving this unit right now.
         if stored is None:
             raise TransientError(f"ledger could not settle a claim for {unit}")
-        return Busy(stored.record)
+        return self._verdict(stored.record, fresh, force=force) or Busy(stored.record)
 
-    async def _claim_existing(
-        self, stored: Stored, fresh: LedgerRecord, *, force: bool
+    def _verdict(
+        self, current: LedgerRecord, fresh: LedgerRecord, *, force: bool
     ) -> ClaimOutcome | None:
-        current = stored.record
+        """The answer for an existing record, or None when the caller may take it over."""
         if _conflicting(current.fingerprint, fresh.fingerprint) and not force:
             log.warning(
-                "unit %s arrived with a different payload fingerprint; refused", current.unit
+                "unit %s refused: its content changed (stored %s from event %s, arriving %s"
+                " from event %s)",
+                current.unit,
+                current.fingerprint,
+                current.event_id,
+                fresh.fingerprint,
+                fresh.event_id,
+                extra={"unit": current.unit, "event_id": fresh.event_id},
             )
             return FingerprintMismatch(current, fresh.fingerprint)
+        if current.state is UnitState.IN_PROGRESS and current.lease_expires_at > self.clock():
+            return Busy(current)  # a live lease is never taken, not even by force
         if current.state is UnitState.COMPLETED and not force:
             return AlreadyDone(current)
         if current.state is UnitState.FAILED and not force:
             return AlreadyFailed(current)
-        live = current.state is UnitState.IN_PROGRESS and current.lease_expires_at > self.clock()
-        if live:
-            return Busy(current)
+        return None
+
+    async def _take_over(self, stored: Stored, fresh: LedgerRecord) -> Claimed | None:
+        """Compare-and-set on the version we read: None when another writer moved first."""
+        current = stored.record
         takeover = replace(fresh, attempt=current.attempt + 1, created_at=current.created_at)
         version = await self.store.replace(takeover, stored.version)
         if version is None:
-            return None  # someone else moved first: look again
+            return None
         if current.state is UnitState.IN_PROGRESS:
-            log.warning("unit %s: expired lease of %s taken over", current.unit, current.owner)
+            log.warning(
+                "unit %s: expired lease of %s taken over (attempt %d)",
+                current.unit,
+                current.owner,
+                takeover.attempt,
+                extra={"unit": current.unit, "event_id": fresh.event_id},
+            )
+        else:
+            log.info(
+                "unit %s: forced re-run of a %s unit",
+                current.unit,
+                current.state.value,
+                extra={"unit": current.unit, "event_id": fresh.event_id},
+            )
         return Claimed(Lease(takeover.key, takeover.unit, self.owner, version, takeover), True)
 
     async def renew(self, lease: Lease) -> Lease:
@@ -141,41 +176,35 @@ class Ledger:
         return await self._write(lease, record)
 
     async def complete(self, lease: Lease, result: UnitResult) -> LedgerRecord:
-        now = self.clock()
-        record = replace(
-            lease.record,
-            state=UnitState.COMPLETED,
-            result=result,
-            error=None,
-            lease_expires_at=now,
-            updated_at=now,
-            expire_at=now + RETENTION,
-        )
-        await self._write(lease, record)
-        return record
+        return await self._finish(lease, UnitState.COMPLETED, result, None)
 
     async def fail(
         self, lease: Lease, reason: str, result: UnitResult | None = None
     ) -> LedgerRecord:
-        now = self.clock()
-        record = replace(
-            lease.record,
-            state=UnitState.FAILED,
-            result=result,
-            error=reason,
-            lease_expires_at=now,
-            updated_at=now,
-            expire_at=now + RETENTION,
-        )
-        await self._write(lease, record)
-        return record
+        return await self._finish(lease, UnitState.FAILED, result, reason)
 
     async def release(self, lease: Lease) -> None:
-        """Give the unit up now (shutdown): a redelivery may take it over at once."""
+        """Give the unit up now (a transient failure, shutdown): a redelivery takes it at once."""
         now = self.clock()
         record = replace(lease.record, lease_expires_at=now, updated_at=now)
         with contextlib.suppress(LeaseLostError):
             await self._write(lease, record)
+
+    async def _finish(
+        self, lease: Lease, state: UnitState, result: UnitResult | None, error: str | None
+    ) -> LedgerRecord:
+        now = self.clock()
+        record = replace(
+            lease.record,
+            state=state,
+            result=result,
+            error=error,
+            lease_expires_at=now,
+            updated_at=now,
+            expire_at=now + self.retention,
+        )
+        await self._write(lease, record)
+        return record
 
     async def _write(self, lease: Lease, record: LedgerRecord) -> Lease:
         version = await self.store.replace(record, lease.version)
@@ -185,7 +214,10 @@ class Ledger:
 
     @contextlib.asynccontextmanager
     async def heartbeat(self, lease: Lease, every_seconds: float) -> AsyncIterator[LeaseHolder]:
-        """Keep the lease alive while the body runs; the holder always has the latest lease."""
+        """Keep the lease alive while the body runs; the holder always has the latest lease.
+
+        A lease lost meanwhile is raised as LeaseLostError when the body ends normally.
+        """
         holder = LeaseHolder(lease)
         task = asyncio.create_task(self._renew_loop(holder, every_seconds))
         try:
@@ -205,6 +237,7 @@ class Ledger:
             try:
                 holder.lease = await self.renew(holder.lease)
             except LeaseLostError as exc:
+                log.warning("%s", exc, extra={"unit": holder.lease.unit})
                 holder.lost = exc
                 return
             except TransientError as exc:
@@ -224,7 +257,7 @@ class Ledger:
             attempt=1,
             created_at=now,
             updated_at=now,
-            expire_at=now + RETENTION,
+            expire_at=now + self.retention,
             event_id=event_id,
             object_uri=f"gs://{unit.bucket}/{unit.name}#{unit.generation}",
         )

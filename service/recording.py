@@ -8,6 +8,7 @@ are accepted by replay too (they are turned into requests with the right content
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from typing import Any
 from service.errors import EnvelopeError
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Headers never written to a recording: credentials, and an operator's one-off forced re-run.
+UNRECORDED_HEADERS = frozenset({"authorization", "x-ingest-force"})
+# File suffixes that replay reads from a folder.
+EVENT_SUFFIXES = (".json", ".jsonl", ".ndjson")
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ def to_json(headers: dict[str, str], body: bytes) -> dict[str, Any]:
 
 def record_request(directory: Path, event_id: str, headers: dict[str, str], body: bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    kept = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    kept = {k: v for k, v in headers.items() if k.lower() not in UNRECORDED_HEADERS}
     name = SAFE_NAME.sub("_", event_id)[:100] or "event"
     path = directory / f"{name}.json"
     path.write_text(json.dumps(to_json(kept, body), indent=2, ensure_ascii=False))
@@ -47,9 +52,14 @@ def from_json(raw: Any, source: str = "") -> RecordedRequest:
     if not isinstance(raw, dict):
         raise EnvelopeError(f"{source}: not a JSON object")
     if "headers" in raw and ("body" in raw or "body_base64" in raw):
+        if not isinstance(raw["headers"], dict):
+            raise EnvelopeError(f"{source}: recording's headers are not an object")
         headers = {str(k): str(v) for k, v in raw["headers"].items()}
         if "body_base64" in raw:
-            body = base64.b64decode(raw["body_base64"])
+            try:
+                body = base64.b64decode(str(raw["body_base64"]), validate=True)
+            except binascii.Error as exc:
+                raise EnvelopeError(f"{source}: body_base64 is not base64") from exc
         elif isinstance(raw["body"], str):
             body = raw["body"].encode("utf-8")
         else:
@@ -62,18 +72,47 @@ def from_json(raw: Any, source: str = "") -> RecordedRequest:
 
 
 def load_requests(path: Path) -> list[RecordedRequest]:
-    """Every request in a file (.json, or .jsonl with one per line) or a folder of them."""
+    """Every request in a file (JSON values, one or more, or JSONL) or a folder of them."""
     if path.is_dir():
         found: list[RecordedRequest] = []
         for child in sorted(path.rglob("*")):
-            if child.suffix in (".json", ".jsonl") and child.is_file():
+            if child.suffix in EVENT_SUFFIXES and child.is_file():
                 found.extend(load_requests(child))
         return found
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        return [
-            from_json(json.loads(line), f"{path}:{n}")
-            for n, line in enumerate(text.splitlines(), 1)
-            if line.strip()
-        ]
-    return [from_json(json.loads(text), str(path))]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvelopeError(f"{path}: not UTF-8 text") from exc
+    return parse_requests(text, str(path))
+
+
+def parse_requests(text: str, source: str) -> list[RecordedRequest]:
+    """The requests in JSON text: one value or several in a row (JSONL, or pretty-printed one
+    after another), each an object or an array of objects. Sources name the starting line.
+    """
+    decoder = json.JSONDecoder()
+    values: list[tuple[int, Any]] = []
+    pos, counted, line = _skip_space(text, 0), 0, 1
+    while pos < len(text):
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise EnvelopeError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+        line += text.count("\n", counted, pos)
+        counted = pos
+        values.append((line, value))
+        pos = _skip_space(text, end)
+    single = len(values) == 1
+    requests: list[RecordedRequest] = []
+    for line, value in values:
+        where = source if single else f"{source}:{line}"
+        items = value if isinstance(value, list) else [value]
+        for n, item in enumerate(items):
+            requests.append(from_json(item, f"{where}[{n}]" if isinstance(value, list) else where))
+    return requests
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos

@@ -13,6 +13,9 @@ from service.wiring import Backends, build_backends, build_ingestor, load_config
 
 log = logging.getLogger(__name__)
 
+# At shutdown, how long the units given up get to release their leases before clients close.
+ABANDON_TIMEOUT_SECONDS = 1.5
+
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
@@ -21,6 +24,13 @@ class Runtime:
         self.pipelines: PipelineSet = load_config(settings)
         self._backends: Backends | None = None
         self._ingestor: Ingestor | None = None
+        self.draining = False
+
+    def drain(self) -> None:
+        """Shutdown has begun: refuse new events (the platform redelivers them elsewhere)."""
+        self.draining = True
+        if self._ingestor is not None:
+            self._ingestor.draining = True
 
     async def open(self) -> None:
         self._backends = build_backends(self.settings)
@@ -32,6 +42,11 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        if self._ingestor is not None:
+            # Hypercorn's grace time is over: whatever still runs is given up, leases released.
+            given_up = await self._ingestor.abandon(ABANDON_TIMEOUT_SECONDS)
+            if given_up:
+                log.warning("shutdown: gave up %d unit(s) still running; leases released", given_up)
         if self._backends is not None:
             await self._backends.close()
             self._backends = None

@@ -101,6 +101,12 @@ class Settings:
             "ACK_DEADLINE_SECONDS", _positive_int, doc="push ack deadline; the lease length"
         ),
     )
+    ledger_lease_seconds: int | None = field(
+        default=None,
+        metadata=_env(
+            "LEASE_SECONDS", _positive_int, doc="ledger lease length (default: the ack deadline)"
+        ),
+    )
     max_body_bytes: int = field(
         default=32 * MIB,
         metadata=_env("MAX_BODY_BYTES", _positive_int, doc="largest request body accepted"),
@@ -120,6 +126,12 @@ class Settings:
     record_dir: Path | None = field(
         default=None,
         metadata=_env("RECORD_DIR", Path, doc="write every accepted event here for replay"),
+    )
+    allow_force: bool = field(
+        default=False,
+        metadata=_env(
+            "ALLOW_FORCE", _parse_bool, doc="honour X-Ingest-Force: 1 (replay --force); keep off"
+        ),
     )
     log_format: LogFormat = field(
         default="auto",
@@ -185,7 +197,7 @@ class Settings:
 
     @property
     def lease_seconds(self) -> float:
-        return float(self.ack_deadline_seconds)
+        return float(self.ledger_lease_seconds or self.ack_deadline_seconds)
 
     @property
     def renew_every_seconds(self) -> float:

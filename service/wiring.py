@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.ingest import Ingestor
 from service.ledger import Ledger
@@ -32,6 +32,20 @@ def owner_id() -> str:
 
 
 def build_backends(settings: Settings) -> Backends:
+    backends = _real_backends(settings)
+    if settings.fault_rate <= 0:
+        return backends
+    from service.adapters.faults import FaultInjector, FaultyObjectStore, FaultyWarehouse
+
+    faults = FaultInjector(settings.fault_rate)
+    return replace(
+        backends,
+        store=FaultyObjectStore(backends.store, faults),
+        warehouse=FaultyWarehouse(backends.warehouse, faults),
+    )
+
+
+def _real_backends(settings: Settings) -> Backends:
     if settings.backend == "gcp":
         from service.adapters.gcp import build as build_gcp
 

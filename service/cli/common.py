@@ -1,10 +1,13 @@
-"""What every command shares: the console, settings with flag overrides, backends for a while."""
+"""What every command shares: consoles, settings with flag overrides, backends for a while."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -12,11 +15,24 @@ from rich.console import Console
 from service.errors import ConfigError, IngestError
 from service.settings import Settings, replace_settings
 
+if TYPE_CHECKING:
+    from service.ingest import Ingestor
+    from service.pipeline.config import PipelineSet
+    from service.wiring import Backends
+
 T = TypeVar("T")
 
+# Tables fit a terminal; piped or captured output gets room for paths instead of 80 columns.
+PIPED_WIDTH = 140
+
 console = Console()
-# Errors and progress go to stderr so stdout stays clean for JSON that is piped on.
+# Progress and notes go to stderr so stdout stays clean for JSON that is piped on.
 err_console = Console(stderr=True)
+for _console in (console, err_console):
+    if not _console.is_terminal:
+        _console.width = max(_console.width, PIPED_WIDTH)
+# Relative --since values: a number and one of these units.
+SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -29,6 +45,15 @@ def load_settings(**overrides: Any) -> Settings:
     return replace_settings(settings, **changes) if changes else settings
 
 
+def load_pipelines(settings: Settings) -> PipelineSet:
+    from service.wiring import load_config
+
+    try:
+        return load_config(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine; the project's own errors become one clear line, not a traceback."""
     try:
@@ -39,3 +64,45 @@ def run_async(work: Callable[[], Awaitable[T]]) -> T:
 
 async def _call(work: Callable[[], Awaitable[T]]) -> T:
     return await work()
+
+
+@contextlib.asynccontextmanager
+async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
+    from service.wiring import build_backends
+
+    backends = build_backends(settings)
+    try:
+        yield backends
+    finally:
+        await backends.close()
+
+
+@contextlib.asynccontextmanager
+async def open_ingestor(settings: Settings, pipelines: PipelineSet) -> AsyncIterator[Ingestor]:
+    """The same ingestor the server runs, for in-process work (replay, sweep, retry)."""
+    from service.wiring import build_ingestor
+
+    async with open_backends(settings) as backends:
+        yield build_ingestor(settings, backends, pipelines)
+
+
+def parse_since(raw: str | None, now: datetime | None = None) -> datetime | None:
+    """``--since``: an ISO 8601 instant (UTC when no offset) or an age such as 30m, 2h, 7d."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    unit = SINCE_UNITS.get(text[-1:].lower())
+    if unit is not None and text[:-1].isdigit():
+        return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * unit)
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{raw!r} is neither an ISO 8601 time nor an age like 30m, 2h, 7d", param_hint="--since"
+        ) from exc
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout, plain (no colour codes), for scripts and pipes."""
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))

@@ -1,100 +1,282 @@
-"""``ingest replay``: recorded events against a running service or in-process."""
+"""``ingest replay``: recorded events against a running service, in-process, or decoded only."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import click
-import httpx
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from service.cli import main
-from service.cli.common import console, load_settings
-from service.errors import ConfigError, IngestError
-from service.recording import RecordedRequest, load_requests
-from service.settings import Settings
+from service.cli import main, replaying
+from service.cli.common import console, err_console, load_pipelines, load_settings, run_async
+from service.cli.render import cell, number, outcome, source_label, table
+from service.cli.replaying import Result, Unreachable
+from service.errors import IngestError
+from service.recording import RecordedRequest, load_requests, parse_requests
+
+# Past this many events the table shows only the ones that did not succeed.
+TABLE_LIMIT = 100
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--to", "url", help="POST to a running service at this URL.")
-@click.option("--in-process", is_flag=True, help="Run the events here, without a server.")
-def replay(paths: tuple[Path, ...], url: str | None, in_process: bool) -> None:
-    """Replay recorded events (files, folders, JSONL)."""
-    if bool(url) == in_process:
-        raise click.UsageError("give exactly one of --to URL or --in-process")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
+@click.option(
+    "--to",
+    "url",
+    metavar="URL",
+    envvar="INGEST_REPLAY_URL",
+    help="POST each event to the service at this URL (env INGEST_REPLAY_URL).",
+)
+@click.option("--in-process", is_flag=True, help="Run the events here, with no server.")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 256),
+    default=4,
+    show_default=True,
+    envvar="INGEST_REPLAY_CONCURRENCY",
+    help="Events in flight at once (env INGEST_REPLAY_CONCURRENCY).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Re-run units already COMPLETED or FAILED. Over HTTP this sends X-Ingest-Force: 1, "
+    "which the service honours only with INGEST_ALLOW_FORCE=true (otherwise it answers 403).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Decode each event and show what would run; run nothing."
+)
+@click.option(
+    "--header",
+    "-H",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Add a header to every request with --to, e.g. "
+    '-H "Authorization: Bearer $(gcloud auth print-identity-token)".',
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for each answer with --to.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per event, no table.")
+@click.pass_context
+def replay(
+    ctx: click.Context,
+    *,
+    paths: tuple[Path, ...],
+    url: str | None,
+    in_process: bool,
+    concurrency: int,
+    force: bool,
+    dry_run: bool,
+    headers: tuple[str, ...],
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Replay recorded events from PATHS: files, folders, or - for stdin.
+
+    A file holds one JSON event or many (JSONL, or one after another): structured CloudEvents,
+    Pub/Sub push envelopes, or recorded requests (what INGEST_RECORD_DIR writes, and what
+    `ingest event` prints). Folders are read for *.json, *.jsonl and *.ndjson files.
+
+    Exits non-zero when any event did not end loaded, duplicate or ignored.
+
+    \b
+    Examples:
+      ingest replay examples/events --in-process
+      ingest replay recorded/ --to http://127.0.0.1:8080/ -c 8
+      ingest event storage --bucket landing --name orders/a.csv | ingest replay - --in-process
+    """
+    from_env = ctx.get_parameter_source("url") is click.core.ParameterSource.ENVIRONMENT
+    if url and in_process and from_env:
+        url = None  # an explicit --in-process wins over INGEST_REPLAY_URL
+    if not dry_run and bool(url) == in_process:
+        raise click.UsageError("give exactly one of --to URL or --in-process (or --dry-run)")
+    if url and not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--to")
+    extra = _headers(headers)
+    requests = _load(paths)
+    started = time.perf_counter()
+    if dry_run:
+        results = replaying.dry_run(load_pipelines(load_settings()), requests)
+    elif url:
+        results = _over_http(
+            url, requests, concurrency=concurrency, force=force, headers=extra, timeout=timeout
+        )
+    else:
+        results = _in_process(requests, concurrency, force)
+    _report(results, time.perf_counter() - started, as_json=as_json, dry=dry_run)
+
+
+def _over_http(
+    url: str,
+    requests: list[RecordedRequest],
+    *,
+    concurrency: int,
+    force: bool,
+    headers: dict[str, str],
+    timeout: float,
+) -> list[Result]:
+    """No local settings or pipelines needed: the service at the URL has its own."""
+    with _progress(len(requests)) as tick:
+        work = replaying.over_http(
+            url,
+            requests,
+            concurrency=concurrency,
+            force=force,
+            extra_headers=headers,
+            request_timeout=timeout,
+            tick=tick,
+        )
+        try:
+            return asyncio.run(work)
+        except Unreachable as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _in_process(requests: list[RecordedRequest], concurrency: int, force: bool) -> list[Result]:
+    settings = load_settings()
+    pipelines = load_pipelines(settings)
+    with _progress(len(requests)) as tick:
+        return run_async(
+            lambda: replaying.in_process(
+                settings, pipelines, requests, concurrency=concurrency, force=force, tick=tick
+            )
+        )
+
+
+def _headers(raw: tuple[str, ...]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in raw:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not 'NAME: VALUE'", param_hint="--header")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _load(paths: tuple[Path, ...]) -> list[RecordedRequest]:
     requests: list[RecordedRequest] = []
     for path in paths:
-        if not path.exists():
-            raise click.ClickException(f"{path}: no such file or folder")
         try:
-            requests.extend(load_requests(path))
-        except (ValueError, IngestError) as exc:
-            raise click.ClickException(f"{path}: {exc}") from exc
-    if url:
-        results = asyncio.run(_replay_http(url, requests))
+            if str(path) == "-":
+                found = parse_requests(sys.stdin.read(), "<stdin>")
+            elif not path.exists():
+                raise click.ClickException(f"{path}: no such file or folder")
+            else:
+                found = load_requests(path)
+        except IngestError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if not found:
+            raise click.ClickException(f"{path}: no events found (*.json, *.jsonl, *.ndjson)")
+        requests.extend(found)
+    return requests
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr for runs of more than one event on a terminal."""
+    progress = Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=total < 2 or not err_console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("replay", total=total)
+        yield lambda: progress.advance(task)
+
+
+def _report(results: list[Result], seconds: float, *, as_json: bool, dry: bool) -> None:
+    if as_json:
+        for r in results:
+            line = {"source": r.source, "http_status": r.http_status, **r.body}
+            click.echo(json.dumps({**line, "seconds": round(r.seconds, 4)}, ensure_ascii=False))
     else:
-        results = asyncio.run(_replay_in_process(load_settings(), requests))
-    _print_results(results)
-    if any(status >= 400 and status != 429 for _, status, _ in results):
-        sys.exit(1)
+        _table(results, dry=dry)
+    failed = [r for r in results if not r.ok]
+    out = err_console if as_json else console
+    out.print(_summary(results, seconds), highlight=False)
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(results)} events did not succeed")
 
 
-async def _replay_http(
-    url: str, requests: list[RecordedRequest]
-) -> list[tuple[str, int, dict[str, Any]]]:
-    results = []
-    async with httpx.AsyncClient(timeout=600) as client:
-        for req in requests:
-            try:
-                response = await client.post(url, headers=req.headers, content=req.body)
-            except httpx.HTTPError as exc:
-                raise click.ClickException(f"{url}: {type(exc).__name__}: {exc}") from exc
-            results.append((req.source, response.status_code, _json_or_text(response)))
-    return results
-
-
-async def _replay_in_process(
-    settings: Settings, requests: list[RecordedRequest]
-) -> list[tuple[str, int, dict[str, Any]]]:
-    from service.app import create_app
-
-    try:
-        app = create_app(settings)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    results = []
-    async with app.test_app() as test_app:
-        client = test_app.test_client()
-        for req in requests:
-            response = await client.post("/", headers=req.headers, data=req.body)
-            body = await response.get_json()
-            results.append((req.source, response.status_code, body or {}))
-    return results
-
-
-def _json_or_text(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {"text": response.text[:200]}
-    return data if isinstance(data, dict) else {"value": data}
-
-
-def _print_results(results: list[tuple[str, int, dict[str, Any]]]) -> None:
-    table = Table(title="replay")
-    for column in ("event", "HTTP", "status", "rows loaded", "quarantined", "reason"):
-        table.add_column(column)
-    for source, status, body in results:
-        table.add_row(
-            Path(source.split(":")[0]).name,
-            str(status),
-            str(body.get("status", "")),
-            str(body.get("rows_loaded", "")),
-            str(body.get("rows_quarantined", "")),
-            str(body.get("reason", "")),
+def _table(results: list[Result], *, dry: bool) -> None:
+    shown = results if len(results) <= TABLE_LIMIT else [r for r in results if not r.ok]
+    title = "replay (dry run: nothing was run)" if dry else "replay"
+    if len(shown) < len(results):
+        title += f": the {len(shown)} of {len(results)} events that did not succeed"
+    if dry:
+        t = table(title, ["event", "id", "shape", ("plan", "nowrap"), "units / reason"])
+        for r in shown:
+            t.add_row(
+                cell(source_label(r.source)),
+                cell(r.body.get("event_id")),
+                cell(r.body.get("shape")),
+                outcome(r.status),
+                cell(r.body.get("reason")),
+            )
+    else:
+        t = table(
+            title,
+            [
+                "event",
+                "id",
+                ("HTTP", "right"),
+                ("outcome", "nowrap"),
+                "units",
+                ("loaded", "right"),
+                ("quarantined", "right"),
+                ("ms", "right"),
+                "reason",
+            ],
         )
-    console.print(table)
+        for r in shown:
+            t.add_row(
+                cell(source_label(r.source)),
+                cell(r.body.get("event_id")),
+                cell(r.http_status or "-"),
+                outcome(r.status),
+                cell(_units(r)),
+                number(r.body.get("rows_loaded")),
+                number(r.body.get("rows_quarantined")),
+                number(round(r.seconds * 1000, 1)),
+                cell(r.body.get("reason")),
+            )
+    console.print(t)
+
+
+def _units(result: Result) -> str:
+    """How many units the event made; their outcomes too when they differ from the event's."""
+    units = result.body.get("units")
+    if not isinstance(units, dict) or not units:
+        return ""
+    if list(units) == [result.status]:
+        return str(units[result.status])
+    return ", ".join(f"{n} {status}" for status, n in units.items())
+
+
+def _summary(results: list[Result], seconds: float) -> str:
+    counts = Counter(r.status for r in results)
+    parts = ", ".join(f"{n} {status}" for status, n in counts.most_common())
+    loaded = sum(int(r.body.get("rows_loaded") or 0) for r in results)
+    quarantined = sum(int(r.body.get("rows_quarantined") or 0) for r in results)
+    events = "event" if len(results) == 1 else "events"
+    return (
+        f"{len(results)} {events} in {seconds:.2f} s: {parts}; "
+        f"rows loaded {loaded:,}, quarantined {quarantined:,}"
+    )

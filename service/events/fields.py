@@ -1,26 +1,45 @@
-"""Small, strict readers for wire values (int64 as string or number, timestamps, base64)."""
+"""Small, strict readers for wire values (int64 as string or number, timestamps, base64, JSON).
+
+Every reader either returns a value or raises EnvelopeError with a message naming only the
+field, never the value: nothing read from a request goes back in an answer.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from service.errors import EnvelopeError
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# ASCII digits only: str.isdigit() and int() also accept other scripts' digits ("٣" == 3).
+INT64_TEXT = re.compile(r"-?[0-9]{1,19}")
+
 
 def int64(value: Any, field: str) -> int | None:
+    """An int64 as Google's JSON APIs send it: a decimal string, or (sometimes) a number."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise EnvelopeError(f"{field} is not an integer")
-    if isinstance(value, int):
+    if isinstance(value, str) and INT64_TEXT.fullmatch(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise EnvelopeError(f"{field} is not an integer")
+    raise EnvelopeError(f"{field} is not an int64")
+
+
+def lenient_int(value: Any) -> int | None:
+    """An int64 that is only informative (a delivery attempt): unreadable means unknown."""
+    try:
+        return int64(value, "value")
+    except EnvelopeError:
+        return None
 
 
 def text(value: Any, field: str, *, required: bool = False) -> str | None:
@@ -36,27 +55,40 @@ def text(value: Any, field: str, *, required: bool = False) -> str | None:
 def timestamp(value: Any) -> datetime | None:
     """RFC 3339 time, or None when absent or unreadable (a time is never worth a 400)."""
     if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not value:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value or len(value) > 64:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError):
         return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def b64decode(value: Any, field: str) -> bytes:
+    """Pub/Sub data: standard base64 (what Google sends), or the URL-safe alphabet."""
     if value is None or value == "":
         return b""
     if not isinstance(value, str):
         raise EnvelopeError(f"{field} is not base64 text")
+    padded = value + "=" * (-len(value) % 4)
     try:
-        return base64.b64decode(value, validate=True)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        return base64.b64decode(padded, altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
-        try:
-            return base64.urlsafe_b64decode(value)
-        except (binascii.Error, ValueError):
-            raise EnvelopeError(f"{field} is not valid base64") from exc
+        raise EnvelopeError(f"{field} is not valid base64") from exc
+
+
+def parse_json(data: bytes | str, what: str) -> Any:
+    """JSON, or EnvelopeError for anything json.loads can raise (deep nesting, huge ints...)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and int digit limits.
+        raise EnvelopeError(f"{what} is not JSON") from exc
 
 
 def mapping(value: Any, field: str) -> Mapping[str, Any]:
@@ -68,8 +100,11 @@ def mapping(value: Any, field: str) -> Mapping[str, Any]:
 
 
 def str_mapping(value: Any, field: str) -> dict[str, str]:
+    """Pub/Sub attributes: a map of strings to strings."""
     raw = mapping(value, field)
-    return {str(k): str(v) for k, v in raw.items()}
+    if not all(isinstance(v, str) for v in raw.values()):
+        raise EnvelopeError(f"{field} values are not all strings")
+    return {str(k): v for k, v in raw.items()}
 
 
 def first(raw: Mapping[str, Any], *names: str) -> Any:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from service.errors import EnvelopeError
-from service.events.fields import b64decode, first, int64, str_mapping, text, timestamp
+from service.events.fields import b64decode, first, int64, parse_json, str_mapping, text, timestamp
 from service.events.storage import storage_event
 from service.models import Event, EventMeta, Ignored, SweepRequested
+
+# A logical date as a scheduler message gives it: the day only, ISO 8601.
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Attributes that make a message a Cloud Storage notification (eventType plus one of these).
+GCS_MARKERS = ("payloadFormat", "bucketId", "objectId")
 
 
 @dataclass(frozen=True)
@@ -37,30 +42,25 @@ def message_from_json(raw: Any) -> Message:
 def interpret(message: Message, meta: EventMeta) -> Event:
     """What a message means: a GCS notification, a sweep request, or an ignored message."""
     attrs = message.attributes
-    if attrs.get("payloadFormat") == "JSON_API_V1" or "objectId" in attrs:
-        return _gcs_notification(message, meta)
-    if attrs.get("payloadFormat") == "NONE" and "eventType" in attrs:
+    if "eventType" in attrs and any(marker in attrs for marker in GCS_MARKERS):
         return _gcs_notification(message, meta)
     return _scheduler(message, meta)
 
 
 def _gcs_notification(message: Message, meta: EventMeta) -> Event:
+    """A Cloud Storage Pub/Sub notification; with payloadFormat NONE the attributes say it all."""
     attrs = message.attributes
-    event_type = attrs.get("eventType", "")
     meta = EventMeta(
         event_id=meta.event_id,
-        event_type=event_type or meta.event_type,
+        event_type=attrs["eventType"],
         source=meta.source,
         time=timestamp(attrs.get("eventTime")) or meta.time,
         shape=meta.shape + "+gcs-notification",
         delivery_attempt=meta.delivery_attempt,
     )
     data: Any = None
-    if message.data:
-        try:
-            data = json.loads(message.data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EnvelopeError("GCS notification data is not JSON") from exc
+    if message.data.strip() and attrs.get("payloadFormat") != "NONE":
+        data = parse_json(message.data, "GCS notification data")
     return storage_event(
         meta,
         data,
@@ -71,24 +71,35 @@ def _gcs_notification(message: Message, meta: EventMeta) -> Event:
 
 
 def _scheduler(message: Message, meta: EventMeta) -> Event:
-    payload: Any = None
-    if message.data:
+    """A Cloud Scheduler job's message: JSON data (or attributes) naming a pipeline."""
+    payload: Any = {}
+    if message.data.strip():
         try:
-            payload = json.loads(message.data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            payload = parse_json(message.data, "message data")
+        except EnvelopeError:
             return Ignored(meta, "message data is not JSON")
     if not isinstance(payload, Mapping):
-        payload = {}
+        return Ignored(meta, "message data is not a JSON object")
     # Attributes may carry the request when the data is empty (a Scheduler job's attributes).
     merged = {**message.attributes, **payload}
     pipeline = merged.get("pipeline")
-    if not isinstance(pipeline, str) or not pipeline:
+    if not isinstance(pipeline, str) or not pipeline.strip():
         return Ignored(meta, "message names no pipeline")
-    date = merged.get("date") or merged.get("logical_date")
-    prefix = merged.get("prefix")
-    return SweepRequested(
-        meta,
-        pipeline=pipeline,
-        date=str(date) if date else None,
-        prefix=str(prefix) if prefix else None,
-    )
+    # An empty date or prefix means none (a job template with a blank field).
+    day = first(merged, "date", "logical_date", "logicalDate") or None
+    prefix = merged.get("prefix") or None
+    if day is not None and not _is_date(day):
+        return Ignored(meta, "date is not YYYY-MM-DD")
+    if prefix is not None and not isinstance(prefix, str):
+        return Ignored(meta, "prefix is not a string")
+    return SweepRequested(meta, pipeline=pipeline.strip(), date=day, prefix=prefix)
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ FINALIZE_TYPES = frozenset(
         "google.storage.object.finalize",  # legacy background function event
     }
 )
-# Storage event types we understand and deliberately do not ingest.
+# Storage event types we understand and deliberately do not ingest, with the logged reason.
 NON_INGEST_TYPES = {
     "google.cloud.storage.object.v1.deleted": "object deleted",
     "google.cloud.storage.object.v1.archived": "object archived",
@@ -29,6 +30,9 @@ NON_INGEST_TYPES = {
     "google.storage.object.archive": "object archived",
     "google.storage.object.metadataUpdate": "metadata updated",
 }
+# Cloud Storage bucket names: lower-case letters, digits, '-', '_', '.'; 3 to 222 characters.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+MAX_OBJECT_NAME_BYTES = 1024
 
 
 def storage_event(
@@ -44,26 +48,49 @@ def storage_event(
         return Ignored(meta, NON_INGEST_TYPES[meta.event_type])
     if meta.event_type not in FINALIZE_TYPES:
         return Ignored(meta, "unknown storage event type")
-    resource: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
     if data is not None and not isinstance(data, Mapping):
         raise EnvelopeError("storage event data is not an object resource")
+    resource: Mapping[str, Any] = data or {}
     bucket_name = text(resource.get("bucket"), "bucket") or bucket
     object_name = text(resource.get("name"), "name") or name
     if not bucket_name or not object_name:
         raise EnvelopeError("storage event names no bucket and object")
     gen = int64(resource.get("generation"), "generation")
+    ref = ObjectRef(
+        _bucket(bucket_name), _object_name(object_name), gen if gen is not None else generation
+    )
+    if ref.generation is None or ref.generation <= 0:
+        raise EnvelopeError("storage event names no object generation")
+    size = int64(resource.get("size"), "size") or 0
+    if size < 0:
+        raise EnvelopeError("size is negative")
     info = ObjectInfo(
-        ref=ObjectRef(bucket_name, object_name, gen if gen is not None else generation),
-        size=int64(resource.get("size"), "size") or 0,
+        ref=ref,
+        size=size,
         content_type=text(resource.get("contentType"), "contentType"),
         content_encoding=text(resource.get("contentEncoding"), "contentEncoding"),
         md5_base64=text(resource.get("md5Hash"), "md5Hash"),
         crc32c_base64=text(resource.get("crc32c"), "crc32c"),
         updated=timestamp(resource.get("updated")),
     )
-    if info.ref.generation is None:
-        raise EnvelopeError("storage event names no object generation")
     return ObjectFinalized(meta, info, int64(resource.get("metageneration"), "metageneration"))
+
+
+def _bucket(name: str) -> str:
+    if not BUCKET_NAME.fullmatch(name):
+        raise EnvelopeError("bucket is not a valid Cloud Storage bucket name")
+    return name
+
+
+def _object_name(name: str) -> str:
+    """Cloud Storage's rules: 1 to 1024 bytes of UTF-8, no CR or LF, not "." or ".."."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate from a JSON "\\ud800" escape
+        raise EnvelopeError("object name is not valid Unicode") from exc
+    if size > MAX_OBJECT_NAME_BYTES or "\r" in name or "\n" in name or name in (".", ".."):
+        raise EnvelopeError("object name is not a valid Cloud Storage object name")
+    return name
 
 
 def split_source(source: str) -> tuple[str | None, str | None]:

@@ -1,6 +1,7 @@
 """The pipelines file (TOML): what each pipeline reads, how, and where it loads.
 
-Validated once at start-up; every error names the file, the pipeline and the field.
+Validated once at start-up; every error names the file, the pipeline and the field, and every
+pipeline is checked, so one run of ``ingest check-config`` lists all broken pipelines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from service.models import Column, TableSpec
 Format = Literal["csv", "ndjson", "parquet"]
 Compression = Literal["auto", "gzip", "none"]
 WriteMode = Literal["append", "replace_partition"]
+PartitionSource = Literal["path", "column"]
 
 # BigQuery column types this service can validate and load.
 SUPPORTED_TYPES = frozenset(
@@ -38,12 +40,15 @@ SUPPORTED_TYPES = frozenset(
         "BYTES",
     }
 )
+# Column types a `cast` transform with a strptime format can produce.
+TIME_TYPES = frozenset({"DATE", "DATETIME", "TIMESTAMP"})
 # Transform operations and the keys each one requires.
 TRANSFORM_KEYS: dict[str, tuple[str, ...]] = {
     "rename": ("column", "to"),
     "drop": ("column",),
     "constant": ("column", "value"),
     "from_path": ("column", "pattern"),
+    "cast": ("column", "format"),
 }
 # Lineage columns added to every loaded row when a pipeline asks for lineage.
 LINEAGE_COLUMNS = (
@@ -52,16 +57,20 @@ LINEAGE_COLUMNS = (
     Column("_event_id", "STRING"),
     Column("_ingested_at", "TIMESTAMP"),
 )
+# The date found in an object's path when a pipeline replaces one partition per file.
+DEFAULT_PARTITION_PATTERN = r"(\d{4}-\d{2}-\d{2})"
+DEFAULT_QUARANTINE_PREFIX = "_quarantine/"
 
 
 @dataclass(frozen=True)
 class CsvOptions:
     delimiter: str = ","
     header: bool = True
-    quote_char: str = '"'
+    quote_char: str = '"'  # "" turns quoting off
     null_values: tuple[str, ...] = ("",)
     encoding: str = "utf-8"
-    skip_rows: int = 0
+    skip_rows: int = 0  # lines before the header (or before the data when there is none)
+    allow_quoted_newlines: bool = False  # as BigQuery's option of the same name
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class Transform:
     to: str | None = None
     value: str | None = None
     pattern: str | None = None
+    format: str | None = None  # strptime format: `cast`, and `from_path` for compact dates
 
 
 @dataclass(frozen=True)
@@ -99,21 +109,32 @@ class Pipeline:
     transforms: tuple[Transform, ...] = ()
     lineage: bool = True
     write_mode: WriteMode = "append"
+    partition_date: PartitionSource = "path"
+    partition_pattern: str = DEFAULT_PARTITION_PATTERN
+    ignore_unknown_fields: bool = False
 
     def matches(self, bucket: str, name: str) -> bool:
-        if bucket != self.bucket or "{date}" in self.prefix:
-            return bucket == self.bucket and self._matches_template(name)
+        if bucket != self.bucket or self._is_own_quarantine(bucket, name):
+            return False
+        if "{date}" in self.prefix:
+            return self._matches_template(name)
         if not name.startswith(self.prefix):
             return False
         return self.glob is None or fnmatch.fnmatchcase(name[len(self.prefix) :], self.glob)
 
+    def _is_own_quarantine(self, bucket: str, name: str) -> bool:
+        """Quarantine files must never be ingested by the pipeline that wrote them."""
+        target = self.bad_rows.quarantine or f"gs://{self.bucket}/{DEFAULT_QUARANTINE_PREFIX}"
+        q_bucket, _, q_prefix = target.removeprefix("gs://").partition("/")
+        return bucket == q_bucket and name.startswith(q_prefix)
+
     def _matches_template(self, name: str) -> bool:
         head, _, tail = self.prefix.partition("{date}")
         pattern = re.escape(head) + r"\d{4}-\d{2}-\d{2}" + re.escape(tail)
-        if not re.match(pattern, name):
+        found = re.match(pattern, name)
+        if found is None:
             return False
-        rest = re.sub("^" + pattern, "", name)
-        return self.glob is None or fnmatch.fnmatchcase(rest, self.glob)
+        return self.glob is None or fnmatch.fnmatchcase(name[found.end() :], self.glob)
 
     def prefix_for(self, date: str | None) -> str:
         if "{date}" in self.prefix:
@@ -139,6 +160,11 @@ class Pipeline:
         t = self.table
         return TableSpec(t.name, self.output_columns, t.partition_field, t.clustering)
 
+    @property
+    def needs_transform(self) -> bool:
+        """False when the file's rows are the table's rows as they are (the gs:// fast path)."""
+        return bool(self.transforms) or self.lineage or self.ignore_unknown_fields
+
 
 @dataclass(frozen=True)
 class PipelineSet:
@@ -162,12 +188,19 @@ def load_pipelines(path: Path) -> PipelineSet:
     entries = raw.get("pipelines", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: 'pipelines' must be an array of tables ([[pipelines]])")
-    pipelines = tuple(_Parser(path, i, entry).pipeline() for i, entry in enumerate(entries))
+    pipelines: list[Pipeline] = []
+    errors: list[str] = []
+    for i, entry in enumerate(entries):
+        try:
+            pipelines.append(_Parser(path, i, entry).pipeline())
+        except ConfigError as exc:
+            errors.append(str(exc))
     names = [p.name for p in pipelines]
-    for name in names:
-        if names.count(name) > 1:
-            raise ConfigError(f"{path}: pipeline {name!r}: name is used more than once")
-    return PipelineSet(pipelines, path)
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        errors.append(f"{path}: pipeline {name!r}: name: is used more than once")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return PipelineSet(tuple(pipelines), path)
 
 
 class _Parser:
@@ -191,20 +224,17 @@ class _Parser:
             raise self.fail(key, f"must be a {kind.__name__}")
         return value
 
+    def choice(self, key: str, allowed: tuple[str, ...]) -> Any:
+        value = self.get(key, str, allowed[0])
+        if value not in allowed:
+            raise self.fail(key, f"must be {' or '.join(allowed)}")
+        return value
+
     def pipeline(self) -> Pipeline:
         self.get("name", str, required=True)
-        fmt = self.get("format", str, "csv")
-        if fmt not in ("csv", "ndjson", "parquet"):
-            raise self.fail("format", "must be csv, ndjson or parquet")
-        compression = self.get("compression", str, "auto")
-        if compression not in ("auto", "gzip", "none"):
-            raise self.fail("compression", "must be auto, gzip or none")
-        write_mode = self.get("write_mode", str, "append")
-        if write_mode not in ("append", "replace_partition"):
-            raise self.fail("write_mode", "must be append or replace_partition")
+        fmt = self.choice("format", ("csv", "ndjson", "parquet"))
+        compression = self.choice("compression", ("auto", "gzip", "none"))
         table = self.table()
-        if write_mode == "replace_partition" and table.partition_field is None:
-            raise self.fail("write_mode", "replace_partition needs partition_field")
         return Pipeline(
             name=self.name,
             bucket=self.get("bucket", str, required=True),
@@ -215,40 +245,71 @@ class _Parser:
             compression=compression,
             csv=self.csv(),
             bad_rows=self.bad_rows(),
-            transforms=self.transforms(),
+            transforms=self.transforms(table),
             lineage=self.get("lineage", bool, True),
-            write_mode=write_mode,
+            ignore_unknown_fields=self.get("ignore_unknown_fields", bool, False),
+            **self.write_mode(table),
         )
+
+    def write_mode(self, table: TableSpec) -> dict[str, Any]:
+        mode = self.choice("write_mode", ("append", "replace_partition"))
+        source = self.choice("partition_date", ("path", "column"))
+        pattern = self.get("partition_pattern", str, DEFAULT_PARTITION_PATTERN)
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise self.fail("partition_pattern", f"bad regex: {exc}") from exc
+        if compiled.groups != 1:
+            raise self.fail("partition_pattern", "needs exactly one group: the YYYY-MM-DD date")
+        if mode == "replace_partition" and table.partition_field is None:
+            raise self.fail("write_mode", "replace_partition needs partition_field")
+        return {"write_mode": mode, "partition_date": source, "partition_pattern": pattern}
 
     def table(self) -> TableSpec:
         name = self.get("table", str, required=True)
-        if name.count(".") != 1:
+        if name.count(".") != 1 or not all(name.split(".")):
             raise self.fail("table", "must be DATASET.TABLE")
         columns = self.schema()
+        by_name = {c.name: c for c in columns}
+        if len(by_name) != len(columns):
+            raise self.fail("schema", "column names must be unique")
         partition = self.get("partition_field", str)
-        names = {c.name for c in columns}
-        if partition is not None and partition not in names:
+        if partition is not None and partition not in by_name:
             raise self.fail("partition_field", f"{partition!r} is not a schema column")
+        if partition is not None and by_name[partition].type not in TIME_TYPES:
+            raise self.fail("partition_field", "must be a DATE, DATETIME or TIMESTAMP column")
         clustering = tuple(self.get("clustering", list, []))
+        if len(clustering) > 4:
+            raise self.fail("clustering", "BigQuery allows at most 4 clustering columns")
         for col in clustering:
-            if col not in names:
+            if col not in by_name:
                 raise self.fail("clustering", f"{col!r} is not a schema column")
         return TableSpec(name, columns, partition, clustering)
 
     def schema(self) -> tuple[Column, ...]:
-        ref = self.get("schema", str, required=True)
-        schema_path = (self.path.parent / ref).resolve()
-        try:
-            fields = json.loads(schema_path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise self.fail("schema", f"file {schema_path} not found") from exc
-        except json.JSONDecodeError as exc:
-            raise self.fail("schema", f"{schema_path} is not JSON: {exc}") from exc
+        if "schema" not in self.entry:
+            raise self.fail("schema", "is required")
+        ref = self.entry["schema"]
+        if isinstance(ref, list):
+            fields: Any = ref  # inline, as [[pipelines.schema]] tables
+        elif isinstance(ref, str):
+            fields = self._schema_file(ref)
+        else:
+            raise self.fail("schema", "must be a JSON schema file name or a list of fields")
         if isinstance(fields, dict):
             fields = fields.get("fields", fields.get("schema", []))
         if not isinstance(fields, list) or not fields:
             raise self.fail("schema", "must be a BigQuery JSON schema (a list of fields)")
         return tuple(self.column(f, i) for i, f in enumerate(fields))
+
+    def _schema_file(self, ref: str) -> Any:
+        schema_path = (self.path.parent / ref).resolve()
+        try:
+            return json.loads(schema_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise self.fail("schema", f"file {schema_path} not found") from exc
+        except json.JSONDecodeError as exc:
+            raise self.fail("schema", f"{schema_path} is not JSON: {exc}") from exc
 
     def column(self, spec: Any, index: int) -> Column:
         if not isinstance(spec, dict) or "name" not in spec or "type" not in spec:
@@ -263,63 +324,104 @@ class _Parser:
 
     def csv(self) -> CsvOptions:
         raw = self.get("csv", dict, {})
+        known = set(CsvOptions.__dataclass_fields__)
+        for key in raw:
+            if key not in known:
+                raise self.fail(f"csv.{key}", f"unknown option (known: {', '.join(sorted(known))})")
         defaults = CsvOptions()
-        try:
-            options = CsvOptions(
-                delimiter=str(raw.get("delimiter", defaults.delimiter)),
-                header=bool(raw.get("header", defaults.header)),
-                quote_char=str(raw.get("quote_char", defaults.quote_char)),
-                null_values=tuple(raw.get("null_values", defaults.null_values)),
-                encoding=str(raw.get("encoding", defaults.encoding)),
-                skip_rows=int(raw.get("skip_rows", defaults.skip_rows)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise self.fail("csv", str(exc)) from exc
-        if len(options.delimiter) != 1:
-            raise self.fail("csv.delimiter", "must be one character")
+        options = CsvOptions(
+            delimiter=self._option(raw, "delimiter", str, defaults.delimiter),
+            header=self._option(raw, "header", bool, defaults.header),
+            quote_char=self._option(raw, "quote_char", str, defaults.quote_char),
+            null_values=tuple(self._option(raw, "null_values", list, list(defaults.null_values))),
+            encoding=self._option(raw, "encoding", str, defaults.encoding),
+            skip_rows=self._option(raw, "skip_rows", int, defaults.skip_rows),
+            allow_quoted_newlines=self._option(
+                raw, "allow_quoted_newlines", bool, defaults.allow_quoted_newlines
+            ),
+        )
+        self._check_csv(options)
+        return options
+
+    def _option(self, raw: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+        value = raw.get(key, default)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(f"csv.{key}", f"must be a {kind.__name__}")
+        return value
+
+    def _check_csv(self, options: CsvOptions) -> None:
+        if len(options.delimiter) != 1 or options.delimiter in "\r\n":
+            raise self.fail("csv.delimiter", "must be one character (not a newline)")
+        if len(options.quote_char) > 1 or options.quote_char == options.delimiter:
+            raise self.fail("csv.quote_char", "must be one character other than the delimiter")
+        if not all(isinstance(v, str) for v in options.null_values):
+            raise self.fail("csv.null_values", "must be a list of strings")
+        if options.skip_rows < 0:
+            raise self.fail("csv.skip_rows", "must not be negative")
         try:
             "".encode(options.encoding)
         except LookupError as exc:
             raise self.fail("csv.encoding", f"unknown encoding {options.encoding!r}") from exc
-        return options
 
     def bad_rows(self) -> BadRowPolicy:
         raw = self.get("bad_rows", dict, {})
         quarantine = raw.get("quarantine")
-        if quarantine is not None and not str(quarantine).startswith("gs://"):
-            raise self.fail("bad_rows.quarantine", "must be a gs:// URI")
+        if quarantine is not None and (
+            not isinstance(quarantine, str)
+            or not quarantine.startswith("gs://")
+            or len(quarantine) <= 5
+        ):
+            raise self.fail("bad_rows.quarantine", "must be a gs://BUCKET/PREFIX URI")
         max_count = raw.get("max_count")
         max_ratio = raw.get("max_ratio", 0.0 if max_count is None else None)
-        if max_count is not None and (not isinstance(max_count, int) or max_count < 0):
+        if max_count is not None and (
+            not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 0
+        ):
             raise self.fail("bad_rows.max_count", "must be a non-negative integer")
         if max_ratio is not None and not (
-            isinstance(max_ratio, int | float) and 0 <= max_ratio <= 1
+            isinstance(max_ratio, int | float)
+            and not isinstance(max_ratio, bool)
+            and 0 <= max_ratio <= 1
         ):
             raise self.fail("bad_rows.max_ratio", "must be between 0 and 1")
         return BadRowPolicy(max_count, max_ratio, quarantine)
 
-    def transforms(self) -> tuple[Transform, ...]:
+    def transforms(self, table: TableSpec) -> tuple[Transform, ...]:
         raw = self.get("transforms", list, [])
-        result = []
-        for i, spec in enumerate(raw):
-            where = f"transforms[{i}]"
-            if not isinstance(spec, dict) or spec.get("op") not in TRANSFORM_KEYS:
-                raise self.fail(where, f"op must be one of {', '.join(TRANSFORM_KEYS)}")
-            for key in TRANSFORM_KEYS[spec["op"]]:
-                if key not in spec:
-                    raise self.fail(f"{where}.{key}", "is required")
-            if spec["op"] == "from_path":
-                try:
-                    re.compile(spec["pattern"])
-                except re.error as exc:
-                    raise self.fail(f"{where}.pattern", f"bad regex: {exc}") from exc
-            result.append(
-                Transform(
-                    op=spec["op"],
-                    column=str(spec["column"]),
-                    to=spec.get("to"),
-                    value=None if spec.get("value") is None else str(spec["value"]),
-                    pattern=spec.get("pattern"),
-                )
-            )
-        return tuple(result)
+        columns = {c.name: c for c in table.columns}
+        return tuple(self.transform(i, spec, columns) for i, spec in enumerate(raw))
+
+    def transform(self, index: int, spec: Any, columns: dict[str, Column]) -> Transform:
+        where = f"transforms[{index}]"
+        if not isinstance(spec, dict) or spec.get("op") not in TRANSFORM_KEYS:
+            raise self.fail(f"{where}.op", f"must be one of {', '.join(TRANSFORM_KEYS)}")
+        op = spec["op"]
+        for key in TRANSFORM_KEYS[op]:
+            if key not in spec:
+                raise self.fail(f"{where}.{key}", "is required")
+        for key, value in spec.items():
+            if key != "op" and not isinstance(value, str):
+                raise self.fail(f"{where}.{key}", "must be a string")
+        transform = Transform(
+            op=op,
+            column=spec["column"],
+            to=spec.get("to"),
+            value=spec.get("value"),
+            pattern=spec.get("pattern"),
+            format=spec.get("format"),
+        )
+        self._check_transform(where, transform, columns)
+        return transform
+
+    def _check_transform(self, where: str, t: Transform, columns: dict[str, Column]) -> None:
+        target = t.to if t.op == "rename" else t.column
+        key = "to" if t.op == "rename" else "column"
+        if t.op != "drop" and target not in columns:
+            raise self.fail(f"{where}.{key}", f"{target!r} is not a schema column")
+        if t.op == "from_path" and t.pattern is not None:
+            try:
+                re.compile(t.pattern)
+            except re.error as exc:
+                raise self.fail(f"{where}.pattern", f"bad regex: {exc}") from exc
+        if t.op == "cast" and columns[t.column].type not in TIME_TYPES:
+            raise self.fail(f"{where}.format", "applies to DATE, DATETIME and TIMESTAMP columns")

@@ -1,13 +1,21 @@
-"""What every stage of one unit may know: the unit, its pipeline, its object, its event."""
+"""What every stage of one unit may know: the unit, its pipeline, its object, its event.
+
+Also the small values the stages hand each other (bad rows, row numbering), so that no stage
+needs to import another.
+"""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
 from service.models import EventMeta, ObjectInfo, UnitKey
 from service.pipeline.config import Pipeline
+
+# Raw content kept per quarantined row; longer rows are clipped (a 10 MB line stays readable).
+MAX_RAW_CHARS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -22,7 +30,7 @@ class UnitContext:
     def job_id(self) -> str:
         """Derived from the unit and the pipeline's version: a retried load reuses it."""
         digest = hashlib.sha256(f"{self.key}|{self.pipeline.version}".encode()).hexdigest()
-        return f"ingest_{self.pipeline.name}_{digest[:32]}"[:1024]
+        return f"ingest_{self.pipeline.name}_{digest[:32]}"[:1000]
 
 
 @dataclass(frozen=True)
@@ -32,3 +40,34 @@ class BadRow:
     row: int | None
     reason: str
     raw: str
+
+    @classmethod
+    def clipped(cls, row: int | None, reason: str, raw: str) -> BadRow:
+        if len(raw) > MAX_RAW_CHARS:
+            raw = raw[:MAX_RAW_CHARS] + f"... [{len(raw) - MAX_RAW_CHARS} more characters]"
+        return cls(row, reason, raw)
+
+
+@dataclass(frozen=True)
+class RowNumbers:
+    """Row numbers of one batch's rows in the file.
+
+    A row number is the record's position among the file's data records (1-based, after the
+    header; blank lines do not count, records dropped at parse time do). ``skipped`` holds the
+    numbers of records the parser dropped inside this batch's span, in order.
+    """
+
+    first: int
+    skipped: tuple[int, ...] = ()
+
+    def of(self, index: int) -> int:
+        """The row number of the batch's ``index``-th row."""
+        number = self.first + index
+        counted = 0
+        while True:
+            # Every dropped record at or before the candidate pushes the row one further.
+            seen = bisect.bisect_right(self.skipped, number)
+            if seen == counted:
+                return number
+            number += seen - counted
+            counted = seen

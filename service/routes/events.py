@@ -1,16 +1,24 @@
-"""POST /: decode the delivery, run it, answer with the status the platform understands."""
+"""POST /: authenticate, decode the delivery, run it, answer with a status the platform obeys.
+
+Every answer is a small JSON object built from fixed phrases and counts: nothing read from the
+request (ids, names, header values) is echoed back; the event id goes to the log, once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from typing import Any
 
-from quart import Blueprint, jsonify, request
+from quart import Blueprint, current_app, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from service.errors import EnvelopeError, TransientError, UnsupportedMediaError
+from service.auth import AuthError, TokenVerifier
+from service.errors import EnvelopeError, PermanentError, TransientError, UnsupportedMediaError
 from service.events import decode
 from service.ingest import Outcome, Status
+from service.models import Event
 from service.recording import record_request
 from service.runtime import runtime
 
@@ -26,12 +34,37 @@ HTTP_STATUS = {
     Status.BUSY: 429,
     Status.TRANSIENT: 503,
 }
+# Log level of the one line each event gets, by outcome.
+LOG_LEVEL = {
+    Status.LOADED: logging.INFO,
+    Status.DUPLICATE: logging.INFO,
+    Status.IGNORED: logging.INFO,
+    Status.FAILED: logging.ERROR,
+    Status.BUSY: logging.WARNING,
+    Status.TRANSIENT: logging.WARNING,
+}
+# What the answer says instead of an error's own text (which may name objects or hosts).
+PUBLIC_REASON = {
+    Status.TRANSIENT: "a backend is unavailable; retry later",
+    Status.FAILED: "permanent failure; see the service log",
+}
 
 
 @blueprint.post("/")
 async def receive() -> ResponseReturnValue:
-    rt = runtime()
     started = time.perf_counter()
+    verifier: TokenVerifier | None = current_app.extensions.get("auth")
+    if verifier is not None:
+        try:
+            await verifier.verify(request.headers.get("Authorization"))
+        except AuthError as exc:
+            log.warning("refused a request: %s", exc.reason)
+            label = "unauthenticated" if exc.status == 401 else "forbidden"
+            return jsonify({"status": label, "reason": exc.reason}), exc.status
+        except TransientError as exc:
+            log.error("cannot authenticate requests: %s", exc)
+            return jsonify({"status": "transient", "reason": PUBLIC_REASON[Status.TRANSIENT]}), 503
+    # Quart stops reading past MAX_CONTENT_LENGTH, whatever Content-Length said: 413.
     raw = await request.get_data(cache=False, as_text=False)
     body = raw.encode() if isinstance(raw, str) else raw
     headers = dict(request.headers)
@@ -43,20 +76,51 @@ async def receive() -> ResponseReturnValue:
     except UnsupportedMediaError as exc:
         log.warning("refused a request: %s", exc)
         return jsonify({"status": "unsupported_media_type", "reason": str(exc)}), 415
-    if rt.settings.record_dir is not None:
-        record_request(rt.settings.record_dir, event.meta.event_id, headers, body)
+    await _record(event, headers, body)
+    outcome = await _handle(event)
+    _log_once(event, outcome, started)
+    return jsonify(public_summary(outcome)), HTTP_STATUS[outcome.status]
+
+
+async def _handle(event: Event) -> Outcome:
     try:
-        outcome = await rt.ingestor.handle(event)
+        return await runtime().ingestor.handle(event)
     except TransientError as exc:
-        outcome = Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
+        return Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
+    except PermanentError as exc:
+        return Outcome(Status.FAILED, event.meta.event_id, str(exc))
+
+
+async def _record(event: Event, headers: dict[str, str], body: bytes) -> None:
+    """Keep a replayable copy when INGEST_RECORD_DIR is set; a failure here never fails intake."""
+    directory = runtime().settings.record_dir
+    if directory is None:
+        return
+    try:
+        await asyncio.to_thread(record_request, directory, event.meta.event_id, headers, body)
+    except OSError as exc:
+        log.error("could not record event %s: %s", event.meta.event_id, exc)
+
+
+def _log_once(event: Event, outcome: Outcome, started: float) -> None:
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    log.info(
-        "event %s (%s, %s): %s in %s ms",
+    log.log(
+        LOG_LEVEL[outcome.status],
+        "event %s (%s, %s): %s%s in %s ms",
         event.meta.event_id,
         event.meta.shape,
         event.meta.event_type,
         outcome.status.value,
+        f" ({outcome.reason})" if outcome.reason else "",
         elapsed_ms,
         extra={"event_id": event.meta.event_id, "outcome": outcome.status.value},
     )
-    return jsonify(outcome.summary()), HTTP_STATUS[outcome.status]
+
+
+def public_summary(outcome: Outcome) -> dict[str, Any]:
+    """The outcome's summary without anything that came from the request or an error text."""
+    body = outcome.summary()
+    body.pop("event_id", None)
+    if outcome.status in PUBLIC_REASON:
+        body["reason"] = PUBLIC_REASON[outcome.status]
+    return body

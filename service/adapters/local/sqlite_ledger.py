@@ -1,4 +1,9 @@
-"""The embedded ledger: SQLite in WAL mode, safe for several processes on one machine."""
+"""The embedded ledger: SQLite in WAL mode, safe for several processes on one machine.
+
+Put-if-absent is INSERT OR IGNORE on the primary key; compare-and-set is an UPDATE guarded by
+the version column. SQLite serialises writers across processes with its file lock, so each
+primitive is atomic without an explicit transaction.
+"""
 
 from __future__ import annotations
 
@@ -29,18 +34,21 @@ T = TypeVar("T")
 
 
 class SqliteLedgerStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
+        conn = self._connect()
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+        finally:
+            conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         # One short-lived connection per call: cheap for SQLite, and safe across threads.
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
+        # Autocommit: each statement is its own transaction, so a writer holds the lock briefly.
+        return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -52,8 +60,10 @@ class SqliteLedgerStore:
 
         try:
             return await asyncio.to_thread(call)
-        except sqlite3.OperationalError as exc:
-            raise TransientError(f"sqlite ledger: {exc}") from exc
+        except sqlite3.Error as exc:
+            # Locked past the busy timeout, unwritable, corrupt: the ledger cannot answer, so
+            # the event must be retried (never acknowledged on a guess).
+            raise TransientError(f"sqlite ledger {self.path}: {exc}") from exc
 
     async def get(self, key: str) -> Stored | None:
         def op(conn: sqlite3.Connection) -> Stored | None:

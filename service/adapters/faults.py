@@ -1,0 +1,100 @@
+"""Fault injection for reliability runs: wraps the object store and the warehouse so that a
+share of calls fail with a TransientError, half before the call and half after it (a lost
+answer: the work happened but the caller never heard). Off unless INGEST_FAULT_RATE > 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from service.errors import TransientError
+from service.models import LoadResult, ObjectInfo, ObjectRef, TableSpec
+from service.ports import ObjectStore, Warehouse
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class FaultInjector:
+    def __init__(self, rate: float, seed: int | None = None) -> None:
+        self.rate = rate
+        self.random = random.Random(seed)
+        self.injected = 0
+
+    def roll(self) -> float:
+        return self.random.random()
+
+    def check(self, what: str, when: str, roll: float) -> None:
+        # A share ``rate`` of calls fail: half of them before the call, half after it.
+        limit = self.rate / 2 if when == "before" else self.rate
+        if roll < limit:
+            self.injected += 1
+            log.warning("injected fault %s %s", when, what)
+            raise TransientError(f"injected fault {when} {what}")
+
+    async def call(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
+        roll = self.roll()
+        self.check(what, "before", roll)
+        result = await work()
+        self.check(what, "after", roll)
+        return result
+
+
+class FaultyObjectStore:
+    def __init__(self, inner: ObjectStore, faults: FaultInjector) -> None:
+        self.inner = inner
+        self.faults = faults
+
+    async def stat(self, ref: ObjectRef) -> ObjectInfo:
+        return await self.faults.call("stat", lambda: self.inner.stat(ref))
+
+    async def read(self, ref: ObjectRef, chunk_bytes: int) -> AsyncIterator[bytes]:
+        roll = self.faults.roll()
+        self.faults.check("read", "before", roll)
+        async for chunk in self.inner.read(ref, chunk_bytes):
+            yield chunk
+        self.faults.check("read", "after", roll)
+
+    async def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        return await self.faults.call("list", lambda: self.inner.list(bucket, prefix))
+
+    async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef:
+        return await self.faults.call("write", lambda: self.inner.write(ref, data, content_type))
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class FaultyWarehouse:
+    def __init__(self, inner: Warehouse, faults: FaultInjector) -> None:
+        self.inner = inner
+        self.faults = faults
+
+    async def load_parquet(
+        self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
+    ) -> LoadResult:
+        return await self.faults.call(
+            "load",
+            lambda: self.inner.load_parquet(
+                table, path, job_id, replace_partition=replace_partition
+            ),
+        )
+
+    async def count_rows(self, table: str) -> int:
+        return await self.inner.count_rows(table)
+
+    async def tables(self) -> list[tuple[str, int]]:
+        return await self.inner.tables()
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
