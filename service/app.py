@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from service.auth import TokenVerifier
 from service.logs import bind_trace, configure_logging, trace_from_headers
-from service.routes import events, health
+from service.routes import events, health, status
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -45,4 +45,5 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     app.register_blueprint(events.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(status.blueprint)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -28,15 +28,17 @@ from service.models import (
     Event,
     EventMeta,
     Ignored,
+    LedgerRecord,
     ObjectFinalized,
     ObjectInfo,
     ObjectRef,
     SweepRequested,
     UnitKey,
 )
+from service.outcomes import DiscardOutcomes, unit_ended
 from service.pipeline.config import Pipeline, PipelineSet
 from service.pipeline.runner import RowsRejected, Runner
-from service.ports import ObjectStore
+from service.ports import ObjectStore, OutcomePublisher
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class Outcome:
     event_id: str
     reason: str | None = None
     units: tuple[UnitOutcome, ...] = field(default=())
+    swept: int | None = None  # objects a sweep listed and matched
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -92,7 +95,27 @@ class Outcome:
             body["units"] = counts
             body["rows_loaded"] = sum(u.rows_loaded for u in self.units)
             body["rows_quarantined"] = sum(u.rows_quarantined for u in self.units)
+        if self.swept is not None:
+            body["sweep"] = sweep_counts(self.swept, self.units)
         return body
+
+
+# How a sweep reports each unit: skipped = already done (or failed before, not forced).
+SWEEP_COUNT = {
+    Status.LOADED: "loaded",
+    Status.DUPLICATE: "skipped",
+    Status.IGNORED: "skipped",
+    Status.FAILED: "failed",
+    Status.BUSY: "retry",
+    Status.TRANSIENT: "retry",
+}
+
+
+def sweep_counts(objects: int, units: tuple[UnitOutcome, ...]) -> dict[str, int]:
+    counts = {"objects": objects, "loaded": 0, "skipped": 0, "failed": 0, "retry": 0}
+    for unit in units:
+        counts[SWEEP_COUNT[unit.status]] += 1
+    return counts
 
 
 def combine(event_id: str, units: list[UnitOutcome], reason: str | None = None) -> Outcome:
@@ -110,8 +133,10 @@ class Ingestor:
         *,
         renew_every_seconds: float,
         max_units_in_flight: int,
+        outcomes: OutcomePublisher | None = None,
     ) -> None:
         self.pipelines = pipelines
+        self.outcomes: OutcomePublisher = outcomes or DiscardOutcomes()
         self.store = store
         self.ledger = ledger
         self.runner = runner
@@ -149,10 +174,12 @@ class Ingestor:
         except TransientError as exc:
             return Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
         objects = [o for o in listed if pipeline.matches(o.ref.bucket, o.ref.name)]
+        # Every unit waits for one of the global slots: the sweep's concurrency is bounded.
         units = await asyncio.gather(
             *(self.run_unit(pipeline, o, event.meta, force=force) for o in objects)
         )
-        return combine(event.meta.event_id, list(units), f"swept {len(objects)} objects")
+        outcome = combine(event.meta.event_id, list(units), f"swept {len(objects)} objects")
+        return replace(outcome, swept=len(objects))
 
     async def run_unit(
         self, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool = False
@@ -227,11 +254,12 @@ class Ingestor:
                 info = await self._current(info)
                 result = await self.runner.run(self.runner.context(key, pipeline, info, meta))
         except StageError as exc:
-            return await self._stage_failed(holder.lease, unit, exc)
+            return await self._stage_failed(holder.lease, key, pipeline, exc)
         except LeaseLostError as exc:
             return UnitOutcome(unit, Status.TRANSIENT, error=str(exc))
         except PermanentError as exc:
-            await self.ledger.fail(holder.lease, str(exc))
+            failed = await self.ledger.fail(holder.lease, str(exc))
+            await self._announce(key, pipeline, failed)
             return UnitOutcome(unit, Status.FAILED, error=str(exc))
         except TransientError:
             await self.ledger.release(holder.lease)
@@ -239,15 +267,20 @@ class Ingestor:
         except asyncio.CancelledError:
             await self._release(holder.lease)
             raise
-        await self.ledger.complete(holder.lease, result)
+        record = await self.ledger.complete(holder.lease, result)
+        await self._announce(key, pipeline, record)
         return UnitOutcome(unit, Status.LOADED, result.rows_loaded, result.rows_quarantined)
 
-    async def _stage_failed(self, lease: Any, unit: str, exc: StageError) -> UnitOutcome:
+    async def _stage_failed(
+        self, lease: Any, key: UnitKey, pipeline: Pipeline, exc: StageError
+    ) -> UnitOutcome:
+        unit = str(key)
         if exc.transient:
             await self.ledger.release(lease)
             return UnitOutcome(unit, Status.TRANSIENT, error=str(exc.cause), stage=exc.stage)
         result = exc.cause.result if isinstance(exc.cause, RowsRejected) else None
-        await self.ledger.fail(lease, f"{exc.stage}: {exc.cause}", result)
+        record = await self.ledger.fail(lease, f"{exc.stage}: {exc.cause}", result)
+        await self._announce(key, pipeline, record, rejected=isinstance(exc.cause, RowsRejected))
         quarantined = result.rows_quarantined if result else 0
         return UnitOutcome(
             unit,
@@ -256,6 +289,25 @@ class Ingestor:
             error=str(exc.cause),
             stage=exc.stage,
         )
+
+    async def _announce(
+        self, key: UnitKey, pipeline: Pipeline, record: LedgerRecord, *, rejected: bool = False
+    ) -> None:
+        """Tell downstream the unit ended. Only the worker whose write ended it gets here, so a
+        duplicate delivery (answered from the ledger) announces nothing; a forced re-run does.
+        """
+        ended = unit_ended(key, record, pipeline.table.name, rejected=rejected)
+        try:
+            await self.outcomes.publish(ended)
+        except Exception as exc:  # the end is recorded: a lost announcement must not undo it
+            log.error(
+                "unit %s: outcome %s not published: %s; message was %s",
+                key,
+                ended.state.value,
+                exc,
+                ended.encode().decode(),
+                extra={"state": ended.state.value},
+            )
 
     async def _release(self, lease: Any) -> None:
         """Give a cancelled unit's lease up so its redelivery need not wait for it to expire."""

@@ -143,6 +143,20 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
+class UriSource:
+    """How a warehouse should read a file straight from the object store (BigQuery's names)."""
+
+    uri: str
+    format: str  # CSV, NEWLINE_DELIMITED_JSON or PARQUET
+    field_delimiter: str = ","
+    quote_character: str = '"'
+    skip_leading_rows: int = 0
+    encoding: str = "UTF-8"
+    null_marker: str | None = None
+    allow_quoted_newlines: bool = False
+
+
+@dataclass(frozen=True)
 class LedgerRecord:
     """One unit's document in the idempotency ledger."""
 

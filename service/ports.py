@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from service.models import (
     LedgerRecord,
@@ -15,7 +16,9 @@ from service.models import (
     Stored,
     TableSpec,
     UnitState,
+    UriSource,
 )
+from service.outcomes import UnitEnded
 
 
 class ObjectStore(Protocol):
@@ -58,6 +61,22 @@ class Warehouse(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class UriLoader(Protocol):
+    """A warehouse that can load a file from the object store itself (no bytes through us)."""
+
+    async def load_uri(
+        self,
+        table: TableSpec,
+        source: UriSource,
+        job_id: str,
+        *,
+        replace_partition: str | None = None,
+    ) -> LoadResult:
+        """Same once-only guarantee as ``Warehouse.load_parquet``."""
+        ...
+
+
 class IdempotencyStore(Protocol):
     """The ledger's storage: four primitives with compare-and-set on a version token."""
 
@@ -76,5 +95,51 @@ class IdempotencyStore(Protocol):
     ) -> list[Stored]: ...
 
     async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class OutcomePublisher(Protocol):
+    """Where finished units are announced: a Pub/Sub topic, a JSONL file, or nowhere."""
+
+    async def publish(self, outcome: UnitEnded) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MessageSink(Protocol):
+    """A Pub/Sub topic, for raw messages (replay through a topic)."""
+
+    async def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
+        """Publish one message; its message id."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PulledMessage:
+    """One message a MessageSource handed out; ``ack_id`` settles it."""
+
+    ack_id: str
+    message_id: str
+    data: bytes
+    attributes: dict[str, str]
+    publish_time: datetime | None
+    delivery_attempt: int | None = None
+
+
+class MessageSource(Protocol):
+    """A Pub/Sub pull subscription (dead-letter re-drive)."""
+
+    async def pull(self, max_messages: int, wait_seconds: float) -> list[PulledMessage]:
+        """Up to ``max_messages``, leased; an empty list when none came within the wait."""
+        ...
+
+    async def ack(self, ack_ids: Sequence[str]) -> None: ...
+
+    async def lease(self, ack_ids: Sequence[str], seconds: int) -> None:
+        """Keep the messages for ``seconds`` more; 0 gives them back at once."""
+        ...
 
     async def close(self) -> None: ...

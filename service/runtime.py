@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from quart import current_app
@@ -41,12 +42,21 @@ class Runtime:
             len(self.pipelines.pipelines),
         )
 
+    async def give_up_after(self, seconds: float) -> None:
+        """Shutdown: give the units in flight this long, then give up those still running."""
+        await asyncio.sleep(seconds)
+        await self.abandon()
+
+    async def abandon(self) -> None:
+        """Cancel the units still running; each releases its lease, its request answers 503."""
+        if self._ingestor is None:
+            return
+        given_up = await self._ingestor.abandon(ABANDON_TIMEOUT_SECONDS)
+        if given_up:
+            log.warning("shutdown: gave up %d unit(s) still running; leases released", given_up)
+
     async def close(self) -> None:
-        if self._ingestor is not None:
-            # Hypercorn's grace time is over: whatever still runs is given up, leases released.
-            given_up = await self._ingestor.abandon(ABANDON_TIMEOUT_SECONDS)
-            if given_up:
-                log.warning("shutdown: gave up %d unit(s) still running; leases released", given_up)
+        await self.abandon()  # anything still running when serving ends
         if self._backends is not None:
             await self._backends.close()
             self._backends = None

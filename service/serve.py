@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -23,6 +27,12 @@ from service.runtime import Runtime
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Of Hypercorn's grace time, what is kept back to give up the units still running, release their
+# leases and answer their requests with 503 before Hypercorn stops waiting for them.
+ANSWER_MARGIN_SECONDS = 1.0
+# After serving ends, how long worker threads (blocking stage work) get to finish.
+THREAD_JOIN_SECONDS = 1.0
 
 CONFIG_NAME = "hypercorn.toml"
 # Where the configuration file is looked for: the working directory (the container's WORKDIR),
@@ -62,21 +72,63 @@ def run(settings: Settings, host: str, port: int, config_file: Path | None = Non
         config.graceful_timeout,
         config.keep_alive_timeout,
     )
-    asyncio.run(serve_until_signalled(app, config))
+    _run_loop(serve_until_signalled(app, config))
+    _exit_past_stuck_threads()
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` without its unbounded wait for the worker threads at the end."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()  # shuts the default executor down without waiting for its threads
 
 
 async def serve_until_signalled(app: Quart, config: Config) -> None:
     runtime: Runtime = app.extensions["runtime"]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    deadline: list[asyncio.Task[None]] = []
 
     def on_signal(signum: signal.Signals) -> None:
-        if not stop.is_set():
-            log.info("%s received: refusing new events, finishing those in flight", signum.name)
+        if stop.is_set():
+            return
+        log.info("%s received: refusing new events, finishing those in flight", signum.name)
         runtime.drain()
         stop.set()
+        grace = max(0.0, config.graceful_timeout - ANSWER_MARGIN_SECONDS)
+        deadline.append(loop.create_task(runtime.give_up_after(grace)))
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    await serve(app, config, shutdown_trigger=stop.wait)
+    try:
+        await serve(app, config, shutdown_trigger=stop.wait)
+    finally:
+        for task in deadline:
+            task.cancel()
     log.info("stopped")
+
+
+def _exit_past_stuck_threads() -> None:
+    """Leave even if a worker thread is still blocked in a stage that was given up.
+
+    The leases are released and the clients closed by now; a thread that never returns would
+    otherwise hold the process until Cloud Run kills it (the interpreter joins worker threads).
+    """
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    for thread in others:
+        thread.join(THREAD_JOIN_SECONDS)
+    stuck = [t for t in others if t.is_alive() and not t.daemon]
+    if stuck:
+        log.warning("leaving %d worker thread(s) that did not finish", len(stuck))
+        logging.shutdown()
+        os._exit(0)

@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from service.ingest import Ingestor
 from service.ledger import Ledger
+from service.outcomes import DiscardOutcomes
 from service.pipeline.config import PipelineSet, load_pipelines
 from service.pipeline.runner import Runner
-from service.ports import IdempotencyStore, ObjectStore, Warehouse
+from service.ports import (
+    IdempotencyStore,
+    MessageSink,
+    MessageSource,
+    ObjectStore,
+    OutcomePublisher,
+    Warehouse,
+)
 from service.settings import Settings
 
 
@@ -20,9 +28,10 @@ class Backends:
     store: ObjectStore
     warehouse: Warehouse
     ledger_store: IdempotencyStore
+    outcomes: OutcomePublisher = field(default_factory=DiscardOutcomes)
 
     async def close(self) -> None:
-        for backend in (self.store, self.warehouse, self.ledger_store):
+        for backend in (self.outcomes, self.store, self.warehouse, self.ledger_store):
             await backend.close()
 
 
@@ -32,7 +41,7 @@ def owner_id() -> str:
 
 
 def build_backends(settings: Settings) -> Backends:
-    backends = _real_backends(settings)
+    backends = replace(_real_backends(settings), outcomes=outcome_publisher(settings))
     if settings.fault_rate <= 0:
         return backends
     from service.adapters.faults import FaultInjector, FaultyObjectStore, FaultyWarehouse
@@ -65,7 +74,12 @@ def _real_backends(settings: Settings) -> Backends:
 
 def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSet) -> Ingestor:
     ledger = Ledger(backends.ledger_store, owner=owner_id(), lease_seconds=settings.lease_seconds)
-    runner = Runner(backends.store, backends.warehouse, chunk_bytes=settings.chunk_bytes)
+    runner = Runner(
+        backends.store,
+        backends.warehouse,
+        chunk_bytes=settings.chunk_bytes,
+        buffer_bytes=settings.max_buffered_bytes,
+    )
     return Ingestor(
         pipelines,
         backends.store,
@@ -73,7 +87,35 @@ def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSe
         runner,
         renew_every_seconds=settings.renew_every_seconds,
         max_units_in_flight=settings.max_units_in_flight,
+        outcomes=backends.outcomes,
     )
+
+
+def outcome_publisher(settings: Settings) -> OutcomePublisher:
+    """A topic when one is set; else a JSONL file (embedded) or nowhere (gcp)."""
+    if settings.outcome_topic:
+        from service.adapters.gcp.pubsub import PubSubOutcomePublisher
+
+        return PubSubOutcomePublisher.from_settings(settings, settings.outcome_topic)
+    if settings.backend == "embedded":
+        from service.adapters.local.outcome_file import JsonlOutcomeFile
+
+        return JsonlOutcomeFile(settings.data_dir / "outcomes.jsonl")
+    return DiscardOutcomes()
+
+
+def open_topic(settings: Settings, topic: str) -> MessageSink:
+    """A Pub/Sub topic, whatever the backend: replay publishes recorded events to it."""
+    from service.adapters.gcp.pubsub import PubSubTopic
+
+    return PubSubTopic.from_settings(settings, topic)
+
+
+def open_subscription(settings: Settings, subscription: str) -> MessageSource:
+    """A Pub/Sub pull subscription, whatever the backend (dead-letter re-drive)."""
+    from service.adapters.gcp.pubsub import PubSubSubscription
+
+    return PubSubSubscription.from_settings(settings, subscription)
 
 
 def load_config(settings: Settings) -> PipelineSet:

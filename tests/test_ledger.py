@@ -24,8 +24,8 @@ from service.ledger import (
     AlreadyDone,
     AlreadyFailed,
     Busy,
-    ClaimOutcome,
     Claimed,
+    ClaimOutcome,
     FingerprintMismatch,
     Ledger,
 )

@@ -43,9 +43,7 @@ async def _contend(path: Path, now: datetime, name: str) -> list[tuple[int, str,
             return i, f"{name}-{n}", outcome.takeover
         return i, type(outcome).__name__, False
 
-    return await asyncio.gather(
-        *(claim(i, n) for i in range(KEYS) for n in range(CLAIMS_PER_KEY))
-    )
+    return await asyncio.gather(*(claim(i, n) for i in range(KEYS) for n in range(CLAIMS_PER_KEY)))
 
 
 def run_processes(path: Path, now: datetime) -> list[tuple[int, str, bool]]:

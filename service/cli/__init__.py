@@ -21,8 +21,12 @@ def main() -> None:
 
 
 import service.cli.config
+import service.cli.deploy
+import service.cli.event
+import service.cli.ledger
 import service.cli.replay
 import service.cli.serve
+import service.cli.sweep
 import service.cli.tables
 
 __all__ = ["main"]

@@ -10,16 +10,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from service.cli import main, replaying
+from service.cli import main
 from service.cli.common import console, err_console, load_pipelines, load_settings, run_async
 from service.cli.render import cell, number, outcome, source_label, table
-from service.cli.replaying import Result, Unreachable
 from service.errors import IngestError
 from service.recording import RecordedRequest, load_requests, parse_requests
+
+if TYPE_CHECKING:
+    from service.cli.replaying import Result
 
 # Past this many events the table shows only the ones that did not succeed.
 TABLE_LIMIT = 100
@@ -107,6 +110,9 @@ def replay(
         raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--to")
     extra = _headers(headers)
     requests = _load(paths)
+    # Imported here: the decoders and the HTTP client are not needed for `ingest --help`.
+    from service.cli import replaying
+
     started = time.perf_counter()
     if dry_run:
         results = replaying.dry_run(load_pipelines(load_settings()), requests)
@@ -129,6 +135,8 @@ def _over_http(
     timeout: float,
 ) -> list[Result]:
     """No local settings or pipelines needed: the service at the URL has its own."""
+    from service.cli import replaying
+
     with _progress(len(requests)) as tick:
         work = replaying.over_http(
             url,
@@ -141,11 +149,13 @@ def _over_http(
         )
         try:
             return asyncio.run(work)
-        except Unreachable as exc:
+        except replaying.Unreachable as exc:
             raise click.ClickException(str(exc)) from exc
 
 
 def _in_process(requests: list[RecordedRequest], concurrency: int, force: bool) -> list[Result]:
+    from service.cli import replaying
+
     settings = load_settings()
     pipelines = load_pipelines(settings)
     with _progress(len(requests)) as tick:

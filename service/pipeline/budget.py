@@ -17,24 +17,26 @@ import asyncio
 
 
 class ByteBudget:
+    """Used from the event loop's thread only (the parse thread reaches it through the loop)."""
+
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
             raise ValueError("the byte budget must be positive")
         self.capacity = capacity
         self.used = 0
         self.peak = 0
-        self._changed = asyncio.Condition()
+        self._freed = asyncio.Event()
 
     def allowance(self, reserve: int) -> Allowance:
         """One unit's account against this budget."""
         return Allowance(self, reserve)
 
     async def _take(self, account: Allowance, size: int) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._fits(account, size))
-            self.used += size
-            self.peak = max(self.peak, self.used)
-            account.held += size
+        while not self._fits(account, size):
+            await self._freed.wait()
+        self.used += size
+        self.peak = max(self.peak, self.used)
+        account.held += size
 
     def _fits(self, account: Allowance, size: int) -> bool:
         return (
@@ -43,14 +45,15 @@ class ByteBudget:
             or self.used + size <= self.capacity
         )
 
-    async def _give(self, account: Allowance, size: int) -> None:
+    def _give(self, account: Allowance, size: int) -> None:
         size = min(size, account.held)
         if size <= 0:
             return
-        async with self._changed:
-            self.used -= size
-            account.held -= size
-            self._changed.notify_all()
+        self.used -= size
+        account.held -= size
+        # Wake every waiter once; each checks again whether its request fits now.
+        freed, self._freed = self._freed, asyncio.Event()
+        freed.set()
 
 
 class Allowance:
@@ -62,8 +65,8 @@ class Allowance:
     async def acquire(self, size: int) -> None:
         await self.budget._take(self, size)
 
-    async def release(self, size: int) -> None:
-        await self.budget._give(self, size)
+    def release(self, size: int) -> None:
+        self.budget._give(self, size)
 
-    async def release_all(self) -> None:
-        await self.budget._give(self, self.held)
+    def release_all(self) -> None:
+        self.budget._give(self, self.held)

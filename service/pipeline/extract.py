@@ -1,17 +1,24 @@
-"""extract: stream one object generation in chunks, verify it, gunzip when it is gzip."""
+"""extract: stream one object generation in chunks, verify it, gunzip when it is gzip.
+
+Never holds more than one chunk (and its inflated form) in memory. Size and MD5 are checked
+against what the event said once the last byte is in; a mismatch fails the unit, so rows of a
+torn or substituted object never reach the warehouse (the load happens after extract ends).
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from service.errors import PermanentError
 from service.pipeline.context import UnitContext
 from service.ports import ObjectStore
 
 GZIP_MAGIC = b"\x1f\x8b"
+# Inflated output is produced at most this many bytes at a time (a zip bomb stays bounded).
+INFLATE_STEP = 4 * 1024 * 1024
 
 
 def is_gzip(ctx: UnitContext, head: bytes) -> bool:
@@ -23,11 +30,41 @@ def is_gzip(ctx: UnitContext, head: bytes) -> bool:
     return named or head.startswith(GZIP_MAGIC)
 
 
+class Gunzip:
+    """Inflates a gzip stream of one or more members (``cat a.gz b.gz`` is valid gzip)."""
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj(wbits=31)
+        self._in_member = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            self._in_member = True
+            try:
+                out = self._inflater.decompress(data, INFLATE_STEP)
+                data = self._inflater.unconsumed_tail
+            except zlib.error as exc:
+                raise PermanentError(f"gzip data is corrupt: {exc}") from exc
+            if out:
+                yield out
+            if self._inflater.eof:
+                data = self._inflater.unused_data + data
+                self._inflater = zlib.decompressobj(wbits=31)
+                self._in_member = False
+                # Padding after the last member (some writers add NULs) is not a new member.
+                if not data.strip(b"\x00"):
+                    return
+
+    def finish(self) -> None:
+        if self._in_member:
+            raise PermanentError("gzip stream is truncated")
+
+
 async def extract(store: ObjectStore, ctx: UnitContext, chunk_bytes: int) -> AsyncIterator[bytes]:
     """Yields the object's content (decompressed), checking its size and MD5 at the end."""
     md5 = hashlib.md5(usedforsecurity=False)
     size = 0
-    inflater: zlib._Decompress | None = None
+    gunzip: Gunzip | None = None
     first = True
     async for chunk in store.read(ctx.object.ref, chunk_bytes):
         size += len(chunk)
@@ -35,22 +72,14 @@ async def extract(store: ObjectStore, ctx: UnitContext, chunk_bytes: int) -> Asy
         if first:
             first = False
             if is_gzip(ctx, chunk):
-                inflater = zlib.decompressobj(wbits=31)
-        if inflater is None:
+                gunzip = Gunzip()
+        if gunzip is None:
             yield chunk
             continue
-        try:
-            out = inflater.decompress(chunk)
-        except zlib.error as exc:
-            raise PermanentError(f"gzip data is corrupt: {exc}") from exc
-        if out:
+        for out in gunzip.feed(chunk):
             yield out
-    if inflater is not None:
-        if not inflater.eof:
-            raise PermanentError("gzip stream is truncated")
-        tail = inflater.flush()
-        if tail:
-            yield tail
+    if gunzip is not None:
+        gunzip.finish()
     _verify(ctx, size, md5.digest())
 
 

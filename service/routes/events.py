@@ -18,6 +18,7 @@ from service.auth import AuthError, TokenVerifier
 from service.errors import EnvelopeError, PermanentError, TransientError, UnsupportedMediaError
 from service.events import decode
 from service.ingest import Outcome, Status
+from service.logs import bind_labels
 from service.models import Event
 from service.recording import record_request
 from service.runtime import runtime
@@ -53,6 +54,10 @@ PUBLIC_REASON = {
 @blueprint.post("/")
 async def receive() -> ResponseReturnValue:
     started = time.perf_counter()
+    if runtime().draining:
+        # Shutting down: 503 makes the platform redeliver the event (to another instance).
+        log.warning("refused a request: shutting down")
+        return jsonify({"status": "shutting_down", "reason": PUBLIC_REASON[Status.TRANSIENT]}), 503
     verifier: TokenVerifier | None = current_app.extensions.get("auth")
     if verifier is not None:
         try:
@@ -76,6 +81,7 @@ async def receive() -> ResponseReturnValue:
     except UnsupportedMediaError as exc:
         log.warning("refused a request: %s", exc)
         return jsonify({"status": "unsupported_media_type", "reason": str(exc)}), 415
+    bind_labels(event_id=event.meta.event_id)  # on every line logged for this request
     await _record(event, headers, body)
     outcome = await _handle(event)
     _log_once(event, outcome, started)

@@ -1,8 +1,15 @@
-"""BigQuery as the Warehouse: Parquet load jobs with caller-chosen job ids (409 = adopt)."""
+"""BigQuery as the Warehouse: load jobs with caller-chosen job ids, so a load happens once.
+
+A job id is tried once; a 409 means the job exists (an earlier attempt, another worker): wait
+for it and adopt its result. A job that ended in failure loaded nothing (load jobs are atomic),
+so the next id of the unit's fixed sequence (``ID``, ``ID_r1``, ``ID_r2``...) may be tried;
+every attempt walks the same sequence, so at most one of them can ever succeed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +18,15 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from service.adapters.gcp.errors import translate
-from service.models import LoadResult, TableSpec
+from service.errors import PermanentError
+from service.models import LoadResult, TableSpec, UriSource
 from service.settings import Settings
 
 JOB_TIMEOUT_SECONDS = 540.0
+# Failed jobs skipped over before giving up on a unit (each failure loaded nothing).
+MAX_JOB_ATTEMPTS = 8
+# BigQuery type spellings that mean the same type, for comparing a table with a schema.
+SAME_TYPE = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN"}
 
 
 class BigQueryWarehouse:
@@ -22,6 +34,7 @@ class BigQueryWarehouse:
         self.client = client
         self.location = location
         self._datasets: set[str] = set()
+        self._tables: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BigQueryWarehouse:
@@ -44,32 +57,75 @@ class BigQueryWarehouse:
     async def load_parquet(
         self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
     ) -> LoadResult:
-        await self._ensure_dataset(table.dataset)
-        destination = f"{self.client.project}.{table.name}"
-        if replace_partition is not None:
-            destination += "$" + replace_partition.replace("-", "")
-        config = _load_config(table, replace=replace_partition is not None)
+        destination = await self._prepare(table, replace_partition)
+        config = _load_config(table, bigquery.SourceFormat.PARQUET, replace_partition)
+
+        def submit(attempt_id: str) -> Any:
+            with path.open("rb") as source:
+                return self.client.load_table_from_file(
+                    source,
+                    destination,
+                    job_id=attempt_id,
+                    job_config=config,
+                    location=self.location,
+                )
+
         result: LoadResult = await self._call(
-            f"load {table.name} job {job_id}", self._load, path, destination, job_id, config
+            f"load {table.name} job {job_id}", self._run_job, job_id, submit
         )
         return result
 
-    def _load(
-        self, path: Path, destination: str, job_id: str, config: bigquery.LoadJobConfig
+    async def load_uri(
+        self,
+        table: TableSpec,
+        source: UriSource,
+        job_id: str,
+        *,
+        replace_partition: str | None = None,
     ) -> LoadResult:
-        adopted = False
-        job: Any
-        try:
-            with path.open("rb") as source:
-                job = self.client.load_table_from_file(
-                    source, destination, job_id=job_id, job_config=config, location=self.location
-                )
-        except gexc.Conflict:
-            # The job id exists: an earlier attempt submitted it. Wait for it and adopt it.
-            job = self.client.get_job(job_id, location=self.location)
-            adopted = True
-        job.result(timeout=JOB_TIMEOUT_SECONDS)
-        return LoadResult(job_id, int(job.output_rows or 0), adopted)
+        destination = await self._prepare(table, replace_partition)
+        config = _load_config(table, source.format, replace_partition)
+        _describe_source(config, source)
+
+        def submit(attempt_id: str) -> Any:
+            return self.client.load_table_from_uri(
+                source.uri,
+                destination,
+                job_id=attempt_id,
+                job_config=config,
+                location=self.location,
+            )
+
+        result: LoadResult = await self._call(
+            f"load {source.uri} into {table.name} job {job_id}", self._run_job, job_id, submit
+        )
+        return result
+
+    async def _prepare(self, table: TableSpec, replace_partition: str | None) -> str:
+        await self._ensure_dataset(table.dataset)
+        await self._ensure_table(table)
+        destination = f"{self.client.project}.{table.name}"
+        if replace_partition is not None:
+            destination += "$" + replace_partition.replace("-", "")
+        return destination
+
+    def _run_job(self, base_id: str, submit: Callable[[str], Any]) -> LoadResult:
+        """Runs in a thread: submit (or adopt) the unit's job; skip over failed attempts."""
+        for attempt in range(MAX_JOB_ATTEMPTS):
+            job_id = base_id if attempt == 0 else f"{base_id}_r{attempt}"
+            try:
+                job, adopted = submit(job_id), False
+            except gexc.Conflict:
+                # The job id exists: an earlier attempt submitted it. Wait for it and adopt it.
+                job, adopted = self.client.get_job(job_id, location=self.location), True
+            try:
+                job.result(timeout=JOB_TIMEOUT_SECONDS)
+            except gexc.GoogleAPICallError:
+                if adopted and job.state == "DONE" and job.error_result:
+                    continue  # an earlier attempt failed and loaded nothing: try the next id
+                raise
+            return LoadResult(job_id, int(job.output_rows or 0), adopted)
+        raise PermanentError(f"{base_id}: {MAX_JOB_ATTEMPTS} load attempts all failed")
 
     async def _ensure_dataset(self, dataset: str) -> None:
         if dataset in self._datasets:
@@ -80,6 +136,24 @@ class BigQueryWarehouse:
             f"create dataset {dataset}", self.client.create_dataset, ref, exists_ok=True
         )
         self._datasets.add(dataset)
+
+    async def _ensure_table(self, table: TableSpec) -> None:
+        """Create the table from the schema (with its partitioning and clustering) when missing;
+        refuse to load into an existing table whose schema is different."""
+        if table.name in self._tables:
+            return
+        wanted = bigquery.Table(f"{self.client.project}.{table.name}", schema=_schema(table))
+        if table.partition_field:
+            wanted.time_partitioning = bigquery.TimePartitioning(field=table.partition_field)
+        if table.clustering:
+            wanted.clustering_fields = list(table.clustering)
+        found = await self._call(
+            f"create table {table.name}", self.client.create_table, wanted, exists_ok=True
+        )
+        problem = schema_difference(table, list(found.schema))
+        if problem:
+            raise PermanentError(f"table {table.name} exists with another schema: {problem}")
+        self._tables.add(table.name)
 
     async def count_rows(self, table: str) -> int:
         sql = f"SELECT COUNT(*) AS n FROM `{self.client.project}.{table}`"
@@ -109,14 +183,44 @@ class BigQueryWarehouse:
         self.client.close()
 
 
-def _load_config(table: TableSpec, *, replace: bool) -> bigquery.LoadJobConfig:
+def schema_difference(table: TableSpec, fields: list[Any]) -> str | None:
+    """What differs between the pipeline's schema and a table's fields; None when they agree."""
+    have = {f.name: (_type(f.field_type), (f.mode or "NULLABLE").upper()) for f in fields}
+    want = {c.name: (_type(c.type), c.mode) for c in table.columns}
+    for name, spec in want.items():
+        if name not in have:
+            return f"column {name!r} is missing from the table"
+        if have[name] != spec:
+            return f"column {name!r} is {' '.join(have[name])} in the table, {' '.join(spec)} here"
+    extra = sorted(set(have) - set(want))
+    return f"the table has columns the schema lacks: {', '.join(extra)}" if extra else None
+
+
+def _type(name: str) -> str:
+    upper = name.upper()
+    return SAME_TYPE.get(upper, upper)
+
+
+def _schema(table: TableSpec) -> list[bigquery.SchemaField]:
+    fields = []
+    for c in table.columns:
+        field = bigquery.SchemaField(c.name, c.type, mode=c.mode)
+        if c.description:
+            field = bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description)
+        fields.append(field)
+    return fields
+
+
+def _load_config(
+    table: TableSpec, source_format: str, replace_partition: str | None
+) -> bigquery.LoadJobConfig:
     config = bigquery.LoadJobConfig(
-        source_format=bigquery.SourceFormat.PARQUET,
-        schema=[bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in table.columns],
+        source_format=source_format,
+        schema=_schema(table),
         create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
         write_disposition=(
             bigquery.WriteDisposition.WRITE_TRUNCATE
-            if replace
+            if replace_partition is not None
             else bigquery.WriteDisposition.WRITE_APPEND
         ),
     )
@@ -125,3 +229,17 @@ def _load_config(table: TableSpec, *, replace: bool) -> bigquery.LoadJobConfig:
     if table.clustering:
         config.clustering_fields = list(table.clustering)
     return config
+
+
+def _describe_source(config: bigquery.LoadJobConfig, source: UriSource) -> None:
+    """CSV options for a load from gs://; bad rows fail the job (the service then streams)."""
+    config.max_bad_records = 0
+    if source.format != bigquery.SourceFormat.CSV:
+        return
+    config.field_delimiter = source.field_delimiter
+    config.quote_character = source.quote_character
+    config.skip_leading_rows = source.skip_leading_rows
+    config.encoding = source.encoding
+    config.allow_quoted_newlines = source.allow_quoted_newlines
+    if source.null_marker is not None:
+        config.null_marker = source.null_marker

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.api_core import exceptions as gexc
 
 from service.errors import IngestError, NotFoundError, PermanentError, TransientError
@@ -20,20 +22,45 @@ TRANSIENT = (
     ConnectionError,
     TimeoutError,
 )
+# BigQuery error reasons that say "try again later", whatever HTTP status carries them:
+# quotas and rate limits (403/429), backend faults, a table busy with another operation.
+TRANSIENT_REASONS = frozenset(
+    {
+        "backendError",
+        "internalError",
+        "jobBackendError",
+        "jobInternalError",
+        "rateLimitExceeded",
+        "jobRateLimitExceeded",
+        "quotaExceeded",
+        "resourceInUse",
+        "tableUnavailable",
+    }
+)
 
 
 def translate(exc: BaseException, what: str) -> IngestError:
+    if isinstance(exc, IngestError):
+        return exc
+    reasons = error_reasons(exc)
+    if reasons & TRANSIENT_REASONS:
+        return TransientError(f"{what}: {', '.join(sorted(reasons))}: {_short(exc)}")
     if isinstance(exc, gexc.NotFound):
-        return NotFoundError(f"{what}: not found")
+        return NotFoundError(f"{what}: not found: {_short(exc)}")
     if isinstance(exc, TRANSIENT):
         return TransientError(f"{what}: {type(exc).__name__}: {_short(exc)}")
-    if isinstance(exc, gexc.Forbidden) and "rateLimitExceeded" in str(exc):
-        return TransientError(f"{what}: rate limited")
     if isinstance(exc, gexc.GoogleAPIError):
         return PermanentError(f"{what}: {type(exc).__name__}: {_short(exc)}")
     if _is_transport_error(exc):
         return TransientError(f"{what}: {type(exc).__name__}: {_short(exc)}")
     return PermanentError(f"{what}: {type(exc).__name__}: {_short(exc)}")
+
+
+def error_reasons(exc: BaseException) -> set[str]:
+    """The ``reason`` of every error item an API exception carries (BigQuery fills them)."""
+    items: Any = getattr(exc, "errors", None) or []
+    reasons = {str(item.get("reason")) for item in items if isinstance(item, dict)}
+    return {r for r in reasons if r and r != "None"}
 
 
 def _is_transport_error(exc: BaseException) -> bool:

@@ -35,6 +35,9 @@ DUCKDB_TYPES = {
     "BYTES": "BLOB",
 }
 
+# DuckDB's information_schema spelling of the types above, where it differs.
+SCHEMA_SPELLING = {"DECIMAL(38, 9)": "DECIMAL(38,9)", "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+
 JOBS_DDL = """
 CREATE SCHEMA IF NOT EXISTS _ingest;
 CREATE TABLE IF NOT EXISTS _ingest.load_jobs (
@@ -53,6 +56,21 @@ def quote(identifier: str) -> str:
 def qualified(table: str) -> str:
     dataset, name = table.split(".", 1)
     return f"{quote(dataset)}.{quote(name)}"
+
+
+def schema_difference(table: TableSpec, existing: list[tuple[str, str, str]]) -> str | None:
+    """What differs between the schema and a table's (name, type, nullable) columns."""
+    have = {name: (kind, nullable == "YES") for name, kind, nullable in existing}
+    for c in table.columns:
+        if c.name not in have:
+            return f"column {c.name!r} is missing from the table"
+        wanted = DUCKDB_TYPES[c.type]
+        kind, nullable = have[c.name]
+        if kind != SCHEMA_SPELLING.get(wanted, wanted) or nullable == c.required:
+            mode = "NULL" if nullable else "NOT NULL"
+            return f"column {c.name!r} is {kind} {mode} in the table, {c.type} {c.mode} here"
+    extra = sorted(set(have) - {c.name for c in table.columns})
+    return f"the table has columns the schema lacks: {', '.join(extra)}" if extra else None
 
 
 class DuckDbWarehouse:
@@ -113,11 +131,10 @@ class DuckDbWarehouse:
                 [replace_partition],
             )
         names = ", ".join(quote(c.name) for c in table.columns)
-        before = self._count(conn, target)
-        conn.execute(
+        inserted = conn.execute(
             f"INSERT INTO {target} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)]
-        )
-        rows = self._count(conn, target) - before
+        ).fetchone()
+        rows = int(inserted[0]) if inserted else 0
         conn.execute(
             "INSERT INTO _ingest.load_jobs (job_id, table_name, rows_loaded) VALUES (?, ?, ?)",
             [job_id, table.name, rows],
@@ -131,12 +148,23 @@ class DuckDbWarehouse:
 
     @staticmethod
     def _ensure_table(conn: duckdb.DuckDBPyConnection, table: TableSpec) -> None:
+        """Create the table from the schema when missing; refuse one with another schema."""
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.dataset)}")
+        existing = conn.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+            " WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [table.dataset, table.table],
+        ).fetchall()
+        if existing:
+            problem = schema_difference(table, existing)
+            if problem:
+                raise PermanentError(f"table {table.name} exists with another schema: {problem}")
+            return
         columns = ", ".join(
             f"{quote(c.name)} {DUCKDB_TYPES[c.type]}{' NOT NULL' if c.required else ''}"
             for c in table.columns
         )
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(table.name)} ({columns})")
+        conn.execute(f"CREATE TABLE {qualified(table.name)} ({columns})")
 
     async def count_rows(self, table: str) -> int:
         return await self._run(lambda conn: self._count(conn, qualified(table)))

@@ -1,0 +1,388 @@
+"""How fast, and in how much memory, the pipeline turns a CSV object into load-ready Parquet.
+
+In one run, on the same cores, against the same generated CSV (ints, floats, strings,
+timestamps; at least 200 MB):
+
+- the service's pipeline (runner.py: extract from the object store, parse, validate, transform,
+  spool to Parquet), the warehouse call excluded;
+- the same pipeline with the Parquet encoding replaced by a no-op sink: what a path that hands
+  Arrow batches on without re-encoding them (the BigQuery Storage Write API) could reach;
+- ``pyarrow.csv.read_csv`` of the file alone (type inference, all cores);
+- a naive ``csv.DictReader`` pipeline doing the same validation and writing the same Parquet;
+- the pipeline's peak RSS for a 100 MB and a 1 GB file, each in a fresh subprocess.
+
+    .venv/bin/python bench/pipeline.py [--size-mb 200] [--repeat 3] [--profile]
+
+Files go to bench/out/ (ignored by git) and are deleted at the end. The last line is
+``ratio_vs_pyarrow=X ratio_vs_dictreader=Y rss_100mb=A rss_1gb=B`` (X, Y: how many times the
+other's time the pipeline takes, inverted, so higher is better for the pipeline; A, B in MiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import csv
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from service.adapters.local.directory_store import DirectoryObjectStore  # noqa: E402
+from service.models import (  # noqa: E402
+    Column,
+    EventMeta,
+    LoadResult,
+    ObjectRef,
+    TableSpec,
+    UnitKey,
+    UnitResult,
+)
+from service.pipeline import runner as runner_module  # noqa: E402
+from service.pipeline.config import BadRowPolicy, Pipeline  # noqa: E402
+from service.pipeline.runner import Runner  # noqa: E402
+
+MIB = 1024 * 1024
+OUT = ROOT / "bench" / "out"
+BUCKET = "bench"
+ROWS_PER_CHUNK = 200_000
+# The table the generated file loads into: every kind of column the issue names.
+SCHEMA = (
+    Column("id", "INTEGER", "REQUIRED"),
+    Column("customer_id", "INTEGER"),
+    Column("quantity", "INTEGER"),
+    Column("amount", "FLOAT"),
+    Column("price", "FLOAT"),
+    Column("product", "STRING"),
+    Column("city", "STRING"),
+    Column("note", "STRING"),
+    Column("created_at", "TIMESTAMP", "REQUIRED"),
+    Column("updated_at", "TIMESTAMP"),
+)
+CITIES = ["Paris", "Zürich", "London", "New York", "São Paulo", "Tokyo", "Lagos", "Oslo"]
+
+
+# ---- the data -------------------------------------------------------------------------------
+
+
+def generate(path: Path, target_bytes: int, seed: int = 7) -> int:
+    """Write a CSV of at least ``target_bytes``; returns its row count."""
+    rows = 0
+    options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
+    with pacsv.CSVWriter(str(path), _text_schema(), write_options=options) as writer:
+        while path.stat().st_size < target_bytes:
+            writer.write_batch(_chunk(seed + rows, rows))
+            rows += ROWS_PER_CHUNK
+    return rows
+
+
+def _text_schema() -> pa.Schema:
+    return pa.schema([(c.name, pa.string()) for c in SCHEMA])
+
+
+def _ints(seed: int, high: int) -> pa.Array:
+    """Uniform integers in [0, high), from pyarrow's own generator (numpy is not installed)."""
+    noise = pc.random(ROWS_PER_CHUNK, initializer=seed)
+    return pc.cast(pc.floor(pc.multiply(noise, high)), pa.int64())
+
+
+def _text(array: pa.Array) -> pa.Array:
+    return pc.cast(array, pa.string())
+
+
+def _chunk(seed: int, first: int) -> pa.RecordBatch:
+    n = ROWS_PER_CHUNK
+    start = pa.scalar(datetime(2026, 1, 1), pa.timestamp("s"))
+    seconds = _ints(seed, 300 * 86400)
+    created = pc.add(start, pc.cast(seconds, pa.duration("s")))
+    micros = pc.add(pc.multiply(seconds, 1_000_000), _ints(seed + 1, 10**6))
+    updated = pc.add(
+        pa.scalar(datetime(2026, 1, 1), pa.timestamp("us")), pc.cast(micros, pa.duration("us"))
+    )
+    amount = pc.divide(pc.cast(_ints(seed + 2, 100_000), pa.float64()), 100.0)
+    price = pc.divide(pc.cast(_ints(seed + 3, 1_000_000), pa.float64()), 10_000.0)
+    blank = pc.less(pc.random(n, initializer=seed + 4), 0.2)
+    notes = pc.binary_join_element_wise("note ", _text(_ints(seed + 5, 10**6)), "")
+    columns = [
+        _text(pa.array(range(first, first + n), pa.int64())),
+        _text(pc.add(_ints(seed + 6, 10**7), 1)),
+        _text(pc.add(_ints(seed + 7, 99), 1)),
+        _text(amount),
+        _text(price),
+        pc.binary_join_element_wise("product-", _text(_ints(seed + 8, 50_000)), ""),
+        pc.take(pa.array(CITIES), _ints(seed + 9, len(CITIES))),
+        pc.if_else(blank, pa.scalar("", pa.string()), notes),
+        pc.strftime(created, format="%Y-%m-%dT%H:%M:%SZ"),
+        pc.strftime(updated, format="%Y-%m-%d %H:%M:%S"),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=_text_schema())
+
+
+# ---- the service's pipeline -----------------------------------------------------------------
+
+
+class NoWarehouse:
+    """The warehouse call is excluded: the load-ready Parquet file is where the clock stops."""
+
+    async def load_parquet(
+        self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
+    ) -> LoadResult:
+        return LoadResult(job_id, pq.ParquetFile(path).metadata.num_rows)
+
+    async def count_rows(self, table: str) -> int:
+        return 0
+
+    async def tables(self) -> list[tuple[str, int]]:
+        return []
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class NoSpool:
+    """Stands in for the Parquet spool: batches are dropped instead of encoded."""
+
+    def __init__(self, schema: pa.Schema, directory: Path | None = None) -> None:
+        self.rows = 0
+        self.path = OUT / "none.parquet"
+        pq.write_table(schema.empty_table(), self.path)
+
+    async def write(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+
+    async def finish(self) -> Path:
+        return self.path
+
+    async def __aenter__(self) -> NoSpool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def pipeline() -> Pipeline:
+    return Pipeline(
+        name="bench",
+        bucket=BUCKET,
+        table=TableSpec("bench.rows", SCHEMA),
+        bad_rows=BadRowPolicy(max_count=0, max_ratio=None),
+    )
+
+
+async def run_pipeline(path: Path, *, encode: bool = True) -> UnitResult:
+    """One unit through the runner; the object is the file as it lies in the store's folder."""
+    root = path.parent.parent
+    store = DirectoryObjectStore(root)
+    info = await store.stat(ObjectRef(BUCKET, path.name))
+    runner = Runner(store, NoWarehouse(), chunk_bytes=MIB)
+    p = pipeline()
+    assert info.ref.generation is not None
+    key = UnitKey(p.name, BUCKET, path.name, info.ref.generation)
+    ctx = runner.context(key, p, info, EventMeta("bench", "bench", "bench"))
+    spool = runner_module.ParquetSpool
+    if not encode:
+        runner_module.ParquetSpool = NoSpool  # type: ignore[misc,assignment]
+    try:
+        return await runner.run(ctx)
+    finally:
+        runner_module.ParquetSpool = spool  # type: ignore[misc]
+
+
+# ---- the baselines --------------------------------------------------------------------------
+
+
+def pyarrow_read(path: Path) -> int:
+    rows: int = pacsv.read_csv(path).num_rows
+    return rows
+
+
+def dictreader_pipeline(path: Path, out: Path) -> int:
+    """The naive way: a dict per row, Python checks per value, rows gathered into Parquet."""
+    schema = pa.schema([(c.name, _arrow_type(c.type)) for c in SCHEMA])
+    convert: dict[str, Callable[[str], Any]] = {c.name: CONVERT[c.type] for c in SCHEMA}
+    required = {c.name for c in SCHEMA if c.required}
+    rows = bad = 0
+    pending: dict[str, list[Any]] = {c.name: [] for c in SCHEMA}
+    with path.open(newline="", encoding="utf-8") as handle, pq.ParquetWriter(out, schema) as w:
+        for record in csv.DictReader(handle):
+            rows += 1
+            try:
+                values = {k: (convert[k](v) if v != "" else None) for k, v in record.items()}
+                if any(values[k] is None for k in required):
+                    raise ValueError("required value missing")
+            except (ValueError, KeyError):
+                bad += 1
+                continue
+            for k, v in values.items():
+                pending[k].append(v)
+            if len(pending["id"]) >= ROWS_PER_CHUNK:
+                w.write_table(pa.table(pending, schema=schema))
+                pending = {c.name: [] for c in SCHEMA}
+        w.write_table(pa.table(pending, schema=schema))
+    return rows - bad
+
+
+def _timestamp(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+# The naive pipeline's converter for each BigQuery type.
+CONVERT: dict[str, Callable[[str], Any]] = {
+    "INTEGER": int,
+    "FLOAT": float,
+    "STRING": str,
+    "TIMESTAMP": _timestamp,
+    "DATE": date.fromisoformat,
+    "NUMERIC": Decimal,
+}
+
+
+def _arrow_type(kind: str) -> pa.DataType:
+    # The naive pipeline's Arrow type for each BigQuery type (matches the service's).
+    return {
+        "INTEGER": pa.int64(),
+        "FLOAT": pa.float64(),
+        "STRING": pa.string(),
+        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    }[kind]
+
+
+# ---- measuring ------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    name: str
+    seconds: float
+    rows: int
+
+
+def best_of(name: str, repeat: int, work: Callable[[], int]) -> Timing:
+    best = float("inf")
+    rows = 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        rows = work()
+        best = min(best, time.perf_counter() - started)
+    return Timing(name, best, rows)
+
+
+def peak_rss_mib(path: Path) -> float:
+    """The pipeline on ``path`` in a fresh Python process; its peak RSS from the kernel."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child", str(path)], stdout=subprocess.PIPE, text=True
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    out = child.stdout.read() if child.stdout else ""
+    if child.returncode != 0:
+        raise SystemExit(f"the RSS child failed on {path}: {out}")
+    return usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def profile(path: Path) -> None:
+    """Where the time goes: cProfile of the pipeline with the stages run in this thread."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    asyncio.run(run_pipeline(path))
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(18)
+
+
+def child(path: Path) -> None:
+    result = asyncio.run(run_pipeline(path))
+    print(json.dumps({"rows": result.rows_loaded}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--child", type=Path)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    workdir = OUT / f"pipeline-{os.getpid()}"
+    (workdir / BUCKET).mkdir(parents=True)
+    try:
+        measure(workdir, args)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        (OUT / "none.parquet").unlink(missing_ok=True)
+
+
+def measure(workdir: Path, args: argparse.Namespace) -> None:
+    data = workdir / BUCKET / "rows.csv"
+    started = time.perf_counter()
+    rows = generate(data, args.size_mb * MIB)
+    size = data.stat().st_size
+    print(f"generated {size / MIB:.0f} MiB, {rows} rows in {time.perf_counter() - started:.1f}s")
+    print(f"cores: {os.cpu_count()} (shared with other work: figures vary between runs)")
+    if args.profile:
+        profile(data)
+    timings = [
+        best_of("pipeline", args.repeat, lambda: asyncio.run(run_pipeline(data)).rows_loaded),
+        best_of(
+            "pipeline_no_parquet",
+            args.repeat,
+            lambda: asyncio.run(run_pipeline(data, encode=False)).rows_loaded,
+        ),
+        best_of("pyarrow_read_csv", args.repeat, lambda: pyarrow_read(data)),
+        best_of("dictreader", 1, lambda: dictreader_pipeline(data, workdir / "naive.parquet")),
+    ]
+    by_name = {t.name: t for t in timings}
+    for t in timings:
+        print(f"{t.name:>20}: {t.seconds:7.2f}s {size / MIB / t.seconds:7.1f} MiB/s {t.rows} rows")
+    ours = by_name["pipeline"].seconds
+    print(
+        f"no-re-encoding path: {by_name['pyarrow_read_csv'].seconds / by_name['pipeline_no_parquet'].seconds:.2f} x pyarrow"
+    )
+    rss_small = rss_large = float("nan")
+    if not args.skip_rss:
+        rss_small, rss_large = rss_pair(workdir)
+    print(
+        f"ratio_vs_pyarrow={by_name['pyarrow_read_csv'].seconds / ours:.2f} "
+        f"ratio_vs_dictreader={by_name['dictreader'].seconds / ours:.1f} "
+        f"rss_100mb={rss_small:.0f} rss_1gb={rss_large:.0f}"
+    )
+
+
+def rss_pair(workdir: Path) -> tuple[float, float]:
+    figures = []
+    for mib in (100, 1024):
+        path = workdir / BUCKET / f"rss-{mib}.csv"
+        generate(path, mib * MIB, seed=mib)
+        figures.append(peak_rss_mib(path))
+        print(f"peak RSS for {path.stat().st_size / MIB:.0f} MiB: {figures[-1]:.0f} MiB")
+        path.unlink()
+    return figures[0], figures[1]
+
+
+if __name__ == "__main__":
+    main()

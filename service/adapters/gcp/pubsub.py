@@ -1,0 +1,202 @@
+"""Pub/Sub (google-cloud-pubsub): outcome events and raw messages out, pulled messages in.
+
+The clients are the library's blocking ones: publishing goes through its batching thread (its
+future is awaited here), pulls and acknowledgements run in threads. On the emulator
+(``PUBSUB_EMULATOR_HOST``) they talk plain gRPC to it with no credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_exception_type
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+from service.adapters.gcp.errors import translate
+from service.errors import ConfigError, PermanentError
+from service.outcomes import UnitEnded
+from service.ports import PulledMessage
+from service.settings import Settings
+
+# How long one publish keeps retrying before it gives up (the outcome is recorded already).
+PUBLISH_DEADLINE_SECONDS = 30.0
+# Publish failures worth another attempt: the service was unavailable, overloaded or slow.
+RETRYABLE = if_exception_type(
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.Aborted,
+    gexc.ResourceExhausted,
+    gexc.Unknown,
+    gexc.Cancelled,
+)
+# PublisherClient.publish takes attributes as keyword arguments: these names are its own.
+RESERVED_ATTRIBUTES = frozenset({"topic", "data", "ordering_key", "retry", "timeout"})
+# Ack ids per acknowledge / modifyAckDeadline request (the API caps a request at 512 kB).
+ACK_BATCH = 500
+
+
+def resource_name(name: str, kind: str, project: str | None) -> str:
+    """``projects/P/KIND/N`` from a full name, or from a short one and the project."""
+    if name.startswith("projects/"):
+        parts = name.split("/")
+        if len(parts) != 4 or parts[2] != kind or not parts[1] or not parts[3]:
+            raise ConfigError(f"{name!r} is not projects/PROJECT/{kind}/NAME")
+        return name
+    if not name or "/" in name:
+        raise ConfigError(f"{name!r} is not a {kind[:-1]} name")
+    if not project:
+        raise ConfigError(f"{name!r}: give projects/PROJECT/{kind}/{name}, or set INGEST_PROJECT")
+    return f"projects/{project}/{kind}/{name}"
+
+
+def _publisher(settings: Settings) -> PublisherClient:
+    if settings.pubsub_emulator_host:
+        channel = grpc.insecure_channel(settings.pubsub_emulator_host)
+        return PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+    return PublisherClient()
+
+
+def _subscriber(settings: Settings) -> SubscriberClient:
+    if settings.pubsub_emulator_host:
+        channel = grpc.insecure_channel(settings.pubsub_emulator_host)
+        return SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+    return SubscriberClient()
+
+
+class PubSubTopic:
+    """A topic to publish raw messages to (MessageSink)."""
+
+    def __init__(
+        self,
+        client: PublisherClient,
+        topic: str,
+        *,
+        deadline_seconds: float = PUBLISH_DEADLINE_SECONDS,
+    ) -> None:
+        self.client = client
+        self.topic = topic
+        self.deadline = deadline_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings, topic: str) -> PubSubTopic:
+        return cls(_publisher(settings), resource_name(topic, "topics", settings.project))
+
+    async def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
+        clashing = RESERVED_ATTRIBUTES.intersection(attributes)
+        if clashing:
+            raise PermanentError(f"cannot publish attributes named {sorted(clashing)}")
+        retry = Retry(
+            initial=0.1, maximum=5.0, multiplier=2.0, predicate=RETRYABLE, timeout=self.deadline
+        )
+        try:
+            future = self.client.publish(
+                self.topic, data, retry=retry, timeout=self.deadline, **attributes
+            )
+            message_id = await asyncio.wrap_future(future)
+        except Exception as exc:
+            raise translate(exc, f"publish to {self.topic}") from exc
+        return str(message_id)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        # stop() sends what is still batched; then the channel can go.
+        self.client.stop()
+        self.client.transport.close()
+
+
+class PubSubOutcomePublisher:
+    """Outcome events as Pub/Sub messages: JSON data, attributes state / pipeline / table."""
+
+    def __init__(self, topic: PubSubTopic) -> None:
+        self.topic = topic
+
+    @classmethod
+    def from_settings(cls, settings: Settings, topic: str) -> PubSubOutcomePublisher:
+        return cls(PubSubTopic.from_settings(settings, topic))
+
+    async def publish(self, outcome: UnitEnded) -> None:
+        await self.topic.publish(outcome.encode(), outcome.attributes())
+
+    async def close(self) -> None:
+        await self.topic.close()
+
+
+class PubSubSubscription:
+    """A pull subscription (MessageSource): pull, acknowledge, extend or give back leases."""
+
+    def __init__(self, client: SubscriberClient, subscription: str) -> None:
+        self.client = client
+        self.subscription = subscription
+
+    @classmethod
+    def from_settings(cls, settings: Settings, subscription: str) -> PubSubSubscription:
+        name = resource_name(subscription, "subscriptions", settings.project)
+        return cls(_subscriber(settings), name)
+
+    async def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, **kwargs)
+        except Exception as exc:
+            raise translate(exc, f"{what} {self.subscription}") from exc
+
+    async def pull(self, max_messages: int, wait_seconds: float) -> list[PulledMessage]:
+        def pull_once() -> Any:
+            try:
+                return self.client.pull(
+                    subscription=self.subscription,
+                    max_messages=max_messages,
+                    timeout=wait_seconds,
+                    retry=None,
+                )
+            except gexc.DeadlineExceeded:
+                return None  # nothing arrived within the wait
+
+        response = await self._call("pull", pull_once)
+        if response is None:
+            return []
+        return [_pulled(received) for received in response.received_messages]
+
+    async def ack(self, ack_ids: Sequence[str]) -> None:
+        for start in range(0, len(ack_ids), ACK_BATCH):
+            batch = list(ack_ids[start : start + ACK_BATCH])
+            await self._call(
+                "acknowledge",
+                self.client.acknowledge,
+                subscription=self.subscription,
+                ack_ids=batch,
+            )
+
+    async def lease(self, ack_ids: Sequence[str], seconds: int) -> None:
+        for start in range(0, len(ack_ids), ACK_BATCH):
+            await self._call(
+                "modify ack deadline",
+                self.client.modify_ack_deadline,
+                subscription=self.subscription,
+                ack_ids=list(ack_ids[start : start + ACK_BATCH]),
+                ack_deadline_seconds=seconds,
+            )
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.client.close)
+
+
+def _pulled(received: Any) -> PulledMessage:
+    message = received.message
+    return PulledMessage(
+        ack_id=received.ack_id,
+        message_id=message.message_id,
+        data=bytes(message.data),
+        attributes=dict(message.attributes),
+        publish_time=message.publish_time or None,
+        # 0 means the subscription has no dead-letter policy of its own: not counted.
+        delivery_attempt=received.delivery_attempt or None,
+    )

@@ -1,0 +1,301 @@
+"""Pub/Sub and the service, both ways: dead-letter re-drive, and replay through a topic.
+
+A dead-lettered message is the original one (data and attributes) plus Pub/Sub's
+``CloudPubSubDeadLetter*`` attributes. Re-driving rebuilds the push envelope the service would
+have been sent and runs it the way ``ingest replay`` does (over HTTP or in-process); a message is
+acknowledged only when its event ended in a final state, and every other one is given back.
+Replaying to a topic goes the other way: each recorded event becomes the Pub/Sub message that
+would have carried it, so it travels the real delivery path (subscription, push, retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from service.cli.replaying import Result
+from service.errors import EnvelopeError, IngestError, UnsupportedMediaError
+from service.events import decode
+from service.events.decode import GCS_ATTRIBUTES, TRANSPORT_HEADERS, TRANSPORT_PREFIXES
+from service.events.legacy import PUBSUB_TYPES
+from service.events.pubsub import Message, message_from_json
+from service.models import Event, Ignored, ObjectFinalized, SweepRequested
+from service.ports import MessageSink, MessageSource, PulledMessage
+from service.recording import RecordedRequest
+from service.samples import (
+    PUBSUB_PUBLISHED,
+    resource_from_info,
+    storage_notification_push,
+)
+
+# Attributes Pub/Sub adds when it dead-letters a message; the original has none of them.
+DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
+SOURCE_DELIVERIES = "CloudPubSubDeadLetterSourceDeliveryCount"
+# Outcomes after which nothing is left to do for an event: only these are acknowledged.
+FINAL = frozenset({"loaded", "duplicate", "ignored", "failed"})
+# Leases on pulled messages: the longest Pub/Sub allows, renewed while a run goes on.
+LEASE_SECONDS = 600
+RENEW_EVERY_SECONDS = 120.0
+# Messages asked for per pull request.
+PULL_BATCH = 100
+
+Runner = Callable[[list[RecordedRequest]], Awaitable[list[Result]]]
+
+
+@dataclass(frozen=True)
+class Held:
+    """A pulled message, with every ack id it came with (a lease may have been redelivered)."""
+
+    message: PulledMessage
+    ack_ids: tuple[str, ...]
+
+
+def original_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in attributes.items() if not k.startswith(DEAD_LETTER_PREFIX)}
+
+
+def deliveries(message: PulledMessage) -> int | None:
+    """How often the original subscription tried to deliver it (dead-letter attribute)."""
+    raw = message.attributes.get(SOURCE_DELIVERIES)
+    if raw is not None and raw.isdigit():
+        return int(raw)
+    return message.delivery_attempt
+
+
+def push_request(message: PulledMessage, subscription: str) -> RecordedRequest:
+    """The wrapped push request the service would have received for the original message."""
+    body: dict[str, Any] = {
+        "message": {
+            "data": base64.b64encode(message.data).decode(),
+            "attributes": original_attributes(message.attributes),
+            "messageId": message.message_id,
+            "publishTime": _stamp(message.publish_time),
+        },
+        "subscription": subscription,
+    }
+    count = deliveries(message)
+    if count is not None:
+        body["deliveryAttempt"] = count
+    return RecordedRequest(
+        {"Content-Type": "application/json"},
+        json.dumps(body).encode(),
+        source=f"message {message.message_id}",
+    )
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def event_of(request: RecordedRequest) -> Event | str:
+    """The event a request carries, or why it is not one (what the service would answer 400)."""
+    try:
+        return decode(request.headers, request.body)
+    except (EnvelopeError, UnsupportedMediaError) as exc:
+        return str(exc)
+
+
+async def pull_all(source: MessageSource, limit: int, wait_seconds: float) -> list[Held]:
+    """Pull until ``limit`` messages or a pull that brings nothing new; all of them leased."""
+    found: dict[str, Held] = {}
+    while len(found) < limit:
+        batch = await source.pull(min(PULL_BATCH, limit - len(found)), wait_seconds)
+        if not batch:
+            break
+        await source.lease([m.ack_id for m in batch], LEASE_SECONDS)
+        new = 0
+        for message in batch:
+            held = found.get(message.message_id)
+            if held is None:
+                new += 1
+                found[message.message_id] = Held(message, (message.ack_id,))
+            else:
+                found[message.message_id] = Held(held.message, (*held.ack_ids, message.ack_id))
+        if not new:
+            break  # only messages we already hold: the subscription has nothing else
+    return list(found.values())
+
+
+def ack_ids(held: list[Held]) -> list[str]:
+    return [ack_id for h in held for ack_id in h.ack_ids]
+
+
+async def give_back(source: MessageSource, held: list[Held]) -> None:
+    """Deadline 0: Pub/Sub may deliver them again at once (nothing was consumed)."""
+    if held:
+        await source.lease(ack_ids(held), 0)
+
+
+@contextlib.asynccontextmanager
+async def kept(source: MessageSource, held: list[Held]) -> AsyncIterator[None]:
+    """Renew the leases of ``held`` while the body runs (a run may outlast one lease)."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY_SECONDS)
+            with contextlib.suppress(IngestError):
+                await source.lease(ack_ids(held), LEASE_SECONDS)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def handled(http_status: int, status: str) -> bool:
+    """What a push subscription would acknowledge, for an event that needs nothing more."""
+    return 200 <= http_status < 300 and http_status != 202 and status in FINAL
+
+
+@dataclass(frozen=True)
+class Redriven:
+    held: Held
+    http_status: int
+    body: dict[str, Any]
+    acked: bool
+
+    @property
+    def status(self) -> str:
+        return str(self.body.get("status", "error"))
+
+
+async def redrive(
+    source: MessageSource, subscription: str, held: list[Held], run: Runner
+) -> list[Redriven]:
+    """Run each held message's event; acknowledge the handled ones, give the rest back.
+
+    ``run`` is replay's runner (over HTTP or in-process): requests in, results (with
+    ``http_status`` and ``body``) out, in order. If it raises, every message is given back.
+    """
+    requests = [push_request(h.message, subscription) for h in held]
+    try:
+        async with kept(source, held):
+            results = await run(requests)
+    except BaseException:
+        with contextlib.suppress(IngestError):
+            await give_back(source, held)
+        raise
+    rows = [
+        Redriven(h, r.http_status, r.body, handled(r.http_status, str(r.body.get("status"))))
+        for h, r in zip(held, results, strict=True)
+    ]
+    try:
+        await source.ack(ack_ids([r.held for r in rows if r.acked]))
+    finally:
+        await give_back(source, [r.held for r in rows if not r.acked])
+    return rows
+
+
+def carried_message(request: RecordedRequest) -> Message | None:
+    """The Pub/Sub message a recorded push, Eventarc messagePublished or legacy publish carried."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if "x-goog-pubsub-message-id" in headers:
+        attributes = {
+            GCS_ATTRIBUTES.get(name, name): value
+            for name, value in headers.items()
+            if name not in TRANSPORT_HEADERS and not name.startswith(TRANSPORT_PREFIXES)
+        }
+        return Message(request.body, attributes, headers["x-goog-pubsub-message-id"], None)
+    try:
+        raw = json.loads(request.body)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    if raw.get("type") == PUBSUB_PUBLISHED and isinstance(raw.get("data"), Mapping):
+        raw = raw["data"]  # a structured CloudEvent: its data is the push envelope
+    elif _is_legacy_publish(raw):
+        return message_from_json(raw.get("data"))
+    # A wrapped push, or a binary-mode messagePublished (its body is the same envelope).
+    if isinstance(raw.get("message"), Mapping):
+        return message_from_json(raw["message"])
+    return None
+
+
+def _is_legacy_publish(raw: Mapping[str, Any]) -> bool:
+    context = raw.get("context")
+    found = context.get("eventType") if isinstance(context, Mapping) else raw.get("eventType")
+    return isinstance(found, str) and found in PUBSUB_TYPES
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What replay publishes for one recorded event, or why it publishes nothing."""
+
+    source: str
+    event_id: str | None
+    data: bytes | None = None
+    attributes: dict[str, str] | None = None
+    skipped: str | None = None  # a reason: the event is not one a topic could carry
+    bad: bool = False  # the recording is not a decodable event at all
+
+
+def outgoing(request: RecordedRequest) -> Outgoing:
+    """The message that carries a recorded event: the very message of a recorded push, else a
+    GCS notification (JSON_API_V1) for a storage finalize, or a scheduler message for a sweep.
+    """
+    event = event_of(request)
+    if isinstance(event, str):
+        return Outgoing(request.source, None, skipped=event, bad=True)
+    event_id = event.meta.event_id
+    try:
+        carried = carried_message(request)
+    except EnvelopeError as exc:
+        return Outgoing(request.source, event_id, skipped=str(exc), bad=True)
+    if carried is not None:
+        return Outgoing(request.source, event_id, carried.data, dict(carried.attributes))
+    if isinstance(event, ObjectFinalized) and event.object.ref.generation is not None:
+        push = json.loads(storage_notification_push(resource_from_info(event.object)).body)
+        message = message_from_json(push["message"])
+        return Outgoing(request.source, event_id, message.data, dict(message.attributes))
+    if isinstance(event, SweepRequested):
+        payload = {"pipeline": event.pipeline, "date": event.date, "prefix": event.prefix}
+        data = json.dumps({k: v for k, v in payload.items() if v}).encode()
+        return Outgoing(request.source, event_id, data, {})
+    reason = event.reason if isinstance(event, Ignored) else "no message can carry it"
+    return Outgoing(request.source, event_id, skipped=f"not published: {reason}")
+
+
+@dataclass(frozen=True)
+class Published:
+    item: Outgoing
+    message_id: str | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.message_id is not None:
+            return "published"
+        if self.item.bad or self.error:
+            return "error"
+        return "skipped"
+
+
+async def publish_all(
+    sink: MessageSink, items: list[Outgoing], concurrency: int, tick: Callable[[], None]
+) -> list[Published]:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(item: Outgoing) -> Published:
+        if item.data is None:
+            tick()
+            return Published(item)
+        async with slots:
+            try:
+                message_id = await sink.publish(item.data, item.attributes or {})
+            except IngestError as exc:
+                return Published(item, error=f"{type(exc).__name__}: {exc}")
+            finally:
+                tick()
+        return Published(item, message_id)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))

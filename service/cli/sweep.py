@@ -1,0 +1,148 @@
+"""``ingest sweep``: list a pipeline's source now and ingest every generation not yet done."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING
+
+import click
+
+from service.cli import main
+from service.cli.common import (
+    console,
+    load_pipelines,
+    load_settings,
+    open_backends,
+    open_ingestor,
+    print_json,
+    run_async,
+)
+from service.cli.render import cell, number, outcome, table
+from service.models import EventMeta, SweepRequested, UnitKey
+
+if TYPE_CHECKING:
+    from service.ingest import Outcome, UnitOutcome
+    from service.pipeline.config import Pipeline
+
+# Unit outcomes that leave nothing to do; any other makes the command exit non-zero.
+DONE = frozenset({"loaded", "duplicate", "ignored"})
+
+
+@main.command()
+@click.argument("pipeline")
+@click.option(
+    "--date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The logical date (YYYY-MM-DD) for pipelines whose prefix holds {date}.",
+)
+@click.option("--force", is_flag=True, help="Re-run units already COMPLETED or FAILED too.")
+@click.option("--dry-run", is_flag=True, help="List the objects and their ledger state only.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def sweep(
+    pipeline: str, date: dt.datetime | None, force: bool, dry_run: bool, as_json: bool
+) -> None:
+    """Sweep PIPELINE now, in-process: what a Cloud Scheduler message asks the service to do.
+
+    Lists the pipeline's source prefix (for one logical date with --date) and runs every object
+    generation the ledger has not finished. Exits non-zero when any unit failed.
+    """
+    settings = load_settings()
+    pipelines = load_pipelines(settings)
+    found = pipelines.get(pipeline)
+    if found is None:
+        known = ", ".join(p.name for p in pipelines.pipelines) or "none"
+        raise click.ClickException(f"unknown pipeline {pipeline!r} (known: {known})")
+    day = date.date().isoformat() if date else None
+    where = f"gs://{found.bucket}/{found.prefix_for(day)}"
+    if dry_run:
+        _plan(found, day, where)
+        return
+    meta = EventMeta(
+        event_id=f"cli-sweep-{uuid.uuid4().hex[:12]}",
+        event_type="ingest.cli.sweep",
+        source="ingest sweep",
+        shape="cli",
+    )
+
+    async def run() -> Outcome:
+        async with open_ingestor(settings, pipelines) as ingestor:
+            return await ingestor.sweep(SweepRequested(meta, pipeline, date=day), force=force)
+
+    result = run_async(run)
+    if as_json:
+        print_json(result.summary() | {"where": where, "units_detail": _units_json(result)})
+    else:
+        _show(result, where)
+    failed = [u for u in result.units if u.status.value not in DONE]
+    if result.status.value == "transient" and not result.units:
+        raise click.ClickException(f"sweep of {where} failed: {result.reason}")
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(result.units)} units did not succeed")
+
+
+def _show(result: Outcome, where: str) -> None:
+    if not result.units:
+        console.print(f"nothing to sweep under {where}", markup=False, highlight=False)
+        return
+    t = table(
+        f"sweep of {where}",
+        ["unit", ("outcome", "nowrap"), ("loaded", "right"), ("quarantined", "right"), "error"],
+    )
+    for u in result.units:
+        error = f"{u.stage}: {u.error}" if u.stage and u.error else u.error
+        t.add_row(
+            cell(u.unit),
+            outcome(u.status.value),
+            number(u.rows_loaded),
+            number(u.rows_quarantined),
+            cell(error),
+        )
+    console.print(t)
+    summary = result.summary()
+    parts = ", ".join(f"{n} {s}" for s, n in summary.get("units", {}).items())
+    console.print(
+        f"{len(result.units)} units: {parts}; rows loaded {summary.get('rows_loaded', 0):,},"
+        f" quarantined {summary.get('rows_quarantined', 0):,}",
+        highlight=False,
+    )
+
+
+def _units_json(result: Outcome) -> list[dict[str, object]]:
+    return [_unit_json(u) for u in result.units]
+
+
+def _unit_json(u: UnitOutcome) -> dict[str, object]:
+    return {
+        "unit": u.unit,
+        "status": u.status.value,
+        "rows_loaded": u.rows_loaded,
+        "rows_quarantined": u.rows_quarantined,
+        "stage": u.stage,
+        "error": u.error,
+    }
+
+
+def _plan(pipeline: Pipeline, day: str | None, where: str) -> None:
+    """What a sweep would find: each matching object and the state the ledger has for it."""
+
+    async def look() -> list[tuple[str, str]]:
+        async with open_backends(load_settings()) as backends:
+            listed = await backends.store.list(pipeline.bucket, pipeline.prefix_for(day))
+            rows = []
+            for info in listed:
+                ref = info.ref
+                if ref.generation is None or not pipeline.matches(ref.bucket, ref.name):
+                    continue
+                key = UnitKey(pipeline.name, ref.bucket, ref.name, ref.generation)
+                stored = await backends.ledger_store.get(key.digest)
+                rows.append((str(key), stored.record.state.value if stored else "new"))
+            return rows
+
+    rows = run_async(look)
+    t = table(f"sweep of {where} (dry run: nothing was run)", ["unit", ("ledger", "nowrap")])
+    for unit, state in rows:
+        t.add_row(cell(unit), cell(state))
+    console.print(t)
+    new = sum(1 for _, state in rows if state == "new")
+    console.print(f"{len(rows)} objects, {new} not yet in the ledger", highlight=False)

@@ -1,0 +1,338 @@
+"""``eventarc.yaml``: read and validate the declared deployment into frozen values.
+
+The pipelines file it names supplies the source buckets (one storage trigger each), the quarantine
+locations, the datasets and the pipeline names the schedules may use, so nothing is said twice.
+Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from service.errors import ConfigError
+from service.pipeline.config import DEFAULT_QUARANTINE_PREFIX, load_pipelines
+from service.settings import reference
+
+# Google Cloud's naming rules, as far as the plan relies on them.
+PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+ACCOUNT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+RESOURCE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,47}[a-z0-9])?$")
+TOPIC = re.compile(r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
+JOB_NAME = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+MEMORY = re.compile(r"^[0-9]+(Mi|Gi)$")
+LOCATION = re.compile(r"^[A-Za-z0-9-]+$")
+# Settings the plan sets itself from the sections of this file; env may not repeat them.
+DERIVED_ENV = {
+    "INGEST_BACKEND": "always gcp on Cloud Run",
+    "INGEST_PROJECT": "project",
+    "INGEST_ACK_DEADLINE_SECONDS": "delivery.ack_deadline_seconds",
+    "INGEST_BIGQUERY_LOCATION": "bigquery.location",
+    "INGEST_FIRESTORE_DATABASE": "firestore.database",
+    "INGEST_LEDGER_COLLECTION": "firestore.collection",
+}
+
+
+@dataclass(frozen=True)
+class Image:
+    repository: str  # an Artifact Registry docker repository in the deployment's region
+    name: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    service_account: str  # account id; the service runs as this identity
+    cpu: str
+    memory: str
+    concurrency: int
+    min_instances: int
+    max_instances: int
+    timeout_seconds: int
+    ingress: str
+    env: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Firestore:
+    database: str
+    location: str
+    collection: str
+    ttl_field: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    ack_deadline_seconds: int
+    min_retry_delay_seconds: int
+    max_retry_delay_seconds: int
+    max_delivery_attempts: int
+    dead_letter_topic: str
+    dead_letter_retention_days: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    pipeline: str
+    schedule: str
+    time_zone: str
+    prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineFacts:
+    """What the deployment needs to know of one pipeline."""
+
+    name: str
+    bucket: str
+    dataset: str
+    quarantine_bucket: str
+    quarantine_prefix: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    project: str
+    region: str
+    image: Image
+    service: Service
+    buckets: tuple[tuple[str, str], ...]  # (name, location) of every bucket the pipelines use
+    bigquery_location: str
+    firestore: Firestore
+    trigger_service_account: str
+    scheduler_topic: str
+    delivery: Delivery
+    schedules: tuple[Schedule, ...]
+    pipelines: tuple[PipelineFacts, ...]
+
+    def bucket_location(self, bucket: str) -> str:
+        return dict(self.buckets)[bucket]
+
+    @property
+    def source_buckets(self) -> tuple[str, ...]:
+        return tuple(sorted({p.bucket for p in self.pipelines}))
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return tuple(sorted({p.dataset for p in self.pipelines}))
+
+
+def load_deployment(path: Path) -> Deployment:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    top = Section(path, "", raw)
+    pipelines_file = path.parent / top.get("pipelines", str, required=True)
+    pipelines = pipeline_facts(pipelines_file)
+    return _Reader(path, top, pipelines).deployment()
+
+
+def pipeline_facts(pipelines_file: Path) -> tuple[PipelineFacts, ...]:
+    facts = []
+    for p in load_pipelines(pipelines_file).pipelines:
+        target = p.bad_rows.quarantine or f"gs://{p.bucket}/{DEFAULT_QUARANTINE_PREFIX}"
+        q_bucket, _, q_prefix = target.removeprefix("gs://").partition("/")
+        facts.append(PipelineFacts(p.name, p.bucket, p.table.dataset, q_bucket, q_prefix))
+    return tuple(facts)
+
+
+class Section:
+    """One mapping of the file, with typed look-ups whose errors say where."""
+
+    def __init__(self, path: Path, where: str, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: {where.rstrip('.') or 'the file'}: must be a mapping")
+        self.path = path
+        self.where = where
+        self.raw: dict[str, Any] = raw
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {self.where}{key}: {message}")
+
+    def get(self, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
+        value = self.raw.get(key, default)
+        if value is None:
+            if required:
+                raise self.fail(key, "is required")
+            return None
+        if kind is str and isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)  # YAML reads `cpu: 2` as a number
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(key, f"must be {kind.__name__}, not {type(value).__name__}")
+        return value
+
+    def named(self, key: str, pattern: re.Pattern[str], default: str | None = None) -> str:
+        value: str = self.get(key, str, default, required=True)
+        if not pattern.match(value):
+            raise self.fail(key, f"{value!r} is not a valid name")
+        return value
+
+    def number(self, key: str, default: int, low: int, high: int) -> int:
+        value: int = self.get(key, int, default)
+        if not low <= value <= high:
+            raise self.fail(key, f"must be between {low} and {high}")
+        return value
+
+    def section(self, key: str) -> Section:
+        return Section(self.path, f"{self.where}{key}.", self.raw.get(key) or {})
+
+
+class _Reader:
+    def __init__(self, path: Path, top: Section, pipelines: tuple[PipelineFacts, ...]) -> None:
+        self.path = path
+        self.top = top
+        self.pipelines = pipelines
+
+    def deployment(self) -> Deployment:
+        top = self.top
+        delivery = self.delivery()
+        return Deployment(
+            project=top.named("project", PROJECT_ID),
+            region=top.named("region", REGION),
+            image=self.image(),
+            service=self.service(delivery),
+            buckets=self.buckets(),
+            bigquery_location=top.section("bigquery").named("location", LOCATION, "US"),
+            firestore=self.firestore(),
+            trigger_service_account=top.section("triggers").named(
+                "service_account", ACCOUNT_ID, "ingest-trigger"
+            ),
+            scheduler_topic=top.section("triggers").named(
+                "scheduler_topic", TOPIC, "ingest-schedule"
+            ),
+            delivery=delivery,
+            schedules=self.schedules(),
+            pipelines=self.pipelines,
+        )
+
+    def image(self) -> Image:
+        s = self.top.section("image")
+        return Image(
+            repository=s.named("repository", RESOURCE_NAME, "ingest"),
+            name=s.named("name", RESOURCE_NAME, "ingest"),
+            tag=s.named("tag", IMAGE_TAG, "latest"),
+        )
+
+    def service(self, delivery: Delivery) -> Service:
+        s = self.top.section("service")
+        timeout = s.number("timeout_seconds", delivery.ack_deadline_seconds, 1, 3600)
+        if timeout < delivery.ack_deadline_seconds:
+            # Cloud Run would cut a request the platform still waits for (and the lease covers).
+            raise s.fail("timeout_seconds", "must be at least delivery.ack_deadline_seconds")
+        min_instances = s.number("min_instances", 0, 0, 1000)
+        max_instances = s.number("max_instances", 10, 1, 1000)
+        if min_instances > max_instances:
+            raise s.fail("min_instances", "must not exceed max_instances")
+        ingress = s.get("ingress", str, "internal")
+        if ingress not in {"all", "internal", "internal-and-cloud-load-balancing"}:
+            raise s.fail("ingress", "must be all, internal or internal-and-cloud-load-balancing")
+        memory = s.get("memory", str, "2Gi")
+        if not MEMORY.match(memory):
+            raise s.fail("memory", "must look like 512Mi or 2Gi")
+        return Service(
+            name=s.named("name", RESOURCE_NAME, "ingest"),
+            service_account=s.named("service_account", ACCOUNT_ID, "ingest-runner"),
+            cpu=s.get("cpu", str, "2"),
+            memory=memory,
+            concurrency=s.number("concurrency", 8, 1, 1000),
+            min_instances=min_instances,
+            max_instances=max_instances,
+            timeout_seconds=timeout,
+            ingress=ingress,
+            env=self.env(s.section("env")),
+        )
+
+    def env(self, s: Section) -> tuple[tuple[str, str], ...]:
+        known = {name for name, _, _ in reference()}
+        pairs = []
+        for key, value in s.raw.items():
+            name = str(key)
+            if name in DERIVED_ENV:
+                raise s.fail(name, f"is set by the plan from {DERIVED_ENV[name]}")
+            if name.startswith("INGEST_") and name not in known:
+                raise s.fail(name, "is not a setting of the service (see service/settings.py)")
+            if value is None or isinstance(value, dict | list):
+                raise s.fail(name, "must be a single value")
+            pairs.append((name, str(value).lower() if isinstance(value, bool) else str(value)))
+        return tuple(pairs)
+
+    def buckets(self) -> tuple[tuple[str, str], ...]:
+        s = self.top.section("buckets")
+        declared = {}
+        for name, location in s.raw.items():
+            if not BUCKET.match(str(name)):
+                raise s.fail(str(name), "is not a valid bucket name")
+            if not isinstance(location, str) or not LOCATION.match(location):
+                raise s.fail(str(name), "must be the bucket's location, e.g. EU or europe-west1")
+            declared[str(name)] = location
+        for p in self.pipelines:
+            for bucket in (p.bucket, p.quarantine_bucket):
+                if bucket not in declared:
+                    raise s.fail(bucket, f"is used by pipeline {p.name!r}: give its location")
+        return tuple(declared.items())
+
+    def firestore(self) -> Firestore:
+        s = self.top.section("firestore")
+        database = s.get("database", str, "(default)")
+        if database != "(default)" and not RESOURCE_NAME.match(database):
+            raise s.fail("database", f"{database!r} is not a valid database id")
+        return Firestore(
+            database=database,
+            location=s.named("location", LOCATION, "nam5"),
+            collection=s.get("collection", str, "ingest-ledger"),
+            ttl_field=s.get("ttl_field", str, "expire_at"),
+        )
+
+    def delivery(self) -> Delivery:
+        s = self.top.section("delivery")
+        low = s.number("min_retry_delay_seconds", 10, 0, 600)
+        high = s.number("max_retry_delay_seconds", 600, 0, 600)
+        if low > high:
+            raise s.fail("min_retry_delay_seconds", "must not exceed max_retry_delay_seconds")
+        return Delivery(
+            ack_deadline_seconds=s.number("ack_deadline_seconds", 600, 10, 600),
+            min_retry_delay_seconds=low,
+            max_retry_delay_seconds=high,
+            max_delivery_attempts=s.number("max_delivery_attempts", 10, 5, 100),
+            dead_letter_topic=s.named("dead_letter_topic", TOPIC, "ingest-dead-letter"),
+            dead_letter_retention_days=s.number("dead_letter_retention_days", 7, 1, 31),
+        )
+
+    def schedules(self) -> tuple[Schedule, ...]:
+        raw = self.top.raw.get("schedules") or []
+        if not isinstance(raw, list):
+            raise self.top.fail("schedules", "must be a list")
+        names = {p.name for p in self.pipelines}
+        schedules = []
+        for index, entry in enumerate(raw):
+            s = Section(self.path, f"schedules[{index}].", entry)
+            pipeline = s.get("pipeline", str, required=True)
+            if pipeline not in names:
+                raise s.fail("pipeline", f"{pipeline!r} is not in the pipelines file")
+            cron = s.get("schedule", str, required=True)
+            if len(cron.split()) != 5:
+                raise s.fail("schedule", "must be a cron expression of five fields")
+            zone = s.get("time_zone", str, "Etc/UTC")
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise s.fail("time_zone", f"{zone!r} is not a time zone") from exc
+            schedules.append(
+                Schedule(s.named("name", JOB_NAME), pipeline, cron, zone, s.get("prefix", str))
+            )
+        if len({s.name for s in schedules}) != len(schedules):
+            raise self.top.fail("schedules", "job names must be unique")
+        return tuple(schedules)

@@ -1,0 +1,313 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from service.cli import main
+from service.deploy.config import Deployment, load_deployment
+from service.deploy.plan import Command, env_flag, plan, render, shell_word
+from service.errors import ConfigError
+from tests.conftest import EXAMPLES, ROOT
+
+PROJECT = "demo-project-1"
+RUNNER = f"serviceAccount:ingest-runner@{PROJECT}.iam.gserviceaccount.com"
+TRIGGER = f"serviceAccount:ingest-trigger@{PROJECT}.iam.gserviceaccount.com"
+PUBSUB_AGENT = "serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+IMAGE = f"europe-west1-docker.pkg.dev/{PROJECT}/ingest/ingest:1.2.3"
+
+BASE: dict[str, object] = {
+    "project": PROJECT,
+    "region": "europe-west1",
+    "pipelines": str(EXAMPLES / "pipelines.toml"),
+    "image": {"tag": "1.2.3"},
+    "service": {"env": {"INGEST_MAX_UNITS_IN_FLIGHT": 4}},
+    "buckets": {"landing": "EU"},
+    "bigquery": {"location": "EU"},
+    "firestore": {"location": "eur3"},
+    "schedules": [
+        {"name": "orders-daily", "pipeline": "orders", "schedule": "15 6 * * *",
+         "time_zone": "Europe/Paris"},
+        {"name": "orders-backfill", "pipeline": "orders", "schedule": "0 3 1 * *",
+         "prefix": "orders/2026-"},
+    ],
+}  # fmt: skip
+
+
+def write(tmp_path: Path, data: dict[str, object]) -> Path:
+    path = tmp_path / "eventarc.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def deployment(tmp_path: Path, **changes: object) -> Deployment:
+    return load_deployment(write(tmp_path, {**BASE, **changes}))
+
+
+def argvs(commands: list[Command], step: str) -> list[list[str]]:
+    return [list(c.argv) for c in commands if c.step == step]
+
+
+def test_storage_trigger_per_source_bucket_and_a_pubsub_trigger(tmp_path: Path) -> None:
+    commands = plan(deployment(tmp_path))
+    assert argvs(commands, "Eventarc triggers") == [
+        [
+            "gcloud", "eventarc", "triggers", "create", "ingest-landing",
+            "--location=eu",
+            "--destination-run-service=ingest",
+            "--destination-run-region=europe-west1",
+            "--destination-run-path=/",
+            "--event-filters=type=google.cloud.storage.object.v1.finalized",
+            "--event-filters=bucket=landing",
+            f"--service-account=ingest-trigger@{PROJECT}.iam.gserviceaccount.com",
+            f"--project={PROJECT}",
+        ],
+        [
+            "gcloud", "eventarc", "triggers", "create", "ingest-schedule",
+            "--location=europe-west1",
+            "--destination-run-service=ingest",
+            "--destination-run-region=europe-west1",
+            "--destination-run-path=/",
+            "--event-filters=type=google.cloud.pubsub.topic.v1.messagePublished",
+            f"--transport-topic=projects/{PROJECT}/topics/ingest-schedule",
+            f"--service-account=ingest-trigger@{PROJECT}.iam.gserviceaccount.com",
+            f"--project={PROJECT}",
+        ],
+    ]  # fmt: skip
+
+
+def test_delivery_settings_on_each_trigger_subscription(tmp_path: Path) -> None:
+    commands = [c for c in plan(deployment(tmp_path)) if c.step.startswith("Delivery")]
+    captures = [(c.capture, c.argv[:4]) for c in commands if c.capture]
+    assert captures == [
+        ("PROJECT_NUMBER", ("gcloud", "projects", "describe", PROJECT)),
+        ("SUB_INGEST_LANDING", ("gcloud", "eventarc", "triggers", "describe")),
+        ("SUB_INGEST_SCHEDULE", ("gcloud", "eventarc", "triggers", "describe")),
+    ]
+    update = ("gcloud", "pubsub", "subscriptions", "update")
+    updates = [list(c.argv) for c in commands if c.argv[:4] == update]
+    assert updates[0] == [
+        "gcloud", "pubsub", "subscriptions", "update", "${SUB_INGEST_LANDING}",
+        "--ack-deadline=600",
+        "--min-retry-delay=10s",
+        "--max-retry-delay=600s",
+        f"--dead-letter-topic=projects/{PROJECT}/topics/ingest-dead-letter",
+        "--max-delivery-attempts=10",
+        f"--project={PROJECT}",
+    ]  # fmt: skip
+    assert updates[1][4] == "${SUB_INGEST_SCHEDULE}"
+    # Pub/Sub's agent must publish to the dead-letter topic and read every source subscription.
+    bindings = {c.argv[4:7] for c in commands if "add-iam-policy-binding" in c.argv}
+    assert bindings == {
+        ("ingest-dead-letter", f"--member={PUBSUB_AGENT}", "--role=roles/pubsub.publisher"),
+        ("${SUB_INGEST_LANDING}", f"--member={PUBSUB_AGENT}", "--role=roles/pubsub.subscriber"),
+        ("${SUB_INGEST_SCHEDULE}", f"--member={PUBSUB_AGENT}", "--role=roles/pubsub.subscriber"),
+    }
+
+
+def test_every_identity_gets_the_roles_it_needs(tmp_path: Path) -> None:
+    commands = plan(deployment(tmp_path))
+    granted = set()
+    for c in commands:
+        if "add-iam-policy-binding" in c.argv:
+            flags = dict(a.removeprefix("--").split("=", 1) for a in c.argv if a.startswith("--"))
+            granted.add((flags["member"], flags["role"]))
+    assert {
+        (TRIGGER, "roles/run.invoker"),
+        (TRIGGER, "roles/eventarc.eventReceiver"),
+        ("serviceAccount:${GCS_SERVICE_AGENT}", "roles/pubsub.publisher"),
+        (RUNNER, "roles/storage.objectViewer"),
+        (RUNNER, "roles/storage.objectUser"),
+        (RUNNER, "roles/bigquery.dataEditor"),
+        (RUNNER, "roles/bigquery.jobUser"),
+        (RUNNER, "roles/datastore.user"),
+    } <= granted
+    assert argvs(commands, "What the service's identity may do")[1] == [
+        "gcloud", "storage", "buckets", "add-iam-policy-binding", "gs://landing",
+        f"--member={RUNNER}",
+        "--role=roles/storage.objectUser",
+        '--condition=expression=resource.name.startsWith('
+        '"projects/_/buckets/landing/objects/_quarantine/"),title=quarantine-only',
+        f"--project={PROJECT}",
+    ]  # fmt: skip
+    assert [
+        "bq", "add-iam-policy-binding", f"--member={RUNNER}", "--role=roles/bigquery.dataEditor",
+        f"{PROJECT}:sales",
+    ] in argvs(commands, "What the service's identity may do")  # fmt: skip
+
+
+def test_scheduler_jobs_publish_sweeps_to_the_topic(tmp_path: Path) -> None:
+    assert argvs(plan(deployment(tmp_path)), "Cloud Scheduler jobs") == [
+        [
+            "gcloud", "scheduler", "jobs", "create", "pubsub", "orders-daily",
+            "--location=europe-west1",
+            "--schedule=15 6 * * *",
+            "--time-zone=Europe/Paris",
+            f"--topic=projects/{PROJECT}/topics/ingest-schedule",
+            '--message-body={"pipeline":"orders"}',
+            f"--project={PROJECT}",
+        ],
+        [
+            "gcloud", "scheduler", "jobs", "create", "pubsub", "orders-backfill",
+            "--location=europe-west1",
+            "--schedule=0 3 1 * *",
+            "--time-zone=Etc/UTC",
+            f"--topic=projects/{PROJECT}/topics/ingest-schedule",
+            '--message-body={"pipeline":"orders","prefix":"orders/2026-"}',
+            f"--project={PROJECT}",
+        ],
+    ]  # fmt: skip
+
+
+def test_cloud_run_service_and_its_settings(tmp_path: Path) -> None:
+    [deploy] = argvs(plan(deployment(tmp_path)), "Deploy the Cloud Run service")
+    assert deploy == [
+        "gcloud", "run", "deploy", "ingest",
+        f"--image={IMAGE}",
+        "--region=europe-west1",
+        f"--service-account=ingest-runner@{PROJECT}.iam.gserviceaccount.com",
+        "--no-allow-unauthenticated",
+        "--ingress=internal",
+        "--concurrency=8",
+        "--cpu=2",
+        "--memory=2Gi",
+        "--timeout=600",
+        "--min-instances=0",
+        "--max-instances=10",
+        "--set-env-vars=INGEST_BACKEND=gcp,INGEST_PROJECT=demo-project-1,"
+        "INGEST_ACK_DEADLINE_SECONDS=600,INGEST_BIGQUERY_LOCATION=EU,"
+        "INGEST_FIRESTORE_DATABASE=(default),INGEST_LEDGER_COLLECTION=ingest-ledger,"
+        "INGEST_MAX_UNITS_IN_FLIGHT=4",
+        f"--project={PROJECT}",
+    ]  # fmt: skip
+
+
+def test_setup_steps_datasets_firestore_ttl_and_dead_letter_hold(tmp_path: Path) -> None:
+    commands = plan(deployment(tmp_path))
+    assert argvs(commands, "BigQuery datasets") == [
+        ["bq", "mk", "--dataset", "--location=EU", f"{PROJECT}:sales"]
+    ]
+    assert argvs(commands, "Firestore ledger database and TTL policy")[1] == [
+        "gcloud", "firestore", "fields", "ttls", "update", "expire_at",
+        "--collection-group=ingest-ledger", "--enable-ttl", "--database=(default)",
+        f"--project={PROJECT}",
+    ]  # fmt: skip
+    assert argvs(commands, "Pub/Sub topics and the dead-letter hold subscription")[2] == [
+        "gcloud", "pubsub", "subscriptions", "create", "ingest-dead-letter-hold",
+        "--topic=ingest-dead-letter", "--message-retention-duration=7d",
+        "--expiration-period=never", f"--project={PROJECT}",
+    ]  # fmt: skip
+
+
+def test_env_flag_switches_delimiter_when_a_value_has_a_comma() -> None:
+    assert env_flag((("A", "1"), ("B", "x"))) == "--set-env-vars=A=1,B=x"
+    assert env_flag((("A", "a@x,b@y"), ("B", "2"))) == "--set-env-vars=^;^A=a@x,b@y;B=2"
+
+
+def test_shell_words_expand_captured_values_and_quote_the_rest() -> None:
+    assert shell_word("--member=serviceAccount:${GCS_SERVICE_AGENT}") == (
+        '"--member=serviceAccount:${GCS_SERVICE_AGENT}"'
+    )
+    assert shell_word("--schedule=15 6 * * *") == "'--schedule=15 6 * * *'"
+    with pytest.raises(ValueError):
+        shell_word('${A}"; rm -rf /')
+
+
+def test_the_script_passes_exactly_these_argv_to_gcloud(tmp_path: Path) -> None:
+    """Run the rendered script against a fake gcloud/bq that records what it receives."""
+    commands = plan(deployment(tmp_path))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    # What the fake answers to the commands whose output the script keeps, and where it goes.
+    answers = {
+        ("projects describe", "${PROJECT_NUMBER}"): "123456789",
+        ("storage service-agent", "${GCS_SERVICE_AGENT}"): "service-1@gs.example",
+        ("triggers describe ingest-landing", "${SUB_INGEST_LANDING}"): "projects/p/subscriptions/a",
+        (
+            "triggers describe ingest-schedule",
+            "${SUB_INGEST_SCHEDULE}",
+        ): "projects/p/subscriptions/b",
+    }
+    cases = "".join(f'  *"{match}"*) echo {out} ;;\n' for (match, _), out in answers.items())
+    fake = bin_dir / "gcloud"
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        'for a in "$(basename "$0")" "$@"; do printf "%s\\x1f" "$a"; done >> "$CALLS"\n'
+        'echo >> "$CALLS"\n'
+        f'case "$*" in\n{cases}esac\n'
+    )
+    fake.chmod(0o755)
+    (bin_dir / "bq").symlink_to(fake)
+    script = tmp_path / "deploy.sh"
+    script.write_text(render(commands))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(log)}
+    subprocess.run(["bash", str(script)], check=True, env=env, timeout=60)
+    calls = [line.split("\x1f")[:-1] for line in log.read_text().splitlines()]
+
+    def expand(arg: str) -> str:
+        for (_, ref), value in answers.items():
+            arg = arg.replace(ref, value)
+        return arg
+
+    assert calls == [[expand(a) for a in c.argv] for c in commands]
+
+
+def test_the_repository_deployment_file_plans(tmp_path: Path) -> None:
+    commands = plan(load_deployment(ROOT / "eventarc.yaml"))
+    script = tmp_path / "deploy.sh"
+    script.write_text(render(commands))
+    subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
+    steps = list(dict.fromkeys(c.step for c in commands))
+    assert steps[0] == "Enable the APIs"
+    assert steps[-1] == "Cloud Scheduler jobs"
+
+
+def test_cli_prints_the_script() -> None:
+    result = CliRunner().invoke(main, ["deploy", "plan", str(ROOT / "eventarc.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("#!/usr/bin/env bash\n")
+    assert "gcloud eventarc triggers create ingest-landing" in result.output
+
+
+def test_cli_reports_a_bad_file(tmp_path: Path) -> None:
+    path = write(tmp_path, {**BASE, "delivery": {"ack_deadline_seconds": 900}})
+    result = CliRunner().invoke(main, ["deploy", "plan", str(path)])
+    assert result.exit_code == 1
+    assert "delivery.ack_deadline_seconds: must be between 10 and 600" in result.output
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"project": "Bad_Project"}, "project: 'Bad_Project' is not a valid name"),
+        ({"buckets": {}}, "buckets.landing: is used by pipeline 'orders'"),
+        (
+            {"schedules": [{"name": "x", "pipeline": "nope", "schedule": "0 * * * *"}]},
+            "schedules[0].pipeline: 'nope' is not in the pipelines file",
+        ),
+        (
+            {"schedules": [{"name": "x", "pipeline": "orders", "schedule": "daily"}]},
+            "schedules[0].schedule: must be a cron expression of five fields",
+        ),
+        (
+            {"schedules": [{"name": "x", "pipeline": "orders", "schedule": "0 * * * *",
+                            "time_zone": "Mars/Olympus"}]},
+            "schedules[0].time_zone: 'Mars/Olympus' is not a time zone",
+        ),
+        ({"service": {"env": {"INGEST_PROJECT": "x"}}}, "is set by the plan from project"),
+        ({"service": {"env": {"INGEST_TYPO": "x"}}}, "INGEST_TYPO: is not a setting"),
+        ({"service": {"timeout_seconds": 300}}, "must be at least delivery.ack_deadline"),
+        ({"delivery": {"max_delivery_attempts": 2}}, "must be between 5 and 100"),
+        ({"pipelines": "missing.toml"}, "missing.toml"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_field(tmp_path: Path, changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        deployment(tmp_path, **changes)
+    assert message in str(caught.value)
+    assert str(tmp_path) in str(caught.value)

@@ -1,0 +1,332 @@
+"""The ledger inside the use case: claim -> heartbeat -> run -> complete / fail / release.
+
+Real embedded adapters (a directory as bucket, DuckDB as warehouse, SQLite or memory as ledger)
+and a fake clock, so lease expiry is a step of the test rather than a wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.adapters.local.directory_store import DirectoryObjectStore
+from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
+from service.adapters.local.sqlite_ledger import SqliteLedgerStore
+from service.adapters.memory import MemoryLedgerStore
+from service.ingest import Ingestor, Status, UnitOutcome
+from service.ledger import Ledger
+from service.models import (
+    EventMeta,
+    LedgerRecord,
+    ObjectFinalized,
+    ObjectInfo,
+    ObjectRef,
+    Stored,
+    UnitKey,
+    UnitResult,
+    UnitState,
+)
+from service.pipeline.config import load_pipelines
+from service.pipeline.context import UnitContext
+from service.pipeline.runner import Runner
+from service.ports import IdempotencyStore
+from service.settings import Settings
+from tests.conftest import EXAMPLES, seed_examples
+
+LEASE = 60.0
+ORDERS = ObjectRef("landing", "orders/2026-11-20.csv")
+ORDERS_ROWS = 5
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class SimulatedCrash(Exception):
+    """The process dies: nothing below the ledger catches this, nothing is released."""
+
+
+class CrashBeforeCompletion:
+    """A ledger store whose process dies just before it records a COMPLETED unit."""
+
+    def __init__(self, inner: IdempotencyStore) -> None:
+        self.inner = inner
+
+    async def get(self, key: str) -> Stored | None:
+        return await self.inner.get(key)
+
+    async def create(self, record: LedgerRecord) -> str | None:
+        return await self.inner.create(record)
+
+    async def replace(self, record: LedgerRecord, expected_version: str) -> str | None:
+        if record.state is UnitState.COMPLETED:
+            raise SimulatedCrash("killed between the load and the ledger's completion")
+        return await self.inner.replace(record, expected_version)
+
+    async def list(
+        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[Stored]:
+        return await self.inner.list(state, since, limit)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+@dataclass
+class World:
+    """One machine's backends; each ``instance()`` is another service instance on them."""
+
+    settings: Settings
+    objects: DirectoryObjectStore
+    warehouse: DuckDbWarehouse
+    ledger_store: IdempotencyStore
+    clock: FakeClock
+
+    def instance(
+        self,
+        name: str,
+        *,
+        ledger_store: IdempotencyStore | None = None,
+        runner: Runner | None = None,
+    ) -> Ingestor:
+        store = ledger_store or self.ledger_store
+        ledger = Ledger(store, owner=name, lease_seconds=LEASE, clock=self.clock)
+        return Ingestor(
+            load_pipelines(EXAMPLES / "pipelines.toml"),
+            self.objects,
+            ledger,
+            runner or Runner(self.objects, self.warehouse, chunk_bytes=64 * 1024),
+            renew_every_seconds=LEASE / 3,
+            max_units_in_flight=4,
+        )
+
+    async def event(self, ref: ObjectRef = ORDERS, event_id: str = "e1") -> ObjectFinalized:
+        info = await self.objects.stat(ref)
+        meta = EventMeta(
+            event_id=event_id,
+            event_type="google.cloud.storage.object.v1.finalized",
+            source=f"//storage.googleapis.com/projects/_/buckets/{ref.bucket}",
+        )
+        return ObjectFinalized(meta, info)
+
+    async def rows(self, table: str = "sales.orders") -> int:
+        return await self.warehouse.count_rows(table)
+
+    async def record(self, info: ObjectInfo, pipeline: str = "orders") -> LedgerRecord:
+        ref = info.ref
+        assert ref.generation is not None
+        key = UnitKey(pipeline, ref.bucket, ref.name, ref.generation)
+        stored = await self.ledger_store.get(key.digest)
+        assert stored is not None
+        return stored.record
+
+
+@contextlib.asynccontextmanager
+async def make_world(settings: Settings, kind: str) -> AsyncIterator[World]:
+    seed_examples(settings)
+    root = settings.data_dir
+    ledger_store: IdempotencyStore = (
+        SqliteLedgerStore(root / "ledger.sqlite3") if kind == "sqlite" else MemoryLedgerStore()
+    )
+    made = World(
+        settings,
+        DirectoryObjectStore(root / "buckets"),
+        DuckDbWarehouse(root / "warehouse.duckdb"),
+        ledger_store,
+        FakeClock(),
+    )
+    try:
+        yield made
+    finally:
+        await made.warehouse.close()
+        await ledger_store.close()
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def world(
+    request: pytest.FixtureRequest, embedded_settings: Settings
+) -> AsyncIterator[World]:
+    async with make_world(embedded_settings, request.param) as made:
+        yield made
+
+
+@pytest.fixture
+async def memory_world(
+    embedded_settings: Settings,
+) -> AsyncIterator[tuple[World, MemoryLedgerStore]]:
+    """A world whose ledger store has an outage switch."""
+    async with make_world(embedded_settings, "memory") as made:
+        assert isinstance(made.ledger_store, MemoryLedgerStore)
+        yield made, made.ledger_store
+
+
+def only(units: tuple[UnitOutcome, ...]) -> UnitOutcome:
+    [unit] = units
+    return unit
+
+
+async def test_crash_between_load_and_completion_loads_rows_once(world: World) -> None:
+    event = await world.event()
+    crashing = world.instance("instance-1", ledger_store=CrashBeforeCompletion(world.ledger_store))
+    with pytest.raises(SimulatedCrash):
+        await crashing.handle(event)
+    assert await world.rows() == ORDERS_ROWS  # the load happened; the ledger never heard
+    first = await world.record(event.object)
+    assert (first.state, first.owner) == (UnitState.IN_PROGRESS, "instance-1")
+
+    survivor = world.instance("instance-2")
+    early = await survivor.handle(event)
+    assert early.status is Status.BUSY  # the dead instance's lease is still live: 429
+    world.clock.advance(LEASE + 1)
+    redelivered = await survivor.handle(event)
+    assert redelivered.status is Status.LOADED
+    assert only(redelivered.units).rows_loaded == ORDERS_ROWS
+    assert await world.rows() == ORDERS_ROWS  # the job id made the warehouse adopt the load
+    done = await world.record(event.object)
+    assert (done.state, done.owner, done.attempt) == (UnitState.COMPLETED, "instance-2", 2)
+    assert done.result is not None
+    assert done.result.rows_loaded == ORDERS_ROWS
+    assert done.result.job_id is not None
+    assert (await survivor.handle(event)).status is Status.DUPLICATE
+
+
+async def test_ledger_outage_at_completion_is_retried_not_reported_done(
+    memory_world: tuple[World, MemoryLedgerStore],
+) -> None:
+    world, store = memory_world
+    event = await world.event()
+
+    class OutageAtLoad(Runner):
+        async def run(self, ctx: UnitContext) -> UnitResult:
+            result = await super().run(ctx)
+            store.unavailable = True  # the ledger goes down while the load finishes
+            return result
+
+    instance = world.instance(
+        "instance-1", runner=OutageAtLoad(world.objects, world.warehouse, chunk_bytes=65536)
+    )
+    outcome = await instance.handle(event)
+    assert outcome.status is Status.TRANSIENT  # 503: redeliver, never "done" on a guess
+    assert await world.rows() == ORDERS_ROWS
+    store.unavailable = False
+    assert (await world.record(event.object)).state is UnitState.IN_PROGRESS
+    world.clock.advance(LEASE + 1)
+    again = await world.instance("instance-2").handle(event)
+    assert again.status is Status.LOADED
+    assert await world.rows() == ORDERS_ROWS
+
+
+async def test_ledger_unavailable_before_the_claim_is_transient(
+    memory_world: tuple[World, MemoryLedgerStore],
+) -> None:
+    world, store = memory_world
+    store.unavailable = True
+    outcome = await world.instance("instance-1").handle(await world.event())
+    assert outcome.status is Status.TRANSIENT
+    assert await world.warehouse.tables() == []  # nothing ran
+
+
+async def test_duplicate_delivery_answers_the_recorded_result(world: World) -> None:
+    event = await world.event()
+    instance = world.instance("instance-1")
+    assert (await instance.handle(event)).status is Status.LOADED
+    world.clock.advance(3600)
+    again = await world.instance("instance-2").handle(await world.event(event_id="e2"))
+    assert again.status is Status.DUPLICATE
+    assert only(again.units).rows_loaded == ORDERS_ROWS
+    assert await world.rows() == ORDERS_ROWS
+
+
+async def test_stale_owner_loses_its_completion_to_a_takeover(world: World) -> None:
+    """The first instance stalls past its lease; a second one takes the unit over meanwhile."""
+    event = await world.event()
+    taken: list[object] = []
+
+    class StallingRunner(Runner):
+        async def run(self, ctx: UnitContext) -> UnitResult:
+            world.clock.advance(LEASE + 1)
+            taken.append(await world.instance("instance-2").handle(event))
+            return await super().run(ctx)
+
+    slow = world.instance(
+        "instance-1", runner=StallingRunner(world.objects, world.warehouse, chunk_bytes=65536)
+    )
+    outcome = await slow.handle(event)
+    assert outcome.status is Status.TRANSIENT  # its completion was refused
+    [second] = taken
+    assert getattr(second, "status", None) is Status.LOADED
+    assert await world.rows() == ORDERS_ROWS
+    record = await world.record(event.object)
+    assert (record.state, record.owner, record.attempt) == (UnitState.COMPLETED, "instance-2", 2)
+
+
+async def test_other_content_under_the_same_key_is_refused(world: World) -> None:
+    event = await world.event()
+    assert (await world.instance("instance-1").handle(event)).status is Status.LOADED
+    forged = replace(event, object=replace(event.object, md5_base64="AAAAAAAAAAAAAAAAAAAAAA=="))
+    outcome = await world.instance("instance-2").handle(forged)
+    assert outcome.status is Status.FAILED  # acknowledged, logged, not loaded again
+    assert "different content" in (only(outcome.units).error or "")
+    assert await world.rows() == ORDERS_ROWS
+
+
+async def test_permanent_failure_is_recorded_and_forced_rerun_retries_it(world: World) -> None:
+    bad = world.objects.put(
+        "landing", "customers/bad.csv", b"customer_id,name,country,signed_up\n,Nobody,XX,nope\n"
+    )
+    event = await world.event(bad)
+    first = await world.instance("instance-1").handle(event)
+    assert first.status is Status.FAILED
+    record = await world.record(event.object, "customers")
+    assert record.state is UnitState.FAILED
+    assert record.error
+    again = await world.instance("instance-2").handle(event)
+    assert again.status is Status.DUPLICATE  # recorded failures are acknowledged, not re-run
+    forced = await world.instance("instance-2").handle(event, force=True)
+    assert forced.status is Status.FAILED
+    rerun = await world.record(event.object, "customers")
+    assert (rerun.state, rerun.owner, rerun.attempt) == (UnitState.FAILED, "instance-2", 2)
+
+
+async def test_forced_rerun_of_a_completed_unit_still_loads_rows_once(world: World) -> None:
+    event = await world.event()
+    assert (await world.instance("instance-1").handle(event)).status is Status.LOADED
+    forced = await world.instance("instance-2").handle(event, force=True)
+    assert forced.status is Status.LOADED
+    record = await world.record(event.object)
+    assert (record.owner, record.attempt) == ("instance-2", 2)
+    assert await world.rows() == ORDERS_ROWS  # same unit, same job id: the load is adopted
+
+
+async def test_claimed_unit_has_a_live_lease_while_it_runs(world: World) -> None:
+    event = await world.event()
+    seen: list[LedgerRecord] = []
+
+    class Peeking(Runner):
+        async def run(self, ctx: UnitContext) -> UnitResult:
+            seen.append(await world.record(event.object))
+            busy = await world.instance("instance-2").handle(event)
+            assert busy.status is Status.BUSY
+            return await super().run(ctx)
+
+    instance = world.instance(
+        "instance-1", runner=Peeking(world.objects, world.warehouse, chunk_bytes=65536)
+    )
+    assert (await instance.handle(event)).status is Status.LOADED
+    [running] = seen
+    assert (running.state, running.owner) == (UnitState.IN_PROGRESS, "instance-1")
+    assert running.lease_expires_at == world.clock.now + timedelta(seconds=LEASE)
