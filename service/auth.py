@@ -35,6 +35,9 @@ ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
 CLOCK_SKEW_SECONDS = 30
 FETCH_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_AGE_SECONDS = 300.0
+# google-auth's JWT functions carry no annotations; these are their types as documented.
+decode_header: Callable[[str], Mapping[str, Any]] = jwt.decode_header
+decode_jwt: Callable[..., Mapping[str, Any]] = jwt.decode
 # An unknown key id triggers a refetch (key rotation), but not more often than this.
 MIN_REFETCH_SECONDS = 30.0
 MAX_AGE = re.compile(r"max-age=(\d+)")
@@ -86,11 +89,18 @@ def _certs_document(raw: bytes) -> dict[str, str]:
 class CertificateCache:
     """Google's signing certificates, fetched in a thread and kept for their max-age."""
 
-    def __init__(self, url: str, fetch: Fetch = fetch_certs) -> None:
+    def __init__(
+        self,
+        url: str,
+        fetch: Fetch = fetch_certs,
+        *,
+        min_refetch_seconds: float = MIN_REFETCH_SECONDS,
+    ) -> None:
         if urlparse(url).scheme not in ("file", "http", "https"):
             raise ConfigError("INGEST_AUTH_CERTS_URL must be a file://, http:// or https:// URL")
         self.url = url
         self._fetch = fetch
+        self._min_refetch = min_refetch_seconds
         self._certs: dict[str, str] = {}
         self._expires = 0.0
         self._fetched = float("-inf")
@@ -110,7 +120,7 @@ class CertificateCache:
         if now >= self._expires:
             return False
         known = key_id is None or key_id in self._certs
-        return known or now - self._fetched < MIN_REFETCH_SECONDS
+        return known or now - self._fetched < self._min_refetch
 
     async def _refresh(self) -> None:
         try:
@@ -118,7 +128,7 @@ class CertificateCache:
         except (OSError, ValueError) as exc:
             if self._certs:
                 # Keep serving with the certificates we have; try again a little later.
-                self._expires = time.monotonic() + MIN_REFETCH_SECONDS
+                self._expires = time.monotonic() + self._min_refetch
                 return
             raise TransientError(f"signing certificates unavailable: {type(exc).__name__}") from exc
         now = time.monotonic()
@@ -173,7 +183,7 @@ class TokenVerifier:
 
 def _key_id(token: str) -> str | None:
     try:
-        header = jwt.decode_header(token)
+        header = decode_header(token)
     except Exception as exc:  # anything the token parser raises means "not a token"
         raise AuthError(401, "the bearer token is malformed") from exc
     kid = header.get("kid")
@@ -183,7 +193,7 @@ def _key_id(token: str) -> str | None:
 def _verified_claims(token: str, certs: Mapping[str, str]) -> Mapping[str, Any]:
     try:
         # Signature, iat and exp; the audience is checked by the caller to tell 401 from 403.
-        claims = jwt.decode(token, certs=certs, clock_skew_in_seconds=CLOCK_SKEW_SECONDS)
+        claims = decode_jwt(token, certs=certs, clock_skew_in_seconds=CLOCK_SKEW_SECONDS)
     except Exception as exc:  # a token that fails in any way to verify is unauthenticated
         raise AuthError(401, "the bearer token is invalid or expired") from exc
     if not isinstance(claims, Mapping):

@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 class EndState(StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"  # a permanent failure, recorded; a forced re-run may still succeed
-    REJECTED = "REJECTED"  # too many bad rows: the file was refused whole, quarantine kept
+    REJECTED = "REJECTED"  # the file refused whole (too many bad rows, a broken file)
 
 
 class SourceData(TypedDict):

@@ -94,12 +94,13 @@ def parse_requests(text: str, source: str) -> list[RecordedRequest]:
     values: list[tuple[int, Any]] = []
     pos, counted, line = _skip_space(text, 0), 0, 1
     while pos < len(text):
+        line += text.count("\n", counted, pos)
+        counted = pos
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            raise EnvelopeError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
-        line += text.count("\n", counted, pos)
-        counted = pos
+            # Named by the line the value starts on: in JSONL, the event that is broken.
+            raise EnvelopeError(f"{source}:{line}: not valid JSON: {exc.msg}") from exc
         values.append((line, value))
         pos = _skip_space(text, end)
     single = len(values) == 1

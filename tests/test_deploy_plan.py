@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -311,3 +312,10 @@ def test_errors_name_the_field(tmp_path: Path, changes: dict[str, object], messa
         deployment(tmp_path, **changes)
     assert message in str(caught.value)
     assert str(tmp_path) in str(caught.value)
+
+
+def test_the_deploy_guide_follows_the_plan_step_by_step() -> None:
+    steps = list(dict.fromkeys(c.step for c in plan(load_deployment(ROOT / "eventarc.yaml"))))
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    headings = re.findall(r"^## (\d+)\. (.+)$", guide, flags=re.MULTILINE)
+    assert headings == [(str(n), step) for n, step in enumerate(steps, start=1)]

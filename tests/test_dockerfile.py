@@ -4,6 +4,7 @@ command run here exactly as the image would run it (same argv, environment and f
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -126,15 +127,18 @@ def in_context(relative: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> b
     return not excluded
 
 
+@functools.cache
 def context_files() -> list[str]:
+    """The files ``docker build .`` would send, relative to the repository root."""
     patterns = ignore_patterns()
     files = []
-    for path in ROOT.rglob("*"):
-        relative = path.relative_to(ROOT).as_posix()
-        if relative.startswith((".git/", ".venv/")) or not path.is_file():
-            continue
-        if in_context(relative, patterns):
-            files.append(relative)
+    for folder, dirs, names in os.walk(ROOT):
+        # Hidden folders (.git, .venv, caches) are big and never part of the image.
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            relative = (Path(folder) / name).relative_to(ROOT).as_posix()
+            if in_context(relative, patterns):
+                files.append(relative)
     return sorted(files)
 
 

@@ -17,11 +17,11 @@ ATTRIBUTES = {
     "id": "9429367541231823",
     "type": "google.cloud.storage.object.v1.finalized",
     "source": "//storage.googleapis.com/projects/_/buckets/landing",
-    "subject": "objects/zone ü/100% \"done\".csv",
+    "subject": 'objects/zone ü/100% "done".csv',
     "time": datetime(2026, 11, 21, 22, 0, 0, 123000, UTC),
     "datacontenttype": "application/json",
 }
-DATA = {"bucket": "landing", "name": "zone ü/100% \"done\".csv", "generation": "7"}
+DATA = {"bucket": "landing", "name": 'zone ü/100% "done".csv', "generation": "7"}
 
 
 def sdk_event(**changes: Any) -> SdkEvent:

@@ -144,7 +144,8 @@ async def test_replace_is_compare_and_set(store: IdempotencyStore) -> None:
 async def test_records_round_trip_exactly(store: IdempotencyStore) -> None:
     done = record(state=UnitState.COMPLETED, result=RESULT, error=None)
     failed = record("k2", state=UnitState.FAILED, error="validate: 9 bad rows", event_id=None)
-    for rec in (done, failed):
+    bare = record("k3", state=UnitState.COMPLETED, result=UnitResult(), object_uri=None)
+    for rec in (done, failed, bare):
         assert await store.create(rec) is not None
         stored = await store.get(rec.key)
         assert stored is not None

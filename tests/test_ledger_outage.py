@@ -84,6 +84,7 @@ async def broken(
             yield Outage(sqlite, lock, unlock)
         finally:
             locker.close()
+            await sqlite.close()
     else:
         ensure_installed()
         emulator = start_firestore(tmp_path)

@@ -34,16 +34,23 @@ def contend(path: str, now: str, name: str, barrier: Any, out: Any) -> None:
 
 async def _contend(path: Path, now: datetime, name: str) -> list[tuple[int, str, bool]]:
     store = SqliteLedgerStore(path)
+    try:
+        return await asyncio.gather(
+            *(_claim(store, now, name, i, n) for i in range(KEYS) for n in range(CLAIMS_PER_KEY))
+        )
+    finally:
+        await store.close()
 
-    async def claim(i: int, n: int) -> tuple[int, str, bool]:
-        ledger = Ledger(store, owner=f"{name}-{n}", lease_seconds=LEASE, clock=lambda: now)
-        outcome = await ledger.claim(unit(i), "md5:AAA")
-        if isinstance(outcome, Claimed):
-            await ledger.complete(outcome.lease, UnitResult(rows_loaded=i, job_id=f"j{i}"))
-            return i, f"{name}-{n}", outcome.takeover
-        return i, type(outcome).__name__, False
 
-    return await asyncio.gather(*(claim(i, n) for i in range(KEYS) for n in range(CLAIMS_PER_KEY)))
+async def _claim(
+    store: SqliteLedgerStore, now: datetime, name: str, i: int, n: int
+) -> tuple[int, str, bool]:
+    ledger = Ledger(store, owner=f"{name}-{n}", lease_seconds=LEASE, clock=lambda: now)
+    outcome = await ledger.claim(unit(i), "md5:AAA")
+    if isinstance(outcome, Claimed):
+        await ledger.complete(outcome.lease, UnitResult(rows_loaded=i, job_id=f"j{i}"))
+        return i, f"{name}-{n}", outcome.takeover
+    return i, type(outcome).__name__, False
 
 
 def run_processes(path: Path, now: datetime) -> list[tuple[int, str, bool]]:
@@ -57,19 +64,31 @@ def run_processes(path: Path, now: datetime) -> list[tuple[int, str, bool]]:
     for proc in procs:
         proc.start()
     try:
-        results: list[tuple[int, str, bool]] = []
-        for _ in procs:
-            _, outcomes = out.get(timeout=JOIN_SECONDS)
-            results.extend(outcomes)
-        return results
-    except queue.Empty as exc:
-        raise AssertionError("a contending process did not report back") from exc
+        return collect(out, procs)
     finally:
         for proc in procs:
-            proc.join(timeout=JOIN_SECONDS)
+            proc.join(timeout=10)  # it has reported: only its exit is left
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+
+
+def collect(out: Any, procs: list[Any]) -> list[tuple[int, str, bool]]:
+    """Every process's outcomes; fails fast when one of them died instead of reporting."""
+    results: list[tuple[int, str, bool]] = []
+    reported = 0
+    for _ in range(int(JOIN_SECONDS / 0.2)):  # bounded
+        try:
+            _, outcomes = out.get(timeout=0.2)
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            assert not dead, f"a contending process died (exit codes {dead})"
+            continue
+        results.extend(outcomes)
+        reported += 1
+        if reported == len(procs):
+            return results
+    raise AssertionError("the contending processes did not all report back")
 
 
 def winners_by_key(results: list[tuple[int, str, bool]]) -> dict[int, list[tuple[str, bool]]]:
@@ -82,7 +101,7 @@ def winners_by_key(results: list[tuple[int, str, bool]]) -> dict[int, list[tuple
 
 async def test_claims_from_several_processes_have_one_winner_per_unit(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
-    SqliteLedgerStore(path)
+    await SqliteLedgerStore(path).close()  # the schema exists before the race
     results = run_processes(path, T0)
     assert len(results) == PROCESSES * KEYS * CLAIMS_PER_KEY
     losers = Counter(who for _, who, _ in results if who in {"Busy", "AlreadyDone"})
@@ -96,6 +115,7 @@ async def test_claims_from_several_processes_have_one_winner_per_unit(tmp_path: 
         assert stored is not None
         assert (stored.record.state, stored.record.owner) == (UnitState.COMPLETED, who)
         assert stored.record.result == UnitResult(rows_loaded=i, job_id=f"j{i}")
+    await store.close()
 
 
 async def test_takeovers_from_several_processes_have_one_winner_per_unit(
@@ -115,3 +135,4 @@ async def test_takeovers_from_several_processes_have_one_winner_per_unit(
         assert stored is not None
         assert (stored.record.owner, stored.record.attempt) == (who, 2)
         assert stored.record.state is UnitState.COMPLETED
+    await store.close()

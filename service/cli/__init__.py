@@ -21,6 +21,7 @@ def main() -> None:
 
 
 import service.cli.config
+import service.cli.deadletter
 import service.cli.deploy
 import service.cli.event
 import service.cli.ledger

@@ -129,5 +129,12 @@ def _warn_unmatched(bucket: str, name: str) -> None:
 
 def _print(request: RecordedRequest) -> None:
     """The recording with its body as a JSON value, so it reads (and edits) easily."""
+    from service.errors import EnvelopeError
+    from service.events import decode
+
+    try:
+        decode(request.headers, request.body)  # what the service would make of it
+    except EnvelopeError as exc:
+        raise click.ClickException(f"the service would refuse this event: {exc}") from exc
     body: Any = json.loads(request.body)
     click.echo(json.dumps({"headers": request.headers, "body": body}, indent=2))

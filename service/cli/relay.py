@@ -1,11 +1,9 @@
-"""Pub/Sub and the service, both ways: dead-letter re-drive, and replay through a topic.
+"""Dead-letter re-drive: pulled Pub/Sub messages back into the service, acknowledged once handled.
 
 A dead-lettered message is the original one (data and attributes) plus Pub/Sub's
 ``CloudPubSubDeadLetter*`` attributes. Re-driving rebuilds the push envelope the service would
 have been sent and runs it the way ``ingest replay`` does (over HTTP or in-process); a message is
 acknowledged only when its event ended in a final state, and every other one is given back.
-Replaying to a topic goes the other way: each recorded event becomes the Pub/Sub message that
-would have carried it, so it travels the real delivery path (subscription, push, retries).
 """
 
 from __future__ import annotations
@@ -17,22 +15,16 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from service.cli.replaying import Result
 from service.errors import EnvelopeError, IngestError, UnsupportedMediaError
 from service.events import decode
-from service.events.decode import GCS_ATTRIBUTES, TRANSPORT_HEADERS, TRANSPORT_PREFIXES
-from service.events.legacy import PUBSUB_TYPES
-from service.events.pubsub import Message, message_from_json
-from service.models import Event, Ignored, ObjectFinalized, SweepRequested
-from service.ports import MessageSink, MessageSource, PulledMessage
+from service.models import Event
+from service.ports import MessageSource, PulledMessage
 from service.recording import RecordedRequest
-from service.samples import (
-    PUBSUB_PUBLISHED,
-    resource_from_info,
-    storage_notification_push,
-)
+
+if TYPE_CHECKING:
+    from service.cli.replaying import Result
 
 # Attributes Pub/Sub adds when it dead-letters a message; the original has none of them.
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
@@ -45,7 +37,7 @@ RENEW_EVERY_SECONDS = 120.0
 # Messages asked for per pull request.
 PULL_BATCH = 100
 
-Runner = Callable[[list[RecordedRequest]], Awaitable[list[Result]]]
+Runner = Callable[[list[RecordedRequest]], Awaitable[list["Result"]]]
 
 
 @dataclass(frozen=True)
@@ -193,109 +185,3 @@ async def redrive(
     finally:
         await give_back(source, [r.held for r in rows if not r.acked])
     return rows
-
-
-def carried_message(request: RecordedRequest) -> Message | None:
-    """The Pub/Sub message a recorded push, Eventarc messagePublished or legacy publish carried."""
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    if "x-goog-pubsub-message-id" in headers:
-        attributes = {
-            GCS_ATTRIBUTES.get(name, name): value
-            for name, value in headers.items()
-            if name not in TRANSPORT_HEADERS and not name.startswith(TRANSPORT_PREFIXES)
-        }
-        return Message(request.body, attributes, headers["x-goog-pubsub-message-id"], None)
-    try:
-        raw = json.loads(request.body)
-    except ValueError:
-        return None
-    if not isinstance(raw, dict):
-        return None
-    if raw.get("type") == PUBSUB_PUBLISHED and isinstance(raw.get("data"), Mapping):
-        raw = raw["data"]  # a structured CloudEvent: its data is the push envelope
-    elif _is_legacy_publish(raw):
-        return message_from_json(raw.get("data"))
-    # A wrapped push, or a binary-mode messagePublished (its body is the same envelope).
-    if isinstance(raw.get("message"), Mapping):
-        return message_from_json(raw["message"])
-    return None
-
-
-def _is_legacy_publish(raw: Mapping[str, Any]) -> bool:
-    context = raw.get("context")
-    found = context.get("eventType") if isinstance(context, Mapping) else raw.get("eventType")
-    return isinstance(found, str) and found in PUBSUB_TYPES
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """What replay publishes for one recorded event, or why it publishes nothing."""
-
-    source: str
-    event_id: str | None
-    data: bytes | None = None
-    attributes: dict[str, str] | None = None
-    skipped: str | None = None  # a reason: the event is not one a topic could carry
-    bad: bool = False  # the recording is not a decodable event at all
-
-
-def outgoing(request: RecordedRequest) -> Outgoing:
-    """The message that carries a recorded event: the very message of a recorded push, else a
-    GCS notification (JSON_API_V1) for a storage finalize, or a scheduler message for a sweep.
-    """
-    event = event_of(request)
-    if isinstance(event, str):
-        return Outgoing(request.source, None, skipped=event, bad=True)
-    event_id = event.meta.event_id
-    try:
-        carried = carried_message(request)
-    except EnvelopeError as exc:
-        return Outgoing(request.source, event_id, skipped=str(exc), bad=True)
-    if carried is not None:
-        return Outgoing(request.source, event_id, carried.data, dict(carried.attributes))
-    if isinstance(event, ObjectFinalized) and event.object.ref.generation is not None:
-        push = json.loads(storage_notification_push(resource_from_info(event.object)).body)
-        message = message_from_json(push["message"])
-        return Outgoing(request.source, event_id, message.data, dict(message.attributes))
-    if isinstance(event, SweepRequested):
-        payload = {"pipeline": event.pipeline, "date": event.date, "prefix": event.prefix}
-        data = json.dumps({k: v for k, v in payload.items() if v}).encode()
-        return Outgoing(request.source, event_id, data, {})
-    reason = event.reason if isinstance(event, Ignored) else "no message can carry it"
-    return Outgoing(request.source, event_id, skipped=f"not published: {reason}")
-
-
-@dataclass(frozen=True)
-class Published:
-    item: Outgoing
-    message_id: str | None = None
-    error: str | None = None
-
-    @property
-    def status(self) -> str:
-        if self.message_id is not None:
-            return "published"
-        if self.item.bad or self.error:
-            return "error"
-        return "skipped"
-
-
-async def publish_all(
-    sink: MessageSink, items: list[Outgoing], concurrency: int, tick: Callable[[], None]
-) -> list[Published]:
-    slots = asyncio.Semaphore(concurrency)
-
-    async def one(item: Outgoing) -> Published:
-        if item.data is None:
-            tick()
-            return Published(item)
-        async with slots:
-            try:
-                message_id = await sink.publish(item.data, item.attributes or {})
-            except IngestError as exc:
-                return Published(item, error=f"{type(exc).__name__}: {exc}")
-            finally:
-                tick()
-        return Published(item, message_id)
-
-    return list(await asyncio.gather(*(one(item) for item in items)))

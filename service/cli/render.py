@@ -40,7 +40,7 @@ def outcome(value: str) -> Text:
 
 def table(title: str, columns: Iterable[str | tuple[str, str]]) -> Table:
     """A table; a column given as (name, flags) may be "right"-aligned and/or "nowrap"."""
-    t = Table(title=title, title_justify="left", header_style="bold")
+    t = Table(title=Text(title), title_justify="left", header_style="bold")
     for column in columns:
         name, flags = column if isinstance(column, tuple) else (column, "")
         right = "right" in flags

@@ -39,6 +39,13 @@ TABLE_LIMIT = 100
 )
 @click.option("--in-process", is_flag=True, help="Run the events here, with no server.")
 @click.option(
+    "--to-topic",
+    "topic",
+    metavar="TOPIC",
+    help="Publish each event to this Pub/Sub topic (projects/P/topics/T) as the message that "
+    "carries it, so it travels the real delivery path (subscription, push, retries).",
+)
+@click.option(
     "--concurrency",
     "-c",
     type=click.IntRange(1, 256),
@@ -80,6 +87,7 @@ def replay(
     paths: tuple[Path, ...],
     url: str | None,
     in_process: bool,
+    topic: str | None,
     concurrency: int,
     force: bool,
     dry_run: bool,
@@ -102,14 +110,29 @@ def replay(
       ingest event storage --bucket landing --name orders/a.csv | ingest replay - --in-process
     """
     from_env = ctx.get_parameter_source("url") is click.core.ParameterSource.ENVIRONMENT
-    if url and in_process and from_env:
-        url = None  # an explicit --in-process wins over INGEST_REPLAY_URL
-    if not dry_run and bool(url) == in_process:
-        raise click.UsageError("give exactly one of --to URL or --in-process (or --dry-run)")
+    if url and (in_process or topic) and from_env:
+        url = None  # an explicit --in-process or --to-topic wins over INGEST_REPLAY_URL
+    if not dry_run and bool(url) + in_process + bool(topic) != 1:
+        raise click.UsageError(
+            "give exactly one of --to URL, --in-process or --to-topic TOPIC (or --dry-run)"
+        )
     if url and not url.startswith(("http://", "https://")):
         raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--to")
     extra = _headers(headers)
     requests = _load(paths)
+    if topic:
+        from service.cli.to_topic import replay_to_topic
+
+        replay_to_topic(
+            load_settings(),
+            topic,
+            requests,
+            concurrency=concurrency,
+            force=force,
+            dry_run=dry_run,
+            as_json=as_json,
+        )
+        return
     # Imported here: the decoders and the HTTP client are not needed for `ingest --help`.
     from service.cli import replaying
 
@@ -220,7 +243,7 @@ def _report(results: list[Result], seconds: float, *, as_json: bool, dry: bool) 
         _table(results, dry=dry)
     failed = [r for r in results if not r.ok]
     out = err_console if as_json else console
-    out.print(_summary(results, seconds), highlight=False)
+    out.print(_summary(results, seconds), markup=False, highlight=False)
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(results)} events did not succeed")
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from service.cli.common import open_ingestor
-from service.errors import EnvelopeError, TransientError, UnsupportedMediaError
+from service.errors import EnvelopeError, PermanentError, TransientError, UnsupportedMediaError
 from service.events import decode
 from service.ingest import Ingestor
 from service.models import Ignored, ObjectFinalized, SweepRequested, UnitKey
@@ -99,15 +99,24 @@ async def over_http(
                 raise Unreachable(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
             except httpx.HTTPError as exc:
                 reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                body = {"status": "error", "reason": reason}
-                return Result(request.source, 0, body, time.perf_counter() - started)
+                failed = {"status": "error", "reason": reason}
+                return Result(request.source, 0, failed, time.perf_counter() - started)
             elapsed = time.perf_counter() - started
-            return Result(request.source, response.status_code, _body(response), elapsed)
+            answer: dict[str, Any] = {"event_id": _event_id(request), **_body(response)}
+            return Result(request.source, response.status_code, answer, elapsed)
 
         try:
             return await _bounded(requests, concurrency, tick, one)
         except* Unreachable as group:
             raise group.exceptions[0] from None
+
+
+def _event_id(request: RecordedRequest) -> str | None:
+    """The id as decoded here: the service's answers do not echo what the request said."""
+    try:
+        return decode(request.headers, request.body).meta.event_id
+    except (EnvelopeError, UnsupportedMediaError):
+        return None
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:
@@ -156,7 +165,13 @@ async def _handle(
         outcome = await ingestor.handle(event, force=force)
     except TransientError as exc:
         outcome = Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
-    return HTTP_STATUS[outcome.status], outcome.summary()
+    except PermanentError as exc:
+        outcome = Outcome(Status.FAILED, event.meta.event_id, str(exc))
+    body = outcome.summary()
+    errors = [u.error for u in outcome.units if u.error]
+    if errors and "reason" not in body:
+        body["reason"] = errors[0]  # in-process we can say why a unit failed; HTTP answers don't
+    return HTTP_STATUS[outcome.status], body
 
 
 def dry_run(pipelines: PipelineSet, requests: list[RecordedRequest]) -> list[Result]:

@@ -65,4 +65,4 @@ def upload(source: Path, destination: str) -> None:
             await backends.close()
 
     ref = run_async(put)
-    console.print(f"{ref.uri} generation {ref.generation}")
+    console.print(f"{ref.uri} generation {ref.generation}", markup=False, highlight=False)

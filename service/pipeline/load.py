@@ -39,8 +39,15 @@ class ParquetSpool:
         handle.close()
         self.path = Path(handle.name)
         self.rows = 0
+        # Dictionary encoding costs twice the CPU and saves little once snappy has run; only
+        # columns that are dictionaries already (the lineage values) are written as such.
+        dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         self._writer = pq.ParquetWriter(
-            self.path, schema, compression="snappy", write_statistics=False
+            self.path,
+            schema,
+            compression="snappy",
+            use_dictionary=dictionaries or False,
+            write_statistics=False,
         )
 
     async def write(self, batch: pa.RecordBatch) -> None:

@@ -22,8 +22,10 @@ import json
 import queue
 import re
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -36,6 +38,8 @@ from service.pipeline.config import CsvOptions, Pipeline
 from service.pipeline.context import BadRow, RowNumbers
 
 BLOCK_BYTES = 4 * 1024 * 1024
+# Blocks parsed ahead of the one being handed on (with parallel workers).
+PARSE_AHEAD = 2
 # BigQuery's own limit for one CSV or JSON row; a longer record fails the file.
 MAX_RECORD_BYTES = 100 * 1024 * 1024
 # Rows per batch read from a Parquet file.
@@ -43,6 +47,15 @@ PARQUET_BATCH_ROWS = 64 * 1024
 UTF8_BOM = codecs.BOM_UTF8
 NOT_BLANK = re.compile(rb"\S")
 UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8", "utf-8-sig", "utf_8_sig"})
+# Column types pyarrow's CSV reader converts exactly as the validate stage would.
+CSV_FAST_TYPES = {
+    "INTEGER": pa.int64(),
+    "INT64": pa.int64(),
+    "FLOAT": pa.float64(),
+    "FLOAT64": pa.float64(),
+    "STRING": pa.string(),
+    "DATE": pa.date32(),
+}
 
 
 @dataclass
@@ -113,12 +126,17 @@ class Feed:
             yield chunk
 
 
-def parse_batches(pipeline: Pipeline, feed: Feed) -> Iterator[ParsedBatch]:
-    """Run in a worker thread: yields batches of raw columns with their row numbers."""
+def parse_batches(
+    pipeline: Pipeline, feed: Feed, workers: Executor | None = None
+) -> Iterator[ParsedBatch]:
+    """Run in a worker thread: yields batches with their row numbers, in file order.
+
+    ``workers`` parse blocks in parallel (they only compute, never wait on anything).
+    """
     if pipeline.format == "csv":
-        yield from _csv_batches(pipeline, feed)
+        yield from _csv_batches(pipeline, feed, workers)
     elif pipeline.format == "ndjson":
-        yield from _ndjson_batches(pipeline, feed)
+        yield from _ndjson_batches(pipeline, feed, workers)
     else:
         yield from _parquet_batches(pipeline, feed)
 
@@ -160,23 +178,37 @@ def _without_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 def record_blocks(chunks: Iterator[bytes], quote: bytes | None) -> Iterator[bytes]:
     """Blocks of whole records (ending at a newline), about BLOCK_BYTES each."""
-    pending = bytearray()
+    pending: list[bytes] = []
+    size = 0
     for chunk in chunks:
-        pending += chunk
-        if len(pending) < BLOCK_BYTES:
+        pending.append(chunk)
+        size += len(chunk)
+        if size < BLOCK_BYTES:
             continue
-        cut = _boundary(pending, quote)
+        if quote is None:
+            # Cut in the last chunk: the block is built with one copy.
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                pending[-1] = chunk[: cut + 1]
+                yield b"".join(pending)
+                rest = chunk[cut + 1 :]
+                pending, size = [rest], len(rest)
+                continue
+        buffer = b"".join(pending)
+        cut = _boundary(buffer, quote)
         if cut < 0:
-            if len(pending) > MAX_RECORD_BYTES:
+            if size > MAX_RECORD_BYTES:
                 raise PermanentError(f"a record is longer than {MAX_RECORD_BYTES} bytes")
+            pending = [buffer]
             continue
-        yield bytes(pending[: cut + 1])
-        del pending[: cut + 1]
-    if pending:
-        yield bytes(pending)
+        rest = buffer[cut + 1 :]
+        pending, size = [rest], len(rest)
+        yield buffer[: cut + 1] if rest else buffer
+    if size:
+        yield b"".join(pending)
 
 
-def _boundary(buffer: bytearray, quote: bytes | None) -> int:
+def _boundary(buffer: bytes, quote: bytes | None) -> int:
     """The last newline that ends a record; inside quotes (odd quote count) it does not."""
     end = buffer.rfind(b"\n")
     if quote is None or end < 0:
@@ -196,30 +228,147 @@ def _blank(block: bytes) -> bool:
 # ---- CSV ------------------------------------------------------------------------------------
 
 
-def _csv_batches(pipeline: Pipeline, feed: Feed) -> Iterator[ParsedBatch]:
+def _csv_batches(pipeline: Pipeline, feed: Feed, workers: Executor | None) -> Iterator[ParsedBatch]:
     opts = pipeline.csv
     quote = opts.quote_char.encode() if opts.quote_char and opts.allow_quoted_newlines else None
     blocks = record_blocks(utf8_chunks(feed.chunks(), opts.encoding), quote)
     names, blocks = _csv_head(pipeline, opts, blocks)
     if names is None:
         return  # an empty file, or only the header: nothing to parse
-    parse_options = _csv_parse_options(opts)
-    convert = pacsv.ConvertOptions(
-        column_types={name: pa.binary() for name in names},
-        null_values=list(opts.null_values),
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
+    reader = _CsvBlocks(pipeline, names)
+    yield from _in_order(blocks, reader.parse, feed, workers)
+
+
+BlockParser = Callable[[bytes], tuple[pa.RecordBatch, list[BadRow]]]
+
+
+def _in_order(
+    blocks: Iterator[bytes], parse: BlockParser, feed: Feed, workers: Executor | None
+) -> Iterator[ParsedBatch]:
+    """Parse blocks (several at once when ``workers`` is given), yield them in file order.
+
+    Blocks are numbered from 1 while parsed and renumbered here, once the records of every
+    earlier block are known.
+    """
+    ahead: deque[tuple[Future[tuple[pa.RecordBatch, list[BadRow]]], int]] = deque()
     row = 1
     attributed = 0
     for block in blocks:
         if _blank(block):
             continue
-        batch, bad = _csv_block(block, names, parse_options, convert, row)
-        raw, attributed = feed.consumed - attributed, feed.consumed
-        parsed = ParsedBatch(batch, RowNumbers(row, tuple(b.row for b in bad if b.row)), bad, raw)
-        yield parsed
+        ahead.append((_submit(workers, parse, block), feed.consumed))
+        if len(ahead) <= PARSE_AHEAD:
+            continue
+        parsed, attributed = _numbered(ahead.popleft(), row, attributed)
         row += parsed.records
+        yield parsed
+    while ahead:
+        parsed, attributed = _numbered(ahead.popleft(), row, attributed)
+        row += parsed.records
+        yield parsed
+
+
+def _submit(
+    workers: Executor | None, parse: BlockParser, block: bytes
+) -> Future[tuple[pa.RecordBatch, list[BadRow]]]:
+    if workers is not None:
+        return workers.submit(parse, block)
+    done: Future[tuple[pa.RecordBatch, list[BadRow]]] = Future()
+    try:
+        done.set_result(parse(block))
+    except Exception as exc:
+        done.set_exception(exc)
+    return done
+
+
+def _numbered(
+    item: tuple[Future[tuple[pa.RecordBatch, list[BadRow]]], int], row: int, attributed: int
+) -> tuple[ParsedBatch, int]:
+    future, consumed = item
+    batch, relative = future.result()
+    shift = row - 1
+    bad = [replace(b, row=None if b.row is None else b.row + shift) for b in relative]
+    skipped = tuple(b.row for b in bad if b.row is not None)
+    return ParsedBatch(batch, RowNumbers(row, skipped), bad, consumed - attributed), consumed
+
+
+class _CsvBlocks:
+    """Parses blocks of one file's records.
+
+    Integer, float, string and date columns are converted by pyarrow's CSV reader itself (as
+    fast as reading them as bytes, and the validate stage then has nothing left to do for
+    them). A block with a value that does not convert is parsed again with every column as
+    raw bytes, and the validate stage says which rows are bad and why.
+    """
+
+    def __init__(self, pipeline: Pipeline, names: list[str]) -> None:
+        opts = pipeline.csv
+        self.names = names
+        self.options = opts
+        raw = dict.fromkeys(names, pa.binary())
+        typed = {name: _fast_type(pipeline, name) or pa.binary() for name in names}
+        self.typed = self._convert(typed) if typed != raw else None
+        self.raw = self._convert(raw)
+
+    def _convert(self, types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+        return pacsv.ConvertOptions(
+            column_types=types,
+            null_values=list(self.options.null_values),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        )
+
+    def parse(self, block: bytes) -> tuple[pa.RecordBatch, list[BadRow]]:
+        """One block; bad rows are numbered from the block's first record (1)."""
+        if self.typed is not None:
+            try:
+                return self._read(block, self.typed)
+            except pa.ArrowInvalid:
+                pass  # a value did not convert (or the block is malformed): parse as bytes
+        try:
+            return self._read(block, self.raw)
+        except pa.ArrowInvalid as exc:
+            raise PermanentError(f"CSV cannot be parsed: {exc}") from exc
+
+    def _read(
+        self, block: bytes, convert: pacsv.ConvertOptions
+    ) -> tuple[pa.RecordBatch, list[BadRow]]:
+        bad: list[BadRow] = []
+
+        def invalid_row(row: pacsv.InvalidRow) -> str:
+            number = row.number
+            reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+            bad.append(BadRow.clipped(number, reason, row.text))
+            return "skip"
+
+        opts = self.options
+        parse = pacsv.ParseOptions(
+            delimiter=opts.delimiter,
+            quote_char=opts.quote_char or False,
+            newlines_in_values=opts.allow_quoted_newlines,
+            ignore_empty_lines=True,
+            invalid_row_handler=invalid_row,
+        )
+        read = pacsv.ReadOptions(
+            use_threads=False, block_size=len(block) + 1, column_names=self.names
+        )
+        table = pacsv.read_csv(
+            pa.py_buffer(block), read_options=read, parse_options=parse, convert_options=convert
+        )
+        return _one_batch(table), bad
+
+
+def _fast_type(pipeline: Pipeline, name: str) -> pa.DataType | None:
+    """The type pyarrow's CSV reader may produce for a file column, when it reads it as the
+    validate stage would (same parsers, same nulls); None leaves the column as bytes."""
+    transforms = pipeline.transforms
+    if any(t.column == name and t.op == "drop" for t in transforms):
+        return None
+    target = next((t.to for t in transforms if t.op == "rename" and t.column == name), name)
+    if any(t.column == target and t.op != "rename" for t in transforms):
+        return None  # computed, or parsed with a format
+    column = next((c for c in pipeline.table.columns if c.name == target), None)
+    return None if column is None else CSV_FAST_TYPES.get(column.type)
 
 
 def _csv_head(
@@ -280,47 +429,6 @@ def _quoting(opts: CsvOptions) -> Literal[0, 3]:
     return csv.QUOTE_MINIMAL if opts.quote_char else csv.QUOTE_NONE
 
 
-def _csv_parse_options(opts: CsvOptions) -> pacsv.ParseOptions:
-    return pacsv.ParseOptions(
-        delimiter=opts.delimiter,
-        quote_char=opts.quote_char or False,
-        newlines_in_values=opts.allow_quoted_newlines,
-        ignore_empty_lines=True,
-    )
-
-
-def _csv_block(
-    block: bytes,
-    names: list[str],
-    parse_options: pacsv.ParseOptions,
-    convert: pacsv.ConvertOptions,
-    first_row: int,
-) -> tuple[pa.RecordBatch, list[BadRow]]:
-    bad: list[BadRow] = []
-
-    def invalid_row(row: pacsv.InvalidRow) -> str:
-        number = None if row.number is None else first_row + row.number - 1
-        reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
-        bad.append(BadRow.clipped(number, reason, row.text))
-        return "skip"
-
-    options = pacsv.ParseOptions(
-        delimiter=parse_options.delimiter,
-        quote_char=parse_options.quote_char,
-        newlines_in_values=parse_options.newlines_in_values,
-        ignore_empty_lines=True,
-        invalid_row_handler=invalid_row,
-    )
-    read = pacsv.ReadOptions(use_threads=False, block_size=len(block) + 1, column_names=names)
-    try:
-        table = pacsv.read_csv(
-            pa.py_buffer(block), read_options=read, parse_options=options, convert_options=convert
-        )
-    except pa.ArrowInvalid as exc:
-        raise PermanentError(f"CSV cannot be parsed near row {first_row}: {exc}") from exc
-    return _one_batch(table), bad
-
-
 def _one_batch(table: pa.Table) -> pa.RecordBatch:
     batches = table.combine_chunks().to_batches()
     if batches:
@@ -333,18 +441,16 @@ def _one_batch(table: pa.Table) -> pa.RecordBatch:
 # ---- newline-delimited JSON ----------------------------------------------------------------
 
 
-def _ndjson_batches(pipeline: Pipeline, feed: Feed) -> Iterator[ParsedBatch]:
+def _ndjson_batches(
+    pipeline: Pipeline, feed: Feed, workers: Executor | None
+) -> Iterator[ParsedBatch]:
     known = source_names(pipeline)
-    row = 1
-    attributed = 0
-    for block in record_blocks(utf8_chunks(feed.chunks(), "utf-8"), None):
-        if _blank(block):
-            continue
-        batch, bad = _json_block(block, row, known, pipeline.ignore_unknown_fields)
-        raw, attributed = feed.consumed - attributed, feed.consumed
-        parsed = ParsedBatch(batch, RowNumbers(row, tuple(b.row for b in bad if b.row)), bad, raw)
-        yield parsed
-        row += parsed.records
+    blocks = record_blocks(utf8_chunks(feed.chunks(), "utf-8"), None)
+
+    def parse(block: bytes) -> tuple[pa.RecordBatch, list[BadRow]]:
+        return _json_block(block, known, pipeline.ignore_unknown_fields)
+
+    yield from _in_order(blocks, parse, feed, workers)
 
 
 def source_names(pipeline: Pipeline) -> set[str]:
@@ -357,27 +463,27 @@ def source_names(pipeline: Pipeline) -> set[str]:
 
 
 def _json_block(
-    block: bytes, first_row: int, known: set[str], ignore_unknown: bool
+    block: bytes, known: set[str], ignore_unknown: bool
 ) -> tuple[pa.RecordBatch, list[BadRow]]:
     read = pajson.ReadOptions(use_threads=False, block_size=len(block) + 1)
     parse = pajson.ParseOptions(newlines_in_values=False, unexpected_field_behavior="infer")
     try:
         table = pajson.read_json(pa.py_buffer(block), read_options=read, parse_options=parse)
     except pa.ArrowInvalid:
-        return _json_lines(block, first_row, known, ignore_unknown)
+        return _json_lines(block, known, ignore_unknown)
     unknown = [name for name in table.column_names if name not in known]
     if unknown and not ignore_unknown:
-        return _json_lines(block, first_row, known, ignore_unknown)
+        return _json_lines(block, known, ignore_unknown)
     return _one_batch(table.drop_columns(unknown)), []
 
 
 def _json_lines(
-    block: bytes, first_row: int, known: set[str], ignore_unknown: bool
+    block: bytes, known: set[str], ignore_unknown: bool
 ) -> tuple[pa.RecordBatch, list[BadRow]]:
     """The slow path for a block pyarrow refused: each line alone, bad ones quarantined."""
     rows: list[dict[str, Any]] = []
     bad: list[BadRow] = []
-    number = first_row - 1
+    number = 0
     for line in block.split(b"\n"):
         if _blank(line):
             continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
@@ -99,6 +100,8 @@ class Runner:
         self.warehouse = warehouse
         self.chunk_bytes = chunk_bytes
         self.budget = ByteBudget(buffer_bytes)
+        # Parses blocks of every unit's file; its jobs only compute, so sharing it is safe.
+        self.blocks = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ingest-block")
         # A unit may always hold one block and a little more, whatever the others hold.
         self.reserve = BLOCK_BYTES + 2 * chunk_bytes
 
@@ -222,7 +225,7 @@ class Runner:
         parser: ThreadPoolExecutor,
     ) -> None:
         loop = asyncio.get_running_loop()
-        batches = parse_batches(unit.ctx.pipeline, feed)
+        batches = parse_batches(unit.ctx.pipeline, feed, self.blocks)
         while True:
             started = time.perf_counter()
             item = await loop.run_in_executor(parser, next, batches, None)

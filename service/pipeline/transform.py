@@ -23,6 +23,10 @@ from service.pipeline.casts import arrow_schema, convert
 from service.pipeline.config import Pipeline
 from service.pipeline.context import BadRow, RowNumbers, UnitContext
 
+# Lineage columns whose one value per unit is stored as a dictionary.
+LINEAGE_TEXT = ("_source_uri", "_event_id")
+LINEAGE_TEXT_TYPE = pa.dictionary(pa.int32(), pa.string())
+
 
 @dataclass(frozen=True)
 class Transformed:
@@ -39,7 +43,7 @@ class Transformer:
         self.ctx = ctx
         self.pipeline: Pipeline = ctx.pipeline
         self.columns = self.pipeline.table.columns
-        self.schema = arrow_schema(self.pipeline.output_columns)
+        self.schema = output_schema(self.pipeline)
         self._loose = pa.schema([pa.field(f.name, f.type, nullable=True) for f in self.schema])
         self.text = self.pipeline.format != "parquet"
         transforms = self.pipeline.transforms
@@ -159,11 +163,28 @@ class Transformer:
     def _lineage(self, count: int) -> list[pa.Array]:
         ref = self.ctx.object.ref
         return [
-            pa.repeat(pa.scalar(ref.uri, pa.string()), count),
+            _constant_text(ref.uri, count),
             pa.repeat(pa.scalar(ref.generation, pa.int64()), count),
-            pa.repeat(pa.scalar(self.ctx.event.event_id, pa.string()), count),
+            _constant_text(self.ctx.event.event_id, count),
             pa.repeat(pa.scalar(self.ctx.started_at, pa.timestamp("us", tz="UTC")), count),
         ]
+
+
+def output_schema(pipeline: Pipeline) -> pa.Schema:
+    """The Arrow schema of loaded rows. Lineage text is dictionary-encoded: the same value on
+    every row costs four bytes a row, and Parquet stores it once per row group."""
+    schema = arrow_schema(pipeline.output_columns)
+    if not pipeline.lineage:
+        return schema
+    for name in LINEAGE_TEXT:
+        index = schema.get_field_index(name)
+        schema = schema.set(index, schema.field(index).with_type(LINEAGE_TEXT_TYPE))
+    return schema
+
+
+def _constant_text(value: str, count: int) -> pa.Array:
+    zeros = pa.repeat(pa.scalar(0, pa.int32()), count)
+    return pa.DictionaryArray.from_arrays(zeros, pa.array([value], pa.string()))
 
 
 def partition_day_of(ctx: UnitContext) -> date | None:

@@ -44,6 +44,9 @@ LOG_LEVEL = {
     Status.BUSY: logging.WARNING,
     Status.TRANSIENT: logging.WARNING,
 }
+# Asks for a forced re-run of finished units (replay --force); obeyed only with allow_force.
+FORCE_HEADER = "X-Ingest-Force"
+FORCE_REFUSED = "forced re-runs are disabled (INGEST_ALLOW_FORCE=false)"
 # What the answer says instead of an error's own text (which may name objects or hosts).
 PUBLIC_REASON = {
     Status.TRANSIENT: "a backend is unavailable; retry later",
@@ -69,6 +72,10 @@ async def receive() -> ResponseReturnValue:
         except TransientError as exc:
             log.error("cannot authenticate requests: %s", exc)
             return jsonify({"status": "transient", "reason": PUBLIC_REASON[Status.TRANSIENT]}), 503
+    force = request.headers.get(FORCE_HEADER, "").strip().lower() in {"1", "true"}
+    if force and not runtime().settings.allow_force:
+        log.warning("refused a forced re-run: INGEST_ALLOW_FORCE is off")
+        return jsonify({"status": "forbidden", "reason": FORCE_REFUSED}), 403
     # Quart stops reading past MAX_CONTENT_LENGTH, whatever Content-Length said: 413.
     raw = await request.get_data(cache=False, as_text=False)
     body = raw.encode() if isinstance(raw, str) else raw
@@ -83,14 +90,14 @@ async def receive() -> ResponseReturnValue:
         return jsonify({"status": "unsupported_media_type", "reason": str(exc)}), 415
     bind_labels(event_id=event.meta.event_id)  # on every line logged for this request
     await _record(event, headers, body)
-    outcome = await _handle(event)
+    outcome = await _handle(event, force=force)
     _log_once(event, outcome, started)
     return jsonify(public_summary(outcome)), HTTP_STATUS[outcome.status]
 
 
-async def _handle(event: Event) -> Outcome:
+async def _handle(event: Event, *, force: bool = False) -> Outcome:
     try:
-        return await runtime().ingestor.handle(event)
+        return await runtime().ingestor.handle(event, force=force)
     except TransientError as exc:
         return Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
     except PermanentError as exc:

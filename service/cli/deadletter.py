@@ -1,0 +1,355 @@
+"""``ingest deadletter list|redrive``: see what sits in a dead-letter subscription, run it again."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from service.cli import main
+from service.cli.common import (
+    console,
+    err_console,
+    load_pipelines,
+    load_settings,
+    open_backends,
+    run_async,
+)
+from service.cli.render import cell, number, outcome, table
+from service.errors import ConfigError
+from service.models import Ignored, ObjectFinalized, SweepRequested, UnitKey
+from service.ports import MessageSource, PulledMessage
+from service.recording import RecordedRequest
+
+if TYPE_CHECKING:
+    from service.cli import relay, replaying
+    from service.pipeline.config import PipelineSet
+    from service.settings import Settings
+
+SUBSCRIPTION_HELP = "projects/PROJECT/subscriptions/NAME, or NAME with INGEST_PROJECT set"
+
+
+@main.group()
+def deadletter() -> None:
+    """Dead-lettered events: look at them (list), run them again (redrive).
+
+    SUBSCRIPTION is a pull subscription on the dead-letter topic of the subscription that
+    pushes to the service (projects/P/subscriptions/S, or S with INGEST_PROJECT set). The
+    Pub/Sub client honours PUBSUB_EMULATOR_HOST.
+    """
+
+
+def _wait_option(fn: Any) -> Any:
+    return click.option(
+        "--wait",
+        type=click.FloatRange(1, 60),
+        default=5.0,
+        show_default=True,
+        help="Seconds one pull waits for messages; an empty pull ends the collection.",
+    )(fn)
+
+
+@dataclass(frozen=True)
+class Peeked:
+    """What one dead-lettered message carries, as far as can be told without running it."""
+
+    message_id: str
+    kind: str
+    target: str
+    deliveries: int | None
+    error: str | None
+    units: tuple[UnitKey, ...] = ()
+    ledger: str | None = None
+
+
+@deadletter.command("list")
+@click.argument("subscription")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@_wait_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per message.")
+def list_messages(subscription: str, limit: int, wait: float, as_json: bool) -> None:
+    """Peek into SUBSCRIPTION: event id, type, object, delivery count, first error if known.
+
+    This is a peek: messages are pulled, described and given straight back (ack deadline 0);
+    nothing is acknowledged. Pub/Sub still counts each pull as a delivery, and the messages
+    are leased to this command while it runs. The ledger column shows what the service
+    recorded for each unit (needs the pipelines file; skipped when it cannot be read).
+    """
+    settings = load_settings()
+    try:
+        from service.wiring import load_config
+
+        pipelines: PipelineSet | None = load_config(settings)
+    except ConfigError as exc:
+        err_console.print(f"ledger state not shown: {exc}", highlight=False, markup=False)
+        pipelines = None
+    rows = run_async(lambda: _peek(settings, subscription, limit, wait, pipelines))
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(_peeked_json(row), ensure_ascii=False))
+        return
+    t = table(
+        f"{subscription}: {len(rows)} messages (peek: nothing consumed)",
+        ["event id", "type", "object / request", ("deliveries", "right"), "ledger", "error"],
+    )
+    for row in rows:
+        t.add_row(
+            cell(row.message_id),
+            cell(row.kind),
+            cell(row.target),
+            number(row.deliveries),
+            cell(row.ledger),
+            cell(row.error),
+        )
+    console.print(t)
+
+
+async def _peek(
+    settings: Settings,
+    subscription: str,
+    limit: int,
+    wait: float,
+    pipelines: PipelineSet | None,
+) -> list[Peeked]:
+    from service.cli import relay
+    from service.wiring import open_subscription
+
+    source = open_subscription(settings, subscription)
+    try:
+        held = await relay.pull_all(source, limit, wait)
+        try:
+            rows = [describe(h.message, subscription, pipelines) for h in held]
+            if pipelines is not None and any(r.units for r in rows):
+                rows = await _with_ledger(settings, rows)
+        finally:
+            await relay.give_back(source, held)
+    finally:
+        await source.close()
+    return rows
+
+
+def describe(message: PulledMessage, subscription: str, pipelines: PipelineSet | None) -> Peeked:
+    from service.cli import relay
+
+    count = relay.deliveries(message)
+    event = relay.event_of(relay.push_request(message, subscription))
+    if isinstance(event, str):
+        return Peeked(message.message_id, "undecodable", "", count, event)
+    if isinstance(event, Ignored):
+        return Peeked(message.message_id, "ignored", event.meta.event_type, count, event.reason)
+    if isinstance(event, SweepRequested):
+        scope = f" date {event.date}" if event.date else ""
+        scope += f" prefix {event.prefix}" if event.prefix else ""
+        return Peeked(message.message_id, "sweep", f"pipeline {event.pipeline}{scope}", count, None)
+    assert isinstance(event, ObjectFinalized)
+    ref = event.object.ref
+    units: tuple[UnitKey, ...] = ()
+    if pipelines is not None and ref.generation is not None:
+        matching = pipelines.matching(ref.bucket, ref.name)
+        units = tuple(UnitKey(p.name, ref.bucket, ref.name, ref.generation) for p in matching)
+    target = f"{ref.uri}#{ref.generation}"
+    return Peeked(message.message_id, event.meta.event_type, target, count, None, units)
+
+
+async def _with_ledger(settings: Settings, rows: list[Peeked]) -> list[Peeked]:
+    """Each unit's ledger state; the recorded error of a FAILED one is the first error known."""
+    from dataclasses import replace
+
+    found: list[Peeked] = []
+    async with open_backends(settings) as backends:
+        for row in rows:
+            states, errors = [], []
+            for unit in row.units:
+                stored = await backends.ledger_store.get(unit.digest)
+                record = stored.record if stored else None
+                states.append(f"{unit.pipeline}: {record.state.value if record else 'none'}")
+                if record is not None and record.error:
+                    errors.append(record.error)
+            ledger = "; ".join(states) if row.units else "no pipeline matches"
+            found.append(replace(row, ledger=ledger, error=row.error or "; ".join(errors) or None))
+    return found
+
+
+def _peeked_json(row: Peeked) -> dict[str, Any]:
+    return {
+        "message_id": row.message_id,
+        "type": row.kind,
+        "object": row.target,
+        "deliveries": row.deliveries,
+        "ledger": row.ledger,
+        "error": row.error,
+    }
+
+
+@deadletter.command()
+@click.argument("subscription")
+@click.option(
+    "--to",
+    "url",
+    metavar="URL",
+    envvar="INGEST_REPLAY_URL",
+    help="POST each event to the service at this URL (env INGEST_REPLAY_URL).",
+)
+@click.option("--in-process", is_flag=True, help="Run the events here, with no server.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Messages taken in one run; run again for more.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would run and give every message back.")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=4, show_default=True)
+@click.option(
+    "--header",
+    "-H",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Add a header to every request with --to (e.g. an Authorization bearer token).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for each answer with --to.",
+)
+@_wait_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per message.")
+@click.pass_context
+def redrive(
+    ctx: click.Context,
+    *,
+    subscription: str,
+    url: str | None,
+    in_process: bool,
+    limit: int,
+    dry_run: bool,
+    concurrency: int,
+    headers: tuple[str, ...],
+    timeout: float,
+    wait: float,
+    as_json: bool,
+) -> None:
+    """Run the events dead-lettered in SUBSCRIPTION again; acknowledge the handled ones.
+
+    Each message is turned back into the push request its original subscription sent and run
+    against the service at --to URL, or --in-process. A message is acknowledged only after
+    its event ended loaded, duplicate, ignored, or failed-and-recorded; every other one
+    (busy, transient, undecodable, service unreachable) is given back to the subscription at
+    once, so nothing is acknowledged that was not handled. --dry-run consumes nothing.
+
+    Exits non-zero when any message was left in the subscription.
+    """
+    from_env = ctx.get_parameter_source("url") is click.core.ParameterSource.ENVIRONMENT
+    if url and in_process and from_env:
+        url = None  # an explicit --in-process wins over INGEST_REPLAY_URL
+    if not dry_run and bool(url) == in_process:
+        raise click.UsageError("give exactly one of --to URL or --in-process (or --dry-run)")
+    if url and not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--to")
+    extra = _headers(headers)
+    settings = load_settings()
+    pipelines = load_pipelines(settings) if (dry_run or in_process) else None
+    # Imported here: the decoders and the HTTP client are not needed for `ingest --help`.
+    from service.cli import relay, replaying
+
+    started = time.perf_counter()
+
+    async def run_one_batch(requests: list[RecordedRequest]) -> list[replaying.Result]:
+        if url:
+            return await replaying.over_http(
+                url,
+                requests,
+                concurrency=concurrency,
+                force=False,
+                extra_headers=extra,
+                request_timeout=timeout,
+                tick=lambda: None,
+            )
+        assert pipelines is not None
+        return await replaying.in_process(
+            settings, pipelines, requests, concurrency=concurrency, force=False, tick=lambda: None
+        )
+
+    async def work() -> list[relay.Redriven]:
+        from service.wiring import open_subscription
+
+        source = open_subscription(settings, subscription)
+        try:
+            held = await relay.pull_all(source, limit, wait)
+            if dry_run:
+                assert pipelines is not None
+                return await _dry_run(source, subscription, held, pipelines)
+            return await relay.redrive(source, subscription, held, run_one_batch)
+        finally:
+            await source.close()
+
+    try:
+        rows = run_async(work)
+    except replaying.Unreachable as exc:
+        raise click.ClickException(f"{exc}; every message was given back") from exc
+    _report(subscription, rows, time.perf_counter() - started, as_json=as_json, dry=dry_run)
+
+
+async def _dry_run(
+    source: MessageSource, subscription: str, held: list[relay.Held], pipelines: PipelineSet
+) -> list[relay.Redriven]:
+    from service.cli import relay, replaying
+
+    try:
+        requests = [relay.push_request(h.message, subscription) for h in held]
+        plans = replaying.dry_run(pipelines, requests)
+    finally:
+        await relay.give_back(source, held)
+    return [relay.Redriven(h, 0, p.body, acked=False) for h, p in zip(held, plans, strict=True)]
+
+
+def _headers(raw: tuple[str, ...]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in raw:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not 'NAME: VALUE'", param_hint="--header")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _report(
+    subscription: str, rows: list[relay.Redriven], seconds: float, *, as_json: bool, dry: bool
+) -> None:
+    if as_json:
+        for row in rows:
+            line = {
+                "message_id": row.held.message.message_id,
+                "http_status": row.http_status,
+                "acked": row.acked,
+                **row.body,
+            }
+            click.echo(json.dumps(line, ensure_ascii=False))
+    else:
+        title = f"{subscription}: " + ("dry run, nothing consumed" if dry else "re-driven")
+        t = table(title, ["message", "event", ("HTTP", "right"), "outcome", "acked", "reason"])
+        for row in rows:
+            t.add_row(
+                cell(row.held.message.message_id),
+                cell(row.body.get("event_id")),
+                cell(row.http_status or "-"),
+                outcome(row.status),
+                cell("yes" if row.acked else "no"),
+                cell(row.body.get("reason")),
+            )
+        console.print(t)
+    acked = sum(r.acked for r in rows)
+    left = len(rows) - acked
+    out = err_console if as_json else console
+    out.print(
+        f"{len(rows)} messages in {seconds:.2f} s: {acked} acknowledged, {left} given back",
+        highlight=False,
+    )
+    if left and not dry:
+        raise click.ClickException(f"{left} of {len(rows)} messages were not handled; still there")
