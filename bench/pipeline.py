@@ -307,16 +307,19 @@ def interleaved(repeat: int, works: dict[str, Callable[[], int]]) -> list[Timing
 
 
 def peak_rss_mib(path: Path) -> float:
-    """The pipeline on ``path`` in a fresh Python process; its peak RSS from the kernel."""
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--child", str(path)], stdout=subprocess.PIPE, text=True
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    out = child.stdout.read() if child.stdout else ""
-    if child.returncode != 0:
-        raise SystemExit(f"the RSS child failed on {path}: {out}")
-    return usage.ru_maxrss / 1024  # Linux reports KiB
+    """The pipeline on ``path`` in a fresh Python process; the peak RSS that process reports.
+
+    The child reads its own VmHWM: the kernel's rusage figure would include the parent's
+    memory at fork time (it is carried over exec), which is not the pipeline's.
+    """
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    peak: float = json.loads(out.splitlines()[-1])["peak_rss_kib"] / 1024
+    return peak
 
 
 def profile(path: Path) -> None:
@@ -331,7 +334,9 @@ def profile(path: Path) -> None:
 
 def child(path: Path) -> None:
     result = asyncio.run(run_pipeline(path))
-    print(json.dumps({"rows": result.rows_loaded}))
+    status = Path("/proc/self/status").read_text()
+    peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    print(json.dumps({"rows": result.rows_loaded, "peak_rss_kib": int(peak.split()[1])}))
 
 
 def main() -> None:

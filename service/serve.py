@@ -1,9 +1,10 @@
 """Run the app under Hypercorn with the project's configuration file, and shut down gracefully.
 
 On SIGTERM (Cloud Run's notice) or SIGINT: the app stops taking events at once (503, so the
-platform redelivers them elsewhere), Hypercorn stops accepting connections and waits up to
-``graceful_timeout`` for the requests in flight, then the app's ``after_serving`` gives up the
-units still running and releases their leases (see ``Runtime.close``).
+platform redelivers them elsewhere) and Hypercorn stops accepting connections and waits up to
+``graceful_timeout`` for the requests in flight. A second before that wait ends, the units still
+running are given up: each releases its ledger lease and its request is answered 503
+(``Runtime.give_up_after``). Then ``after_serving`` closes the clients and the process exits.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 # Of Hypercorn's grace time, what is kept back to give up the units still running, release their
 # leases and answer their requests with 503 before Hypercorn stops waiting for them.
 ANSWER_MARGIN_SECONDS = 1.0
-# After serving ends, how long worker threads (blocking stage work) get to finish.
+# After serving ends, how long worker threads (blocking stage work) get to finish, in all.
 THREAD_JOIN_SECONDS = 1.0
 
 CONFIG_NAME = "hypercorn.toml"
@@ -125,8 +127,9 @@ def _exit_past_stuck_threads() -> None:
     otherwise hold the process until Cloud Run kills it (the interpreter joins worker threads).
     """
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    deadline = time.monotonic() + THREAD_JOIN_SECONDS
     for thread in others:
-        thread.join(THREAD_JOIN_SECONDS)
+        thread.join(max(0.0, deadline - time.monotonic()))
     stuck = [t for t in others if t.is_alive() and not t.daemon]
     if stuck:
         log.warning("leaving %d worker thread(s) that did not finish", len(stuck))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +24,7 @@ from service.cli import main
 from service.cli.common import load_settings, parse_since
 from service.models import LedgerRecord, UnitState
 from tests.conftest import EXAMPLES
+from tests.serving import Server, free_port, start_server
 
 ORDERS_20 = EXAMPLES / "events" / "orders_2026-11-20.json"
 ORDERS_21 = EXAMPLES / "events" / "orders_2026-11-21.json"
@@ -80,6 +84,25 @@ def make_workspace(root: Path) -> Workspace:
 @pytest.fixture
 def space(tmp_path: Path) -> Workspace:
     return make_workspace(tmp_path)
+
+
+@contextlib.contextmanager
+def serving(space: Workspace, **env: str) -> Iterator[Server]:
+    """A real `ingest serve --embedded` on a free local port, with the workspace's settings."""
+    variables = {k: v for k, v in space.env(**env).items() if v is not None}
+    variables |= {"PATH": os.environ["PATH"], "HOME": str(space.root), "PORT": str(free_port())}
+    ingest = str(Path(sys.executable).parent / "ingest")
+    argv = [ingest, "serve", "--embedded", "--host", "127.0.0.1"]
+    server = start_server(argv, variables, space.root, space.root / "serve.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.terminate()
+        try:
+            server.wait_exit(30)
+        finally:
+            server.kill()
 
 
 def run_cli(args: list[str], env: Mapping[str, str | None], stdin: str | None = None) -> Result:

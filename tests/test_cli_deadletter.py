@@ -26,19 +26,21 @@ from service.adapters.gcp.bigquery import BigQueryWarehouse
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.gcp.gcs import GcsObjectStore
 from service.cli import main
+from service.cli.deadletter import describe
 from service.models import ObjectInfo, ObjectRef, UnitKey, UnitState
-from service.samples import resource_from_info, storage_notification_push
+from service.pipeline.config import load_pipelines
+from service.ports import PulledMessage
+from service.samples import object_resource, resource_from_info, storage_notification_push
+from tests.conftest import EXAMPLES
 from tests.emulator_fixtures import Emulators
 from tests.pubsub_kit import PubSubKit, csv_rows, pipelines_file, pubsub_kit, warm_up
 from tests.serving import Server, free_port, start_server
-
-pytestmark = pytest.mark.emulators
 
 FILES = 3
 ROWS_PER_FILE = 4
 MAX_DELIVERY_ATTEMPTS = 5
 # Seconds each pull of the commands waits; the emulator answers an empty pull within it.
-WAIT = "2"
+WAIT = ["--wait", "2"]
 
 
 def test_usage_needs_exactly_one_destination() -> None:
@@ -52,6 +54,39 @@ def test_list_help_says_it_is_a_peek() -> None:
     assert result.exit_code == 0
     assert "This is a peek" in result.output
     assert "nothing is acknowledged" in result.output
+
+
+def message(data: bytes, message_id: str, **attributes: str) -> PulledMessage:
+    deliveries = {"CloudPubSubDeadLetterSourceDeliveryCount": "5"}
+    return PulledMessage(f"ack-{message_id}", message_id, data, {**attributes, **deliveries}, None)
+
+
+def test_describe_says_what_each_message_carries() -> None:
+    pipelines = load_pipelines(EXAMPLES / "pipelines.toml")
+    resource = object_resource("landing", "orders/a.csv", 7, b"x")
+    gcs = {
+        "eventType": "OBJECT_FINALIZE",
+        "payloadFormat": "JSON_API_V1",
+        "bucketId": "landing",
+        "objectId": "orders/a.csv",
+        "objectGeneration": "7",
+    }
+    stored = describe(message(json.dumps(resource).encode(), "m1", **gcs), "s", pipelines)
+    assert (stored.kind, stored.target, stored.deliveries) == (
+        "OBJECT_FINALIZE",
+        "gs://landing/orders/a.csv#7",
+        5,
+    )
+    assert stored.units == (UnitKey("orders", "landing", "orders/a.csv", 7),)
+    elsewhere = {**gcs, "bucketId": "other"}
+    unmatched = describe(message(b"", "m2", **elsewhere), "s", pipelines)
+    assert unmatched.units == () and unmatched.ledger == "no pipeline matches"
+    sweep = describe(message(b'{"pipeline": "orders", "date": "2026-11-20"}', "m3"), "s", None)
+    assert (sweep.kind, sweep.target) == ("sweep", "pipeline orders date 2026-11-20")
+    ignored = describe(message(b"{}", "m4"), "s", pipelines)
+    assert (ignored.kind, ignored.error) == ("ignored", "message names no pipeline")
+    broken = describe(message(b"{not json", "m5", **gcs), "s", pipelines)
+    assert broken.kind == "undecodable" and broken.error == "GCS notification data is not JSON"
 
 
 class Setup:
@@ -130,6 +165,7 @@ def notify(kit: PubSubKit, topic: str, info: ObjectInfo) -> None:
     kit.publish(topic, base64.b64decode(message["data"]), **message["attributes"])
 
 
+@pytest.mark.emulators
 async def test_dead_letters_are_redriven_once_the_fault_is_fixed(
     setup: Setup, kit: PubSubKit
 ) -> None:
@@ -156,7 +192,7 @@ async def test_dead_letters_are_redriven_once_the_fault_is_fixed(
             notify(kit, notifications, info)
         assert len(kit.collect(watch, FILES)) == FILES  # all dead-lettered, nothing more
 
-        peek = await invoke(["deadletter", "list", dead, "--json", "--wait", WAIT], env)
+        peek = await invoke(["deadletter", "list", dead, "--json", *WAIT], env)
         assert peek.exit_code == 0, peek.output
         listed = lines(peek)
         assert {row["object"] for row in listed} == objects
@@ -164,18 +200,21 @@ async def test_dead_letters_are_redriven_once_the_fault_is_fixed(
             assert row["type"] == "OBJECT_FINALIZE"
             assert row["deliveries"] == MAX_DELIVERY_ATTEMPTS
             assert row["ledger"] == "rows: IN_PROGRESS"  # claimed, then released on each 503
+        table = await invoke(["deadletter", "list", dead, *WAIT], env)  # the same, for people
+        assert table.exit_code == 0, table.output
+        assert f"{FILES} messages (peek: nothing consumed)" in table.output
+        assert all(row["message_id"] in table.output for row in listed)
 
         # Still broken: every event answers 503, so every message stays.
         broken = await invoke(
-            ["deadletter", "redrive", dead, "--to", faulty.url + "/", "--json", "--wait", WAIT],
+            ["deadletter", "redrive", dead, "--to", faulty.url + "/", "--json", *WAIT],
             env,
         )
         assert broken.exit_code == 1
         assert [(r["http_status"], r["acked"]) for r in lines(broken)] == [(503, False)] * FILES
+        assert f"0 acknowledged, {FILES} given back" in broken.stderr
 
-        dry = await invoke(
-            ["deadletter", "redrive", dead, "--dry-run", "--json", "--wait", WAIT], env
-        )
+        dry = await invoke(["deadletter", "redrive", dead, "--dry-run", "--json", *WAIT], env)
         assert dry.exit_code == 0, dry.output
         assert sorted(r["status"] for r in lines(dry)) == ["would-run"] * FILES
         assert not any(r["acked"] for r in lines(dry))
@@ -189,18 +228,25 @@ async def test_dead_letters_are_redriven_once_the_fault_is_fixed(
     healthy = setup.serve(outcomes, "healthy", faulty=False)
     try:
         one = await invoke(
-            ["deadletter", "redrive", dead, "--to", healthy.url + "/", "--limit", "1", "--json"]
-            + ["--wait", WAIT],
+            [
+                "deadletter",
+                "redrive",
+                dead,
+                "--to",
+                healthy.url + "/",
+                "--limit",
+                "1",
+                "--json",
+                *WAIT,
+            ],
             env,
         )
         assert one.exit_code == 0, one.output
         assert [(r["status"], r["acked"]) for r in lines(one)] == [("loaded", True)]
-        rest = await invoke(
-            ["deadletter", "redrive", dead, "--in-process", "--json", "--wait", WAIT], env
-        )
+        rest = await invoke(["deadletter", "redrive", dead, "--in-process", "--json", *WAIT], env)
         assert rest.exit_code == 0, rest.output
         assert [(r["status"], r["acked"]) for r in lines(rest)] == [("loaded", True)] * (FILES - 1)
-        empty = await invoke(["deadletter", "list", dead, "--json", "--wait", WAIT], env)
+        empty = await invoke(["deadletter", "list", dead, "--json", *WAIT], env)
         assert lines(empty) == []
     finally:
         healthy.kill()

@@ -34,9 +34,11 @@ def listed(space: Workspace, *args: str) -> list[dict[str, object]]:
 def test_list_shows_every_unit_newest_first(space: Workspace) -> None:
     rows = listed(space)
     assert len(rows) == 4
-    assert [r["updated_at"] for r in rows] == sorted((r["updated_at"] for r in rows), reverse=True)
+    stamps = [str(r["updated_at"]) for r in rows]
+    assert stamps == sorted(stamps, reverse=True)
     failed = next(r for r in rows if r["state"] == "FAILED")
-    assert (failed["unit"], failed["rows_quarantined"]) == (BAD_UNIT, 1)
+    # A rejected file is quarantined whole: both of its rows.
+    assert (failed["unit"], failed["rows_loaded"], failed["rows_quarantined"]) == (BAD_UNIT, 0, 2)
     assert "exceed" in str(failed["error"])
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from service.adapters.gcp.gcs import GcsObjectStore
 from service.models import UnitState
 from service.recording import load_requests, to_json
 from service.samples import (
@@ -20,7 +19,8 @@ from service.samples import (
     storage_structured_cloudevent,
 )
 from tests.conftest import EXAMPLES
-from tests.serving import Server, free_port, start_server
+from tests.emulator_fixtures import Emulators
+from tests.serving import Server, free_port
 from tests.test_cli_common import (
     CUSTOMERS,
     ORDERS_20,
@@ -30,6 +30,7 @@ from tests.test_cli_common import (
     json_lines,
     make_workspace,
     run_cli,
+    serving,
 )
 
 EVENTS = EXAMPLES / "events"
@@ -204,6 +205,19 @@ def test_an_unreachable_url_is_one_line(space: Workspace) -> None:
     assert error_line(result).startswith(f"Error: cannot reach {url}")
 
 
+def test_no_retries_leaves_busy_events_failed(space: Workspace, tmp_path: Path) -> None:
+    space.seed()
+    [good] = load_requests(ORDERS_20)
+    lines = [json.dumps(to_json({**good.headers, "ce-id": f"e{n}"}, good.body)) for n in range(8)]
+    (tmp_path / "same-unit.jsonl").write_text("\n".join(lines))
+    args = ["replay", str(tmp_path / "same-unit.jsonl"), "--in-process", "-c", "8", "--json"]
+    result = run_cli([*args, "--retries", "0"], space.env())
+    statuses = [r["status"] for r in json_lines(result.stdout)]
+    assert statuses.count("loaded") == 1
+    assert "busy" in statuses  # the other seven found the unit in progress (or done)
+    assert result.exit_code == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -243,35 +257,17 @@ def test_markup_in_object_names_is_printed_literally(
 
 
 @pytest.fixture
-def served(space: Workspace, tmp_path: Path) -> Iterator[Server]:
-    yield from _serve(space, tmp_path, allow_force=False)
+def served(space: Workspace) -> Iterator[Server]:
+    space.seed()
+    with serving(space, INGEST_ALLOW_FORCE="false") as server:
+        yield server
 
 
 @pytest.fixture
-def served_with_force(space: Workspace, tmp_path: Path) -> Iterator[Server]:
-    yield from _serve(space, tmp_path, allow_force=True)
-
-
-def _serve(space: Workspace, tmp_path: Path, *, allow_force: bool) -> Iterator[Server]:
+def served_with_force(space: Workspace) -> Iterator[Server]:
     space.seed()
-    env = {k: v for k, v in space.env().items() if v is not None}
-    env |= {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "PORT": str(free_port()),
-        "INGEST_ALLOW_FORCE": "true" if allow_force else "false",
-    }
-    ingest = str(Path(sys.executable).parent / "ingest")
-    server = start_server([ingest, "serve", "--embedded"], env, tmp_path, tmp_path / "serve.log")
-    try:
-        server.wait_ready()
+    with serving(space, INGEST_ALLOW_FORCE="true") as server:
         yield server
-    finally:
-        server.terminate()
-        try:
-            server.wait_exit(30)
-        finally:
-            server.kill()
 
 
 def test_over_http_to_a_served_app(space: Workspace, served: Server) -> None:
@@ -310,3 +306,64 @@ def test_force_over_http_re_runs_when_the_service_allows_it(
     assert (row["http_status"], row["status"], row["rows_loaded"]) == (200, "loaded", 5)
     [record] = space.records()
     assert (record.state, record.attempt) == (UnitState.COMPLETED, 2)
+
+
+# The same commands on the GCP backends: fake-gcs-server, the Firestore and BigQuery emulators.
+
+
+@pytest.mark.emulators
+def test_the_commands_on_the_gcp_backends(
+    emulators: Emulators, unique: str, space: Workspace
+) -> None:
+    text = space.pipelines.read_text().replace('"landing"', f'"{unique}"')
+    space.pipelines.write_text(text.replace('"sales.', f'"{unique}.'))
+    store = GcsObjectStore.from_settings(emulators.settings())
+    store.client.create_bucket(unique)
+    env = space.env(**emulators.environ(), INGEST_LEDGER_COLLECTION=unique)
+    csv = EXAMPLES / "data" / "landing" / "orders" / "2026-11-20.csv"
+    uploaded = run_cli(["upload", str(csv), f"gs://{unique}/orders/2026-11-20.csv"], env)
+    assert uploaded.exit_code == 0, uploaded.output
+    generation = int(uploaded.output.split()[-1])
+    event = run_cli(
+        ["event", "storage", "--bucket", unique, "--name", "orders/2026-11-20.csv"], env
+    )
+    assert event.exit_code == 0, event.output
+    assert json.loads(event.stdout)["body"]["generation"] == str(generation)
+    replayed = run_cli(["replay", "-", "--in-process", "--json"], env, event.stdout)
+    assert replayed.exit_code == 0, replayed.output
+    [row] = json_lines(replayed.stdout)
+    assert (row["status"], row["rows_loaded"]) == ("loaded", 5)
+    unit = f"orders:gs://{unique}/orders/2026-11-20.csv#{generation}"
+    listed = run_cli(["ledger", "list", "--json"], env)
+    assert [(u["unit"], u["state"]) for u in json.loads(listed.stdout)] == [(unit, "COMPLETED")]
+    shown = run_cli(["ledger", "show", unit, "--json"], env)
+    assert json.loads(shown.stdout)["rows_loaded"] == 5
+    swept = run_cli(["sweep", "orders", "--json"], env)
+    assert json.loads(swept.stdout)["units"] == {"duplicate": 1}
+    tables = run_cli(["tables"], env)
+    [line] = [line for line in tables.output.splitlines() if f"{unique}.orders" in line]
+    assert line.split("│")[2].strip() == "5"
+
+
+def test_a_long_run_lists_only_the_events_that_did_not_succeed(
+    space: Workspace, tmp_path: Path
+) -> None:
+    space.seed()
+    [good] = load_requests(ORDERS_20)
+    lines = [
+        json.dumps(to_json({**good.headers, "ce-id": f"bulk-{n}"}, good.body)) for n in range(120)
+    ]
+    lines.append(json.dumps({"headers": {"Content-Type": "application/json"}, "body": "[]"}))
+    (tmp_path / "bulk.jsonl").write_text("\n".join(lines) + "\n")
+    # Eight at once: events of one unit find it in progress (busy) and are sent again.
+    args = ["replay", str(tmp_path / "bulk.jsonl"), "--in-process", "-c", "8"]
+    result = run_cli(args, space.env())
+    assert result.exit_code == 1
+    assert "retrying" in result.stderr and "busy or unavailable events in 1 s" in result.stderr
+    assert "the 1 of 121 events that did not succeed" in result.stdout
+    assert "bulk-" not in result.stdout  # the 120 that succeeded are only counted
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("121 events in ")
+    assert summary.endswith(
+        "119 duplicate, 1 loaded, 1 bad_request; rows loaded 600, quarantined 0"
+    )

@@ -462,3 +462,27 @@ async def test_force_accepts_new_content_for_a_finished_unit(
     await ledger.complete(lease, RESULT)
     rerun = claimed(await ledger.claim(UNIT, "md5:BBB", force=True))
     assert rerun.lease.record.fingerprint == "md5:BBB"
+
+
+# --- Firestore only ---------------------------------------------------------------------------
+
+
+@pytest.mark.emulators
+async def test_firestore_database_is_configurable(emulators: Emulators, unique: str) -> None:
+    """Named databases keep their own ledgers, for the raw RPCs and the list query alike."""
+    named = FirestoreLedgerStore.from_settings(
+        emulators.settings(ledger_collection=unique, firestore_database="ledger-two")
+    )
+    default = FirestoreLedgerStore.from_settings(emulators.settings(ledger_collection=unique))
+    try:
+        assert await named.create(record()) is not None
+        assert await default.get("k1") is None
+        assert await default.list() == []
+        assert [s.record.key for s in await named.list()] == ["k1"]
+        assert await default.create(record(owner="w2")) is not None  # no clash across databases
+        stored = await named.get("k1")
+        assert stored is not None
+        assert stored.record.owner == "w1"
+    finally:
+        await named.close()
+        await default.close()

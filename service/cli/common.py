@@ -42,7 +42,14 @@ def load_settings(**overrides: Any) -> Settings:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     changes = {k: v for k, v in overrides.items() if v is not None}
-    return replace_settings(settings, **changes) if changes else settings
+    if not changes:
+        return settings
+    settings = replace_settings(settings, **changes)
+    try:
+        settings.validate()  # a flag (--gcp) may make the combination invalid
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return settings
 
 
 def load_pipelines(settings: Settings) -> PipelineSet:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from service.cli import relay, replaying
     from service.pipeline.config import PipelineSet
     from service.settings import Settings
-
-SUBSCRIPTION_HELP = "projects/PROJECT/subscriptions/NAME, or NAME with INGEST_PROJECT set"
 
 
 @main.group()
@@ -67,7 +65,13 @@ class Peeked:
 
 @deadletter.command("list")
 @click.argument("subscription")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Messages to look at, at most.",
+)
 @_wait_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per message.")
 def list_messages(subscription: str, limit: int, wait: float, as_json: bool) -> None:
@@ -147,20 +151,23 @@ def describe(message: PulledMessage, subscription: str, pipelines: PipelineSet |
     assert isinstance(event, ObjectFinalized)
     ref = event.object.ref
     units: tuple[UnitKey, ...] = ()
+    ledger = None
     if pipelines is not None and ref.generation is not None:
         matching = pipelines.matching(ref.bucket, ref.name)
         units = tuple(UnitKey(p.name, ref.bucket, ref.name, ref.generation) for p in matching)
+        ledger = None if units else "no pipeline matches"
     target = f"{ref.uri}#{ref.generation}"
-    return Peeked(message.message_id, event.meta.event_type, target, count, None, units)
+    return Peeked(message.message_id, event.meta.event_type, target, count, None, units, ledger)
 
 
 async def _with_ledger(settings: Settings, rows: list[Peeked]) -> list[Peeked]:
     """Each unit's ledger state; the recorded error of a FAILED one is the first error known."""
-    from dataclasses import replace
-
     found: list[Peeked] = []
     async with open_backends(settings) as backends:
         for row in rows:
+            if not row.units:
+                found.append(row)
+                continue
             states, errors = [], []
             for unit in row.units:
                 stored = await backends.ledger_store.get(unit.digest)
@@ -168,8 +175,8 @@ async def _with_ledger(settings: Settings, rows: list[Peeked]) -> list[Peeked]:
                 states.append(f"{unit.pipeline}: {record.state.value if record else 'none'}")
                 if record is not None and record.error:
                     errors.append(record.error)
-            ledger = "; ".join(states) if row.units else "no pipeline matches"
-            found.append(replace(row, ledger=ledger, error=row.error or "; ".join(errors) or None))
+            error = row.error or "; ".join(errors) or None
+            found.append(replace(row, ledger="; ".join(states), error=error))
     return found
 
 

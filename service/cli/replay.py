@@ -23,9 +23,15 @@ from service.recording import RecordedRequest, load_requests, parse_requests
 
 if TYPE_CHECKING:
     from service.cli.replaying import Result
+    from service.pipeline.config import PipelineSet
+    from service.settings import Settings
 
 # Past this many events the table shows only the ones that did not succeed.
 TABLE_LIMIT = 100
+# Outcomes the platform would redeliver later: replay runs them again itself.
+RETRYABLE = frozenset({"busy", "transient", "shutting_down"})
+# Wait before the first retry round; each later round waits twice as long.
+RETRY_DELAY_SECONDS = 1.0
 
 
 @main.command()
@@ -79,6 +85,14 @@ TABLE_LIMIT = 100
     show_default=True,
     help="Seconds to wait for each answer with --to.",
 )
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 10),
+    default=3,
+    show_default=True,
+    envvar="INGEST_REPLAY_RETRIES",
+    help="Rounds of re-sending events answered busy or transient (waits 1, 2, 4... s).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per event, no table.")
 @click.pass_context
 def replay(
@@ -93,6 +107,7 @@ def replay(
     dry_run: bool,
     headers: tuple[str, ...],
     timeout: float,
+    retries: int,
     as_json: bool,
 ) -> None:
     """Replay recorded events from PATHS: files, folders, or - for stdin.
@@ -140,11 +155,22 @@ def replay(
     if dry_run:
         results = replaying.dry_run(load_pipelines(load_settings()), requests)
     elif url:
-        results = _over_http(
-            url, requests, concurrency=concurrency, force=force, headers=extra, timeout=timeout
-        )
+        target = url
+
+        def run(batch: list[RecordedRequest]) -> list[Result]:
+            return _over_http(
+                target, batch, concurrency=concurrency, force=force, headers=extra, timeout=timeout
+            )
+
+        results = _with_retries(run, requests, retries)
     else:
-        results = _in_process(requests, concurrency, force)
+        settings = load_settings()
+        pipelines = load_pipelines(settings)
+
+        def run(batch: list[RecordedRequest]) -> list[Result]:
+            return _in_process(settings, pipelines, batch, concurrency=concurrency, force=force)
+
+        results = _with_retries(run, requests, retries)
     _report(results, time.perf_counter() - started, as_json=as_json, dry=dry_run)
 
 
@@ -176,17 +202,41 @@ def _over_http(
             raise click.ClickException(str(exc)) from exc
 
 
-def _in_process(requests: list[RecordedRequest], concurrency: int, force: bool) -> list[Result]:
+def _in_process(
+    settings: Settings,
+    pipelines: PipelineSet,
+    requests: list[RecordedRequest],
+    *,
+    concurrency: int,
+    force: bool,
+) -> list[Result]:
     from service.cli import replaying
 
-    settings = load_settings()
-    pipelines = load_pipelines(settings)
     with _progress(len(requests)) as tick:
         return run_async(
             lambda: replaying.in_process(
                 settings, pipelines, requests, concurrency=concurrency, force=force, tick=tick
             )
         )
+
+
+def _with_retries(
+    run: Callable[[list[RecordedRequest]], list[Result]],
+    requests: list[RecordedRequest],
+    retries: int,
+) -> list[Result]:
+    """Run, then run again what the platform would redeliver (busy, transient), a few rounds."""
+    results = run(requests)
+    for round_number in range(retries):
+        again = [i for i, r in enumerate(results) if r.status in RETRYABLE]
+        if not again:
+            break
+        delay = RETRY_DELAY_SECONDS * 2**round_number
+        err_console.print(f"retrying {len(again)} busy or unavailable events in {delay:g} s")
+        time.sleep(delay)
+        for index, result in zip(again, run([requests[i] for i in again]), strict=True):
+            results[index] = result
+    return results
 
 
 def _headers(raw: tuple[str, ...]) -> dict[str, str]:
@@ -250,6 +300,8 @@ def _report(results: list[Result], seconds: float, *, as_json: bool, dry: bool) 
 
 def _table(results: list[Result], *, dry: bool) -> None:
     shown = results if len(results) <= TABLE_LIMIT else [r for r in results if not r.ok]
+    if not shown:
+        return  # a long run where every event succeeded: the summary says it all
     title = "replay (dry run: nothing was run)" if dry else "replay"
     if len(shown) < len(results):
         title += f": the {len(shown)} of {len(results)} events that did not succeed"

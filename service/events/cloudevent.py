@@ -41,7 +41,7 @@ def media_type(content_type: str | None) -> str:
 def from_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     """Attributes from ``ce-*`` headers (lower-case names), data from the body."""
     # The HTTP binding percent-encodes attribute values that are not printable ASCII.
-    attrs = {k[3:]: unquote(v) for k, v in headers.items() if k.startswith("ce-")}
+    attrs = {k[3:]: unquote(v) if "%" in v else v for k, v in headers.items() if k[:3] == "ce-"}
     media = media_type(headers.get("content-type"))
     if media and not JSON_MEDIA.fullmatch(media):
         raise UnsupportedMediaError("CloudEvent data must be JSON")

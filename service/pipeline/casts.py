@@ -243,6 +243,8 @@ def _as_text(item: object) -> str:
         return "true" if item else "false"
     if isinstance(item, datetime | date):
         return item.isoformat()
+    if isinstance(item, float) and item.is_integer():
+        return str(int(item))  # 2.0 is the integer 2, as pyarrow's own cast writes it
     if isinstance(item, float | int | Decimal):
         return str(item)
     return json.dumps(item)

@@ -70,7 +70,8 @@ class CsvOptions:
     null_values: tuple[str, ...] = ("",)
     encoding: str = "utf-8"
     skip_rows: int = 0  # lines before the header (or before the data when there is none)
-    allow_quoted_newlines: bool = False  # as BigQuery's option of the same name
+    # BigQuery's option for gs:// loads; the service's own reader always reads quoted newlines.
+    allow_quoted_newlines: bool = False
 
 
 @dataclass(frozen=True)

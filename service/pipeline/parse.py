@@ -42,6 +42,8 @@ BLOCK_BYTES = 4 * 1024 * 1024
 PARSE_AHEAD = 2
 # BigQuery's own limit for one CSV or JSON row; a longer record fails the file.
 MAX_RECORD_BYTES = 100 * 1024 * 1024
+# A block this long whose quotes never balance is cut at a newline all the same.
+STRAY_QUOTE_BYTES = 16 * BLOCK_BYTES
 # Rows per batch read from a Parquet file.
 PARQUET_BATCH_ROWS = 64 * 1024
 UTF8_BOM = codecs.BOM_UTF8
@@ -177,46 +179,45 @@ def _without_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def record_blocks(chunks: Iterator[bytes], quote: bytes | None) -> Iterator[bytes]:
-    """Blocks of whole records (ending at a newline), about BLOCK_BYTES each."""
+    """Blocks of whole records, about BLOCK_BYTES each, each built with one copy.
+
+    A newline inside a quoted value (an odd number of quotes before it) does not end a
+    record. Should quotes never balance (a stray quote, as in ``5" screen``), a block is cut
+    at a plain newline once it reaches STRAY_QUOTE_BYTES.
+    """
     pending: list[bytes] = []
     size = 0
+    quotes = 0  # quote characters in ``pending``
     for chunk in chunks:
+        in_chunk = chunk.count(quote) if quote else 0
         pending.append(chunk)
         size += len(chunk)
+        quotes += in_chunk
         if size < BLOCK_BYTES:
             continue
-        if quote is None:
-            # Cut in the last chunk: the block is built with one copy.
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                pending[-1] = chunk[: cut + 1]
-                yield b"".join(pending)
-                rest = chunk[cut + 1 :]
-                pending, size = [rest], len(rest)
-                continue
-        buffer = b"".join(pending)
-        cut = _boundary(buffer, quote)
+        strict = quote if size < STRAY_QUOTE_BYTES else None
+        cut = _cut(chunk, strict, quotes - in_chunk)
         if cut < 0:
             if size > MAX_RECORD_BYTES:
                 raise PermanentError(f"a record is longer than {MAX_RECORD_BYTES} bytes")
-            pending = [buffer]
             continue
-        rest = buffer[cut + 1 :]
-        pending, size = [rest], len(rest)
-        yield buffer[: cut + 1] if rest else buffer
+        pending[-1] = chunk[: cut + 1]
+        yield b"".join(pending)
+        rest = chunk[cut + 1 :]
+        pending, size, quotes = [rest], len(rest), rest.count(quote) if quote else 0
     if size:
         yield b"".join(pending)
 
 
-def _boundary(buffer: bytes, quote: bytes | None) -> int:
-    """The last newline that ends a record; inside quotes (odd quote count) it does not."""
-    end = buffer.rfind(b"\n")
+def _cut(chunk: bytes, quote: bytes | None, before: int) -> int:
+    """The last newline in ``chunk`` that ends a record (``before``: quotes ahead of it)."""
+    end = chunk.rfind(b"\n")
     if quote is None or end < 0:
         return end
-    quotes = buffer.count(quote, 0, end)
-    while end >= 0 and quotes % 2:
-        previous = buffer.rfind(b"\n", 0, end)
-        quotes -= buffer.count(quote, previous + 1, end)
+    odd = (before + chunk.count(quote, 0, end)) % 2
+    while end >= 0 and odd:
+        previous = chunk.rfind(b"\n", 0, end)
+        odd ^= chunk.count(quote, previous + 1, end) % 2
         end = previous
     return end
 
@@ -230,7 +231,7 @@ def _blank(block: bytes) -> bool:
 
 def _csv_batches(pipeline: Pipeline, feed: Feed, workers: Executor | None) -> Iterator[ParsedBatch]:
     opts = pipeline.csv
-    quote = opts.quote_char.encode() if opts.quote_char and opts.allow_quoted_newlines else None
+    quote = opts.quote_char.encode() if opts.quote_char else None
     blocks = record_blocks(utf8_chunks(feed.chunks(), opts.encoding), quote)
     names, blocks = _csv_head(pipeline, opts, blocks)
     if names is None:
@@ -345,7 +346,8 @@ class _CsvBlocks:
         parse = pacsv.ParseOptions(
             delimiter=opts.delimiter,
             quote_char=opts.quote_char or False,
-            newlines_in_values=opts.allow_quoted_newlines,
+            # Whole blocks are parsed at once, so quoted newlines are read as values anyway.
+            newlines_in_values=False,
             ignore_empty_lines=True,
             invalid_row_handler=invalid_row,
         )

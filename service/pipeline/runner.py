@@ -245,7 +245,7 @@ class Runner:
         while (item := await source.get()) is not None:
             started = time.perf_counter()
             result = await asyncio.to_thread(transformer, item.batch, item.rows)
-            bad = item.bad + result.bad
+            bad = sorted(item.bad + result.bad, key=lambda b: b.row or 0)
             tally.rows_read += item.records
             tally.bad += len(bad)
             tally.days |= result.days

@@ -197,7 +197,8 @@ th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e6e9
   vertical-align: top; }
 th { background: #f3f5f8; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.obj { word-break: break-all; font-family: ui-monospace, monospace; font-size: 12px; }
+td.obj { overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: 12px;
+  min-width: 16rem; }
 td.err { color: #a11d1d; max-width: 28rem; word-break: break-word; }
 .state { border-radius: 4px; padding: .05rem .4rem; font-size: 12px; font-weight: 600; }
 .COMPLETED { background: #dff3e4; color: #17602c; }
@@ -223,7 +224,8 @@ PAGE = JINJA.from_string(
  · <a href="status.json{% if view.state_filter %}?state={{ view.state_filter }}{% endif %}">JSON</a>
 </div>
 <nav class="counts" aria-label="units per state">
-<a class="count{% if not view.state_filter %} active{% endif %}" href="?">all<b>recent</b></a>
+<a class="count{% if not view.state_filter %} active{% endif %}" href="?" id="count-all">all states
+<b>{{ fmt(view.counts.values() | sum(attribute="count")) }}</b></a>
 {% for state in states %}
 {% set c = view.counts[state] %}
 <a class="count{% if view.state_filter == state %} active{% endif %}" href="?state={{ state }}"
@@ -233,7 +235,7 @@ PAGE = JINJA.from_string(
 {% if view.units %}
 <table id="units">
 <thead><tr>
-<th>updated</th><th>state</th><th>pipeline</th><th>object</th>
+<th>updated (UTC)</th><th>state</th><th>pipeline</th><th>object</th>
 <th class="num">rows loaded</th><th class="num">quarantined</th><th class="num">duration</th>
 <th class="num">attempt</th><th>error</th>
 </tr></thead>

@@ -83,6 +83,7 @@ class PubSubTopic:
         self.client = client
         self.topic = topic
         self.deadline = deadline_seconds
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings, topic: str) -> PubSubTopic:
@@ -105,10 +106,12 @@ class PubSubTopic:
         return str(message_id)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._shutdown)
+        if not self._closed:
+            self._closed = True
+            await asyncio.to_thread(self._shutdown)
 
     def _shutdown(self) -> None:
-        # stop() sends what is still batched; then the channel can go.
+        # stop() sends what is still batched (and refuses a second call); then the channel goes.
         self.client.stop()
         self.client.transport.close()
 

@@ -1,0 +1,137 @@
+"""Helpers for the pipeline tests: pipelines built in code, the embedded backends, one unit run.
+
+A :class:`Rig` is a directory standing in for Cloud Storage and DuckDB standing in for
+BigQuery, with the real runner between them, so a test can put bytes in, run one unit and
+read back what landed, what was quarantined and what the unit reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from service.adapters.local.directory_store import DirectoryObjectStore
+from service.adapters.local.duckdb_warehouse import DuckDbWarehouse, qualified
+from service.errors import StageError
+from service.models import Column, EventMeta, ObjectInfo, TableSpec, UnitKey, UnitResult
+from service.pipeline.config import BadRowPolicy, Pipeline
+from service.pipeline.context import UnitContext
+from service.pipeline.load import quarantine_ref
+from service.pipeline.parse import Feed, ParsedBatch, parse_batches
+from service.pipeline.runner import RowsRejected, Runner
+
+BUCKET = "landing"
+TABLE = "sales.orders"
+SCHEMA = (
+    Column("id", "INTEGER", "REQUIRED"),
+    Column("name", "STRING"),
+    Column("amount", "NUMERIC"),
+    Column("day", "DATE"),
+)
+
+
+def pipeline(**changes: Any) -> Pipeline:
+    """A CSV pipeline into TABLE with SCHEMA, no lineage, up to half the rows bad."""
+    base = Pipeline(
+        name="orders",
+        bucket=BUCKET,
+        table=TableSpec(TABLE, SCHEMA, partition_field="day"),
+        lineage=False,
+        bad_rows=BadRowPolicy(max_count=None, max_ratio=0.5),
+    )
+    return replace(base, **changes)
+
+
+def csv_rows(*rows: str, header: str = "id,name,amount,day") -> bytes:
+    return ("\n".join((header, *rows)) + "\n").encode()
+
+
+@dataclass
+class Rejected:
+    """A unit that failed permanently: the stage, the reason, the counts recorded."""
+
+    stage: str
+    reason: str
+    result: UnitResult | None
+
+
+class Rig:
+    def __init__(self, root: Path, *, chunk_bytes: int = 64 * 1024) -> None:
+        self.root = root
+        self.store = DirectoryObjectStore(root / "buckets")
+        self.warehouse = DuckDbWarehouse(root / "warehouse.duckdb")
+        self.runner = Runner(self.store, self.warehouse, chunk_bytes=chunk_bytes)
+
+    async def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_encoding: str | None = None,
+        bucket: str = BUCKET,
+    ) -> ObjectInfo:
+        """Store an object; its info as an event would give it (size and MD5 included)."""
+        ref = self.store.put(bucket, name, data, "application/octet-stream", content_encoding)
+        return await self.store.stat(ref)
+
+    def context(self, p: Pipeline, info: ObjectInfo, event_id: str = "e1") -> UnitContext:
+        ref = info.ref
+        assert ref.generation is not None
+        key = UnitKey(p.name, ref.bucket, ref.name, ref.generation)
+        return self.runner.context(key, p, info, EventMeta(event_id, "test", "test"))
+
+    async def run(self, p: Pipeline, info: ObjectInfo) -> UnitResult:
+        return await self.runner.run(self.context(p, info))
+
+    async def reject(self, p: Pipeline, info: ObjectInfo) -> Rejected:
+        try:
+            result = await self.run(p, info)
+        except StageError as exc:
+            assert not exc.transient, f"expected a permanent failure, got {exc}"
+            recorded = exc.cause.result if isinstance(exc.cause, RowsRejected) else None
+            return Rejected(exc.stage, str(exc.cause), recorded)
+        raise AssertionError(f"the unit loaded: {result}")
+
+    async def rows(
+        self, table: str = TABLE, order: str = "1", columns: str = "*"
+    ) -> list[tuple[Any, ...]]:
+        """The table's rows (TIMESTAMPTZ columns need a cast: DuckDB would want pytz)."""
+
+        def query(conn: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+            sql = f"SELECT {columns} FROM {qualified(table)} ORDER BY {order}"
+            return conn.execute(sql).fetchall()
+
+        return await self.warehouse._run(query)
+
+    def quarantine(self, p: Pipeline, info: ObjectInfo) -> list[dict[str, Any]]:
+        ref = quarantine_ref(self.context(p, info))
+        path = self.root / "buckets" / ref.bucket / ref.name
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def has_quarantine(self, p: Pipeline, info: ObjectInfo) -> bool:
+        ref = quarantine_ref(self.context(p, info))
+        return (self.root / "buckets" / ref.bucket / ref.name).exists()
+
+    async def close(self) -> None:
+        await self.warehouse.close()
+
+
+def chunks(data: bytes, size: int) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def parse_all(p: Pipeline, data: bytes, chunk: int = 1000) -> list[ParsedBatch]:
+    """Parse ``data`` as the parse stage would, fed ``chunk`` bytes at a time."""
+    pieces = list(chunks(data, chunk))
+    feed = Feed(asyncio.get_running_loop(), depth=len(pieces) + 1)
+    for piece in pieces:
+        await feed.put(piece)
+    feed.close()
+    return await asyncio.to_thread(lambda: list(parse_batches(p, feed)))

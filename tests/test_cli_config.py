@@ -1,0 +1,62 @@
+"""``ingest check-config``: valid settings and pipelines are shown; anything wrong is one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_common import Workspace, error_line, make_workspace, run_cli
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> Workspace:
+    return make_workspace(tmp_path)
+
+
+def test_valid_configuration(space: Workspace) -> None:
+    result = run_cli(["check-config"], space.env())
+    assert result.exit_code == 0, result.output
+    assert "INGEST_DATA_DIR" in result.output  # set, so listed; defaults are not
+    assert "INGEST_CHUNK_BYTES" not in result.output
+    assert "gs://landing/orders/*.csv*" in result.output and "sales.customers" in result.output
+    assert "ok: settings valid (backend embedded), 2 pipelines" in result.output
+
+
+def test_all_settings_as_json(space: Workspace) -> None:
+    result = run_cli(["check-config", "--all", "--json"], space.env())
+    assert result.exit_code == 0
+    shown = json.loads(result.stdout)
+    assert shown["settings"]["INGEST_CHUNK_BYTES"] == "1048576"
+    assert shown["settings"]["INGEST_ALLOW_FORCE"] == "False"
+    assert [p["name"] for p in shown["pipelines"]] == ["orders", "customers"]
+    assert shown["pipelines"][0]["table"] == "sales.orders"
+
+
+def test_a_bad_variable_is_named(space: Workspace) -> None:
+    result = run_cli(["check-config"], space.env(INGEST_BACKEND="cloud"))
+    assert result.exit_code == 1
+    assert error_line(result).startswith("Error: INGEST_BACKEND='cloud' is invalid")
+
+
+def test_gcp_needs_a_project(space: Workspace) -> None:
+    result = run_cli(["check-config"], space.env(INGEST_BACKEND="gcp", INGEST_PROJECT=None))
+    assert result.exit_code == 1
+    assert error_line(result) == "Error: INGEST_PROJECT is required when INGEST_BACKEND=gcp"
+
+
+def test_a_missing_pipelines_file(space: Workspace) -> None:
+    result = run_cli(["check-config"], space.env(INGEST_PIPELINES=str(space.root / "no.toml")))
+    assert result.exit_code == 1
+    assert "pipelines file not found" in error_line(result)
+
+
+def test_a_bad_pipeline_names_the_file_pipeline_and_field(space: Workspace) -> None:
+    space.pipelines.write_text(
+        space.pipelines.read_text().replace('table = "sales.orders"', 'table = "orders"')
+    )
+    result = run_cli(["check-config"], space.env())
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert str(space.pipelines) in line and "orders" in line and "table" in line

@@ -1,0 +1,60 @@
+"""``ingest serve``: the real console script under Hypercorn, and its start-up errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_cli_common import Workspace, make_workspace, run_cli, serving
+
+INGEST = str(Path(sys.executable).parent / "ingest")
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> Workspace:
+    return make_workspace(tmp_path)
+
+
+def test_serves_events_health_and_status_then_stops_on_sigterm(space: Workspace) -> None:
+    with serving(space) as server:
+        assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+        status = httpx.get(f"{server.url}/status")
+        assert status.status_code == 200
+        assert "Ingestion status" in status.text
+        server.terminate()
+        assert server.wait_exit(30) == 0
+
+
+def run_ingest(space: Workspace, *args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    variables = {k: v for k, v in space.env(**env).items() if v is not None}
+    variables |= {"PATH": os.environ["PATH"], "HOME": str(space.root)}
+    return subprocess.run(
+        [INGEST, *args], env=variables, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_missing_pipelines_file_stops_start_up_with_one_line(space: Workspace) -> None:
+    result = run_ingest(space, "serve", "--port", "0", INGEST_PIPELINES=str(space.root / "x.toml"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
+    assert "pipelines file not found" in result.stderr
+
+
+def test_gcp_without_a_project_stops_with_one_line(space: Workspace) -> None:
+    result = run_ingest(space, "serve", "--gcp", "--port", "0", INGEST_PROJECT=None)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: INGEST_PROJECT is required when INGEST_BACKEND=gcp"
+
+
+def test_help_names_the_backend_flags() -> None:
+    result = run_cli(["serve", "--help"], {})
+    assert result.exit_code == 0
+    for flag in ("--host", "--port", "--embedded", "--gcp", "INGEST_HOST", "PORT"):
+        assert flag in result.output

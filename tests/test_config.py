@@ -1,0 +1,220 @@
+"""The pipelines file: parsed into typed pipelines, every error naming file, pipeline and field."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main as cli
+from service.errors import ConfigError
+from service.pipeline.config import Pipeline, Transform, load_pipelines
+from tests.conftest import EXAMPLES
+
+SCHEMA = '[{name = "id", type = "INTEGER", mode = "REQUIRED"}, {name = "day", type = "DATE"}]'
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pipelines.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def entry(extra: str = "", *, name: str = "p", schema: str = SCHEMA) -> str:
+    return (
+        f'[[pipelines]]\nname = "{name}"\nbucket = "b"\ntable = "ds.t"\n'
+        f"schema = {schema}\n{extra}\n"
+    )
+
+
+def test_the_examples_load() -> None:
+    found = load_pipelines(EXAMPLES / "pipelines.toml")
+    orders = found.get("orders")
+    assert orders is not None
+    assert orders.table.partition_field == "order_date"
+    assert orders.table.clustering == ("customer_id",)
+    assert orders.transforms == (Transform("rename", "cust", to="customer_id"),)
+    assert orders.csv.null_values == ("", "NULL")
+    assert orders.bad_rows.max_ratio == 0.25
+    assert [c.name for c in orders.output_columns][-4:] == [
+        "_source_uri",
+        "_source_generation",
+        "_event_id",
+        "_ingested_at",
+    ]
+
+
+def test_every_option_is_read(tmp_path: Path) -> None:
+    body = entry(
+        """format = "csv"
+prefix = "in/{date}/"
+glob = "*.csv*"
+compression = "gzip"
+lineage = false
+ignore_unknown_fields = true
+partition_field = "day"
+write_mode = "replace_partition"
+partition_date = "column"
+[pipelines.csv]
+delimiter = ";"
+header = false
+quote_char = ""
+null_values = ["", "NA"]
+encoding = "latin-1"
+skip_rows = 2
+allow_quoted_newlines = true
+[pipelines.bad_rows]
+max_count = 3
+max_ratio = 0.1
+quarantine = "gs://q/bad/"
+[[pipelines.transforms]]
+op = "cast"
+column = "day"
+format = "%d/%m/%Y"
+"""
+    )
+    [p] = load_pipelines(write(tmp_path, body)).pipelines
+    assert (p.prefix, p.glob, p.compression, p.lineage) == ("in/{date}/", "*.csv*", "gzip", False)
+    assert p.ignore_unknown_fields
+    assert (p.write_mode, p.partition_date) == ("replace_partition", "column")
+    assert p.csv.delimiter == ";" and not p.csv.header and p.csv.quote_char == ""
+    assert p.csv.null_values == ("", "NA") and p.csv.encoding == "latin-1"
+    assert p.csv.skip_rows == 2 and p.csv.allow_quoted_newlines
+    assert (p.bad_rows.max_count, p.bad_rows.max_ratio) == (3, 0.1)
+    assert p.bad_rows.quarantine == "gs://q/bad/"
+    assert p.transforms == (Transform("cast", "day", format="%d/%m/%Y"),)
+
+
+def test_a_schema_file_is_read_relative_to_the_pipelines_file(tmp_path: Path) -> None:
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "t.json").write_text('[{"name": "x", "type": "string"}]')
+    [p] = load_pipelines(write(tmp_path, entry(schema='"schemas/t.json"'))).pipelines
+    assert [(c.name, c.type, c.mode) for c in p.table.columns] == [("x", "STRING", "NULLABLE")]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ('format = "xml"', "format", "must be csv or ndjson or parquet"),
+        ('compression = "zip"', "compression", "must be auto or gzip or none"),
+        ('write_mode = "replace_partition"', "write_mode", "needs partition_field"),
+        ('partition_field = "nope"', "partition_field", "is not a schema column"),
+        ('partition_field = "id"', "partition_field", "DATE, DATETIME or TIMESTAMP"),
+        ('clustering = ["zz"]', "clustering", "is not a schema column"),
+        ('partition_pattern = "no group"', "partition_pattern", "exactly one group"),
+        ("[pipelines.csv]\ndelimiter = ';;'", "csv.delimiter", "one character"),
+        ('[pipelines.csv]\nencoding = "klingon"', "csv.encoding", "unknown encoding"),
+        ("[pipelines.csv]\nheader = 1", "csv.header", "must be a bool"),
+        ('[pipelines.csv]\nseparator = ","', "csv.separator", "unknown option"),
+        ("[pipelines.bad_rows]\nmax_ratio = 2", "bad_rows.max_ratio", "between 0 and 1"),
+        ("[pipelines.bad_rows]\nmax_count = -1", "bad_rows.max_count", "non-negative"),
+        ('[pipelines.bad_rows]\nquarantine = "/tmp"', "bad_rows.quarantine", "gs://"),
+        ('[[pipelines.transforms]]\nop = "explode"', "transforms[0].op", "must be one of"),
+        ('[[pipelines.transforms]]\nop = "rename"\ncolumn = "a"', "transforms[0].to", "required"),
+        (
+            '[[pipelines.transforms]]\nop = "rename"\ncolumn = "a"\nto = "b"',
+            "transforms[0].to",
+            "'b' is not a schema column",
+        ),
+        (
+            '[[pipelines.transforms]]\nop = "from_path"\ncolumn = "day"\npattern = "("',
+            "transforms[0].pattern",
+            "bad regex",
+        ),
+        (
+            '[[pipelines.transforms]]\nop = "cast"\ncolumn = "id"\nformat = "%Y"',
+            "transforms[0].format",
+            "DATE, DATETIME and TIMESTAMP",
+        ),
+    ],
+)
+def test_errors_name_the_file_the_pipeline_and_the_field(
+    tmp_path: Path, extra: str, field: str, message: str
+) -> None:
+    path = write(tmp_path, entry(extra))
+    with pytest.raises(ConfigError) as caught:
+        load_pipelines(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: pipeline 'p': {field}: "), text
+    assert message in text
+
+
+@pytest.mark.parametrize(
+    ("schema", "field"),
+    [
+        ('"missing.json"', "schema"),
+        ("[]", "schema"),
+        ('[{name = "x"}]', "schema[0]"),
+        ('[{name = "x", type = "GEOGRAPHY"}]', "schema[0].type"),
+        ('[{name = "x", type = "STRING", mode = "REPEATED"}]', "schema[0].mode"),
+        ('[{name = "x", type = "STRING"}, {name = "x", type = "STRING"}]', "schema"),
+    ],
+)
+def test_schema_errors_name_the_field(tmp_path: Path, schema: str, field: str) -> None:
+    path = write(tmp_path, entry(schema=schema))
+    with pytest.raises(ConfigError) as caught:
+        load_pipelines(path)
+    assert f"{path}: pipeline 'p': {field}: " in str(caught.value)
+
+
+def test_every_broken_pipeline_is_reported_at_once(tmp_path: Path) -> None:
+    body = (
+        entry('format = "xml"', name="one")
+        + entry("", name="fine")
+        + entry('compression = "zip"', name="two")
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_pipelines(write(tmp_path, body))
+    lines = str(caught.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["pipeline 'one'", "pipeline 'two'"]
+
+
+def test_a_name_used_twice_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pipeline 'p': name: is used more than once"):
+        load_pipelines(write(tmp_path, entry() + entry()))
+
+
+def test_a_missing_or_broken_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_pipelines(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_pipelines(write(tmp_path, "[[pipelines]\n"))
+
+
+def test_check_config_reports_file_pipeline_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, entry('[pipelines.csv]\ndelimiter = ";;"'))
+    result = CliRunner().invoke(cli, ["check-config"], env={"INGEST_PIPELINES": str(path)})
+    assert result.exit_code != 0
+    assert f"{path}: pipeline 'p': csv.delimiter: must be one character" in result.output
+
+
+def make(**changes: object) -> Pipeline:
+    [p] = load_pipelines(EXAMPLES / "pipelines.toml").pipelines[:1]
+    return replace(p, **changes)  # type: ignore[arg-type]
+
+
+def test_matching_by_prefix_glob_and_date_template() -> None:
+    plain = make(prefix="orders/", glob="*.csv")
+    assert plain.matches("landing", "orders/a.csv")
+    assert not plain.matches("landing", "orders/a.json")
+    assert not plain.matches("other", "orders/a.csv")
+    dated = make(prefix="in/{date}/", glob="*.csv")
+    assert dated.matches("landing", "in/2026-11-20/x.csv")
+    assert not dated.matches("landing", "in/latest/x.csv")
+    assert dated.prefix_for("2026-11-20") == "in/2026-11-20/"
+    assert dated.prefix_for(None) == "in/"
+
+
+def test_a_pipeline_never_matches_its_own_quarantine() -> None:
+    everything = make(prefix="", glob=None)
+    assert everything.matches("landing", "orders/a.csv")
+    assert not everything.matches("landing", "_quarantine/orders/orders/a.csv#1.jsonl")
+
+
+def test_the_version_follows_what_shapes_the_rows() -> None:
+    base = make()
+    assert base.version == make().version
+    assert make(lineage=False).version != base.version
+    assert make(transforms=()).version != base.version

@@ -1,0 +1,290 @@
+"""The runner end to end on the embedded backends: formats, bad input, and what is recorded.
+
+Every case ends in a defined state: loaded (rows read = loaded + quarantined), rejected whole
+(loaded 0, every row read counted as quarantined), or a file that could not be read (no counts,
+the reason kept). The table is checked every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from service.errors import StageError
+from service.models import Column, ObjectInfo, ObjectRef, TableSpec, UnitResult
+from service.pipeline.config import BadRowPolicy, CsvOptions
+from service.pipeline.runner import Runner
+from tests.pipeline_support import TABLE, Rig, csv_rows, pipeline
+
+GOOD = csv_rows("1,a,1.50,2026-11-20", "2,b,2.25,2026-11-20", "3,c,,2026-11-20")
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    found = Rig(tmp_path)
+    yield found
+    await found.close()
+
+
+def balanced(result: UnitResult) -> bool:
+    return result.rows_read == result.rows_loaded + result.rows_quarantined
+
+
+async def test_csv_loads_typed_rows(rig: Rig) -> None:
+    info = await rig.put("orders/a.csv", GOOD)
+    result = await rig.run(pipeline(), info)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 3, 0)
+    assert result.job_id and result.quarantine_uri is None
+    assert set(result.durations) >= {"extract", "parse", "validate", "spool", "load"}
+    assert await rig.rows() == [
+        (1, "a", Decimal("1.5"), date(2026, 11, 20)),
+        (2, "b", Decimal("2.25"), date(2026, 11, 20)),
+        (3, "c", None, date(2026, 11, 20)),
+    ]
+    assert not rig.has_quarantine(pipeline(), info)
+
+
+async def test_bad_rows_under_the_threshold_are_quarantined(rig: Rig) -> None:
+    data = csv_rows(
+        "1,a,1,2026-11-20",
+        "x,b,2,2026-11-20",  # type error
+        "3,c",  # wrong column count
+        "4,\xff,3,2026-11-20",
+        "5,e,5,2026-11-20",
+        "6,f,6,2026-11-20",
+        "7,g,not-a-number,2026-11-20",  # type error
+        "8,h,8,2026-11-20",
+        "9,i,9,2026-11-20",
+        "10,j,10,2026-11-20",
+    )
+    data = data.replace("\xff".encode(), b"\xff")  # invalid UTF-8 in row 4
+    info = await rig.put("orders/mixed.csv", data)
+    result = await rig.run(pipeline(), info)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (10, 6, 4)
+    assert balanced(result)
+    assert [r[0] for r in await rig.rows()] == [1, 5, 6, 8, 9, 10]
+    lines = rig.quarantine(pipeline(), info)
+    assert [(line["row"], line["reason"].split(":")[0]) for line in lines] == [
+        (2, "id"),
+        (3, "expected 4 columns, found 2"),
+        (4, "name"),
+        (7, "amount"),
+    ]
+    assert lines[2]["reason"] == "name: not valid UTF-8"
+    assert result.quarantine_uri is not None
+
+
+async def test_bad_rows_over_the_threshold_reject_the_file_whole(rig: Rig) -> None:
+    data = csv_rows("1,a,1,2026-11-20", "x,b,2,2026-11-20", "y,c,3,2026-11-20")
+    info = await rig.put("orders/bad.csv", data)
+    rejected = await rig.reject(pipeline(), info)
+    assert rejected.stage == "validate"
+    assert "2 bad rows of 3 exceed" in rejected.reason
+    assert rejected.result is not None
+    assert (rejected.result.rows_read, rejected.result.rows_loaded) == (3, 0)
+    assert rejected.result.rows_quarantined == 3
+    lines = rig.quarantine(pipeline(), info)
+    assert [line["row"] for line in lines] == [2, 3, None]
+    assert lines[-1]["reason"] == rejected.reason
+    assert not await rig.warehouse.tables()  # nothing was loaded, not even the table
+
+
+async def test_a_count_limit_stops_reading_once_it_is_exceeded(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.pipeline import parse
+
+    monkeypatch.setattr(parse, "BLOCK_BYTES", 256)
+    rows = [f"{i},n,1,2026-11-20" if i % 2 else f"bad{i},n,1,2026-11-20" for i in range(1, 20001)]
+    info = await rig.put("orders/garbage.csv", csv_rows(*rows))
+    p = pipeline(bad_rows=BadRowPolicy(max_count=5, max_ratio=None))
+    rejected = await rig.reject(p, info)
+    assert rejected.result is not None
+    assert "reading stopped at row" in rejected.reason
+    assert 6 <= rejected.result.rows_read < 20000
+    assert rejected.result.rows_quarantined == rejected.result.rows_read
+
+
+async def test_a_truncated_gzip_is_rejected_without_counts(rig: Rig) -> None:
+    packed = gzip.compress(GOOD * 200)
+    info = await rig.put("orders/cut.csv.gz", packed[:-20])
+    rejected = await rig.reject(pipeline(), info)
+    assert rejected.stage == "extract"
+    assert "truncated" in rejected.reason
+    assert rejected.result is not None and rejected.result.rows_read == 0
+    assert balanced(rejected.result)
+    assert not rig.has_quarantine(pipeline(), info)
+    assert not await rig.warehouse.tables()
+
+
+@pytest.mark.parametrize("data", [b"", b"id,name,amount,day\n"], ids=["empty", "header-only"])
+async def test_empty_and_header_only_files_complete_with_no_rows(rig: Rig, data: bytes) -> None:
+    info = await rig.put("orders/nothing.csv", data)
+    result = await rig.run(pipeline(), info)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (0, 0, 0)
+    assert await rig.rows() == []  # the table exists, empty
+
+
+async def test_a_10_mb_line_is_one_row(rig: Rig) -> None:
+    big = "x" * (10 * 1024 * 1024)
+    info = await rig.put("orders/big.csv", csv_rows(f"1,{big},1,2026-11-20", "2,b,2,2026-11-20"))
+    result = await rig.run(pipeline(), info)
+    assert (result.rows_read, result.rows_loaded) == (2, 2)
+    assert [len(r[1]) for r in await rig.rows()] == [len(big), 1]
+
+
+async def test_a_10_mb_line_that_is_bad_is_quarantined_clipped(rig: Rig) -> None:
+    big = "y" * (10 * 1024 * 1024)
+    data = csv_rows(f"{big},b,1,2026-11-20", "2,b,2,2026-11-20", "3,c,3,2026-11-20")
+    info = await rig.put("orders/bigbad.csv", data)
+    result = await rig.run(pipeline(), info)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
+    [line] = rig.quarantine(pipeline(), info)
+    assert line["row"] == 1 and len(line["raw"]) < 100_000
+
+
+async def test_a_table_with_another_schema_rejects_the_file_at_load(rig: Rig) -> None:
+    await rig.run(pipeline(), await rig.put("orders/first.csv", GOOD))
+    other = TableSpec(TABLE, (Column("id", "STRING", "REQUIRED"), Column("name", "STRING")))
+    info = await rig.put("orders/second.csv", csv_rows("9,z", header="id,name"))
+    rejected = await rig.reject(pipeline(table=other), info)
+    assert rejected.stage == "load"
+    assert "exists with another schema" in rejected.reason
+    assert rejected.result is not None
+    assert (rejected.result.rows_read, rejected.result.rows_loaded) == (1, 0)
+    assert rejected.result.rows_quarantined == 1
+    assert len(await rig.rows()) == 3
+
+
+async def test_ndjson_loads_and_quarantines_bad_lines(rig: Rig) -> None:
+    lines = [
+        {"id": 1, "name": "a", "amount": 1.5, "day": "2026-11-20"},
+        {"id": "2", "amount": "2.25"},
+        "{broken",
+        {"id": None, "name": "no id"},
+    ]
+    data = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines).encode()
+    info = await rig.put("orders/a.json", data)
+    result = await rig.run(pipeline(format="ndjson"), info)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
+    assert await rig.rows() == [
+        (1, "a", Decimal("1.5"), date(2026, 11, 20)),
+        (2, None, Decimal("2.25"), None),
+    ]
+    reasons = [line["reason"] for line in rig.quarantine(pipeline(format="ndjson"), info)]
+    assert reasons[0].startswith("not valid JSON") and reasons[1] == "id: required value is missing"
+
+
+async def test_parquet_loads_with_its_own_types(rig: Rig) -> None:
+    sink = io.BytesIO()
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, None], pa.int32()),
+            "name": ["a", "b", "c"],
+            "amount": pa.array([1.5, 2.0, 3.0]),
+            "day": pa.array([datetime(2026, 11, 20, tzinfo=UTC)] * 3, pa.timestamp("ms", tz="UTC")),
+        }
+    )
+    pq.write_table(table, sink)
+    info = await rig.put("orders/a.parquet", sink.getvalue())
+    result = await rig.run(pipeline(format="parquet"), info)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
+    assert await rig.rows() == [
+        (1, "a", Decimal("1.5"), date(2026, 11, 20)),
+        (2, "b", Decimal("2"), date(2026, 11, 20)),
+    ]
+
+
+async def test_gzip_csv_in_several_members_and_other_options(rig: Rig) -> None:
+    body = "id;name;amount;day\n1;Émile;1;2026-11-20\n2;NA;NA;2026-11-20\n".encode("latin-1")
+    packed = gzip.compress(body[:25]) + gzip.compress(body[25:])
+    info = await rig.put("orders/latin.csv", packed, content_encoding="gzip")
+    opts = CsvOptions(delimiter=";", null_values=("NA",), encoding="latin-1")
+    result = await rig.run(pipeline(csv=opts), info)
+    assert result.rows_loaded == 2
+    assert [r[1] for r in await rig.rows()] == ["Émile", None]
+
+
+async def test_utf16_with_a_bom(rig: Rig) -> None:
+    info = await rig.put("orders/u16.csv", "id,name\n1,Zürich\n".encode("utf-16"))
+    result = await rig.run(pipeline(csv=CsvOptions(encoding="utf-16")), info)
+    assert result.rows_loaded == 1
+    assert [r[1] for r in await rig.rows()] == ["Zürich"]
+
+
+async def test_lineage_columns_are_loaded(rig: Rig) -> None:
+    info = await rig.put("orders/a.csv", GOOD)
+    await rig.run(pipeline(lineage=True), info)
+    columns = "_source_uri, _source_generation, _event_id, epoch_us(_ingested_at)"
+    rows = await rig.rows(columns=columns)
+    assert len(rows) == 3
+    assert rows[0][:3] == ("gs://landing/orders/a.csv", info.ref.generation, "e1")
+    started = rig.context(pipeline(), info).started_at
+    assert abs(rows[0][3] / 1e6 - started.timestamp()) < 600
+
+
+def replacing(**changes: object) -> object:
+    return pipeline(write_mode="replace_partition", **changes)
+
+
+async def test_replace_partition_from_the_path_replaces_that_day_only(rig: Rig) -> None:
+    p = pipeline(write_mode="replace_partition")
+    await rig.run(p, await rig.put("orders/2026-11-19.csv", csv_rows("1,a,1,2026-11-19")))
+    await rig.run(
+        p, await rig.put("orders/2026-11-20.csv", csv_rows("2,b,1,2026-11-20", "3,c,1,2026-11-20"))
+    )
+    fixed = csv_rows("4,d,1,2026-11-20", "5,e,1,2026-11-19")  # row 2 is another day's
+    result = await rig.run(p, await rig.put("orders/2026-11-20.csv", fixed))
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
+    assert [r[0] for r in await rig.rows()] == [1, 4]
+
+
+async def test_replace_partition_from_a_column_needs_one_day(rig: Rig) -> None:
+    p = pipeline(write_mode="replace_partition", partition_date="column")
+    await rig.run(
+        p, await rig.put("orders/x.csv", csv_rows("1,a,1,2026-11-20", "2,b,1,2026-11-20"))
+    )
+    await rig.run(p, await rig.put("orders/y.csv", csv_rows("3,c,1,2026-11-20")))
+    assert [r[0] for r in await rig.rows()] == [3]
+    rejected = await rig.reject(
+        p, await rig.put("orders/z.csv", csv_rows("4,d,1,2026-11-20", "5,e,1,2026-11-21"))
+    )
+    assert "spans 2 partitions" in rejected.reason
+    assert [r[0] for r in await rig.rows()] == [3]
+
+
+async def test_a_missing_object_names_the_stage_and_the_unit(rig: Rig) -> None:
+    info = ObjectInfo(ObjectRef("landing", "orders/ghost.csv", 5), 10)
+    with pytest.raises(StageError) as caught:
+        await rig.run(pipeline(), info)
+    assert caught.value.stage == "extract"
+    assert "orders:gs://landing/orders/ghost.csv#5" in str(caught.value)
+    assert not caught.value.transient
+
+
+async def test_memory_stays_within_the_byte_budget(tmp_path: Path) -> None:
+    """A small budget, several large files at once: the run finishes (stages overlap and give
+    bytes back as rows are spooled) and never holds more than budget + one reserve per unit."""
+    rig = Rig(tmp_path, chunk_bytes=64 * 1024)
+    rig.runner = Runner(rig.store, rig.warehouse, chunk_bytes=64 * 1024, buffer_bytes=1024 * 1024)
+    body = csv_rows(*[f"{i},name {i},{i}.5,2026-11-20" for i in range(200_000)])
+    infos = [await rig.put(f"orders/{n}.csv", body) for n in range(3)]
+    results = await asyncio.wait_for(
+        asyncio.gather(*(rig.run(pipeline(), info) for info in infos)), timeout=120
+    )
+    assert [r.rows_loaded for r in results] == [200_000] * 3
+    budget = rig.runner.budget
+    assert budget.used == 0
+    assert budget.peak <= budget.capacity + 3 * rig.runner.reserve
+    assert budget.peak < len(body)  # never anything like a whole file
+    await rig.close()

@@ -1,0 +1,259 @@
+"""GET /status and /status.json: through the app, and in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from quart.typing import TestAppProtocol as RunningApp
+
+from service.adapters.local.directory_store import DirectoryObjectStore
+from service.errors import TransientError
+from service.models import LedgerRecord, UnitResult, UnitState
+from service.recording import load_requests, to_json
+from service.routes.status import CSP, unit_view
+from service.samples import object_resource, storage_cloudevent
+from service.settings import Settings
+from tests.conftest import EXAMPLES, ROOT
+from tests.test_cli_common import Workspace, make_workspace, run_cli, serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+# A name from outside that would run script if the page did not escape it.
+HOSTILE = 'customers/<script>alert("x")</script>&<i id=pwned>.csv'
+BAD_CUSTOMERS = b"customer_id,name,country,signed_up\n,no id,FR,\n"
+
+
+async def ingest_examples(app: RunningApp) -> None:
+    for path in sorted((EXAMPLES / "events").glob("*.json")):
+        [request] = load_requests(path)
+        response = await app.test_client().post("/", headers=request.headers, data=request.body)
+        assert response.status_code == 200
+
+
+async def test_status_json_lists_units_and_counts(embedded_app: RunningApp) -> None:
+    await ingest_examples(embedded_app)
+    response = await embedded_app.test_client().get("/status.json")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = await response.get_json()
+    assert body["counts"] == {
+        "IN_PROGRESS": {"count": 0, "capped": False},
+        "COMPLETED": {"count": 3, "capped": False},
+        "FAILED": {"count": 0, "capped": False},
+    }
+    assert (body["backend"], body["limit"], body["state_filter"]) == ("embedded", 50, None)
+    by_object = {u["object"]: u for u in body["units"]}
+    orders = by_object["gs://landing/orders/2026-11-21.csv#1"]
+    assert (orders["state"], orders["pipeline"]) == ("COMPLETED", "orders")
+    assert (orders["rows_loaded"], orders["rows_quarantined"], orders["rows_read"]) == (6, 2, 8)
+    assert orders["duration_seconds"] >= 0
+    assert set(orders["stages"]) >= {"extract", "parse", "validate", "load"}
+    assert orders["error"] is None
+
+
+async def test_status_json_filters_by_state_and_limits(embedded_app: RunningApp) -> None:
+    await ingest_examples(embedded_app)
+    client = embedded_app.test_client()
+    failed = await (await client.get("/status.json?state=failed")).get_json()
+    assert (failed["state_filter"], failed["units"]) == ("FAILED", [])
+    two = await (await client.get("/status.json?limit=2")).get_json()
+    assert len(two["units"]) == 2
+    assert two["counts"]["COMPLETED"]["count"] == 3  # counts are not limited by the listing
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("state=DONE", "state must be one of IN_PROGRESS, COMPLETED, FAILED"),
+        ("limit=0", "limit must be a whole number from 1 to 500"),
+        ("limit=501", "limit must be a whole number from 1 to 500"),
+        ("limit=ten", "limit must be a whole number from 1 to 500"),
+    ],
+)
+async def test_bad_queries_are_400(embedded_app: RunningApp, query: str, reason: str) -> None:
+    client = embedded_app.test_client()
+    response = await client.get(f"/status.json?{query}")
+    assert response.status_code == 400
+    assert (await response.get_json()) == {"status": "bad_request", "reason": reason}
+    page = await client.get(f"/status?{query}")
+    assert page.status_code == 400
+    assert reason in await page.get_data(as_text=True)
+
+
+async def test_page_lists_units_with_counts(embedded_app: RunningApp) -> None:
+    await ingest_examples(embedded_app)
+    response = await embedded_app.test_client().get("/status")
+    assert response.status_code == 200
+    assert response.content_type == "text/html; charset=utf-8"
+    assert response.headers["Content-Security-Policy"] == CSP
+    html = await response.get_data(as_text=True)
+    assert html.count("<tr data-key=") == 3
+    assert re.search(r'id="count-COMPLETED">COMPLETED<b>3</b>', html)
+    assert "gs://landing/customers/customers.csv#1" in html
+    assert "<script" not in html
+
+
+async def test_page_escapes_names_from_outside(
+    embedded_app: RunningApp, embedded_settings: Settings
+) -> None:
+    store = DirectoryObjectStore(embedded_settings.data_dir / "buckets")
+    ref = store.put("landing", HOSTILE, BAD_CUSTOMERS, "text/csv")
+    assert ref.generation is not None
+    event = storage_cloudevent(object_resource("landing", HOSTILE, ref.generation, BAD_CUSTOMERS))
+    client = embedded_app.test_client()
+    assert (await client.post("/", headers=event.headers, data=event.body)).status_code == 200
+    html = await (await client.get("/status")).get_data(as_text=True)
+    assert "<script" not in html and "<i " not in html
+    assert (
+        "customers/&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;&lt;i id=pwned&gt;.csv"
+        in html
+    )
+    assert 'class="state FAILED"' in html
+    body = await (await client.get("/status.json?state=FAILED")).get_json()
+    assert body["units"][0]["object"] == f"gs://landing/{HOSTILE}#{ref.generation}"
+
+
+async def test_an_empty_ledger(embedded_app: RunningApp) -> None:
+    html = await (await embedded_app.test_client().get("/status")).get_data(as_text=True)
+    assert "No units" in html
+    assert 'id="count-FAILED">FAILED<b>0</b>' in html
+
+
+async def test_ledger_unavailable_is_503(
+    embedded_app: RunningApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = embedded_app.app.extensions["runtime"].backends.ledger_store  # type: ignore[attr-defined]
+
+    async def unavailable(*args: object, **kwargs: object) -> list[object]:
+        raise TransientError("ledger down")
+
+    monkeypatch.setattr(store, "list", unavailable)
+    response = await embedded_app.test_client().get("/status.json")
+    assert response.status_code == 503
+    assert (await response.get_json())["status"] == "unavailable"
+    assert (await embedded_app.test_client().get("/status")).status_code == 503
+
+
+def test_unit_view_of_a_record_in_progress() -> None:
+    start = datetime(2026, 11, 21, 6, tzinfo=UTC)
+    record = LedgerRecord(
+        key="k" * 40,
+        unit="orders:gs://landing/orders/a.csv#4",
+        pipeline="orders",
+        state=UnitState.IN_PROGRESS,
+        owner="host:1",
+        lease_expires_at=start + timedelta(minutes=10),
+        fingerprint="md5:x",
+        attempt=1,
+        created_at=start,
+        updated_at=start + timedelta(seconds=90),
+        expire_at=start + timedelta(days=30),
+        object_uri="gs://landing/orders/a.csv#4",
+    )
+    view = unit_view(record)
+    assert (view["state"], view["duration_seconds"], view["rows_loaded"]) == (
+        "IN_PROGRESS",
+        90.0,
+        None,
+    )
+    done = unit_view(
+        LedgerRecord(
+            **{**record.__dict__, "state": UnitState.COMPLETED, "result": UnitResult(10, 9, 1)}
+        )
+    )
+    assert (done["rows_read"], done["rows_loaded"], done["rows_quarantined"]) == (10, 9, 1)
+
+
+# In a real browser: headless Chromium (Debian's package; scripts/setup-browser installs it).
+
+
+@pytest.fixture
+def browser_profile(tmp_path: Path) -> Iterator[Path]:
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    yield profile
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run(
+        [str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def landed(space: Workspace) -> None:
+    """The sample events, and one hostile-named file that fails, ingested in-process."""
+    store = space.seed()
+    ref = store.put("landing", HOSTILE, BAD_CUSTOMERS, "text/csv")
+    assert ref.generation is not None
+    event = storage_cloudevent(object_resource("landing", HOSTILE, ref.generation, BAD_CUSTOMERS))
+    hostile = space.root / "hostile.json"
+    hostile.write_text(json.dumps(to_json(event.headers, event.body)))
+    replayed = run_cli(
+        ["replay", str(EXAMPLES / "events"), str(hostile), "--in-process"], space.env()
+    )
+    assert replayed.exit_code == 1  # the hostile file fails, as it should
+    assert "3 loaded" in replayed.output and "1 failed" in replayed.output
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="chromium not installed: run scripts/setup-browser"
+)
+def test_status_page_in_headless_chromium(tmp_path: Path, browser_profile: Path) -> None:
+    space = make_workspace(tmp_path)
+    landed(space)
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "status-page.png"
+    screenshot.unlink(missing_ok=True)
+    with serving(space) as server:
+        url = f"{server.url}/status"
+        dom = chromium(browser_profile, "--dump-dom", url)
+        shot = chromium(
+            browser_profile, f"--screenshot={screenshot}", "--window-size=1200,900", url
+        )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    # What a person sees: the title, the counts per state, and one row per unit.
+    assert "<h1>Ingestion status</h1>" in html
+    assert re.search(r'id="count-COMPLETED">COMPLETED<b>3</b>', html)
+    assert re.search(r'id="count-FAILED">FAILED<b>1</b>', html)
+    rows = re.findall(r"<tr data-key=\"[0-9a-f]{40}\">(.*?)</tr>", html, re.S)
+    assert len(rows) == 4
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in rows]
+    orders_21 = next(c for c in cells if "orders/2026-11-21.csv" in c[3])
+    assert orders_21[1] == '<span class="state COMPLETED">COMPLETED</span>'
+    assert (orders_21[2], orders_21[4], orders_21[5]) == ("orders", "6", "2")
+    failed = next(c for c in cells if "FAILED" in c[1])
+    assert "exceed" in failed[8]
+    # The hostile name is text in the page, not markup: the browser built no element from it.
+    assert "<script" not in html and "<i " not in html and 'id="pwned"' not in html
+    assert '&lt;script&gt;alert("x")&lt;/script&gt;&amp;&lt;i id=pwned&gt;.csv' in failed[3]
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert png_size(screenshot) == (1200, 900)
+    assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
