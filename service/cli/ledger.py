@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 # A unit as `ingest` prints it: PIPELINE:gs://BUCKET/NAME#GENERATION.
 UNIT_PATTERN = re.compile(r"^(?P<pipeline>[^:]+):gs://(?P<bucket>[^/]+)/(?P<name>.+)#(?P<gen>\d+)$")
-# Ledger keys are 40 hex digits; a shorter prefix is looked up among this many recent units.
+# A ledger key: 40 hex digits, or (to look one up) its first 6 or more.
 KEY_PATTERN = re.compile(r"^[0-9a-f]{6,40}$")
+# How many of the most recent units a key prefix is looked up among.
 PREFIX_SCAN = 5000
 
 
@@ -213,17 +214,19 @@ def _check_retryable(record: LedgerRecord) -> None:
 
 
 async def _rerun(ingestor: Ingestor, record: LedgerRecord) -> UnitOutcome:
+    """The unit run again, forced; a unit that cannot be rebuilt is a failed outcome saying why,
+    so that one missing object does not hide what the other retries did."""
+    from service.ingest import Status, UnitOutcome
+
     unit = parse_unit(record.unit)
-    if unit is None:
-        raise click.ClickException(f"ledger record {record.key} names no object: {record.unit!r}")
-    pipeline = ingestor.pipelines.get(unit.pipeline)
-    if pipeline is None:
-        raise click.ClickException(f"unknown pipeline {unit.pipeline!r}: not in the pipelines file")
-    ref = ObjectRef(unit.bucket, unit.name, unit.generation)
+    pipeline = ingestor.pipelines.get(unit.pipeline) if unit else None
+    if unit is None or pipeline is None:
+        why = "names no object" if unit is None else f"unknown pipeline {unit.pipeline!r}"
+        return UnitOutcome(record.unit, Status.FAILED, error=f"cannot re-run: {why}")
     try:
-        info = await ingestor.store.stat(ref)
+        info = await ingestor.store.stat(ObjectRef(unit.bucket, unit.name, unit.generation))
     except NotFoundError as exc:
-        raise click.ClickException(f"{record.unit}: cannot re-run: {exc}") from exc
+        return UnitOutcome(record.unit, Status.FAILED, error=f"cannot re-run: {exc}")
     meta = EventMeta(
         event_id=f"cli-retry-{uuid.uuid4().hex[:12]}",
         event_type="ingest.cli.retry",

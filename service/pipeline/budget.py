@@ -5,15 +5,17 @@ once the rows made from them are written to the spool (or, for Parquet, once the
 disk). So the bytes held in memory by all units together stay near the budget, however many
 units run and however fast each stage is.
 
-Deadlock freedom: a unit's parser may need a whole block before it emits anything, so a unit
-may always hold up to its ``reserve`` even when the shared budget is spent; and a unit holding
-nothing may always take what it needs (a record longer than the whole budget still passes).
-Total memory is therefore bounded by ``capacity + units in flight x reserve``.
+Never stuck: a unit whose parser is waiting for input (it needs more bytes to complete a block
+or a long record) may always take more, even past the budget. If every unit waited for the
+budget, each parser would be busy or blocked downstream, and downstream needs no budget to go
+on and give bytes back. The overshoot is bounded by what one unit's stages hold at once (a few
+blocks) per unit in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class ByteBudget:
@@ -25,25 +27,26 @@ class ByteBudget:
         self.capacity = capacity
         self.used = 0
         self.peak = 0
-        self._freed = asyncio.Event()
+        self._changed = asyncio.Event()
 
-    def allowance(self, reserve: int) -> Allowance:
-        """One unit's account against this budget."""
-        return Allowance(self, reserve)
+    def allowance(self, starved: Callable[[], bool] = lambda: False) -> Allowance:
+        """One unit's account; ``starved`` says whether its parser is waiting for input."""
+        return Allowance(self, starved)
+
+    def wake(self) -> None:
+        """Make every waiter look again (bytes were given back, or a parser starves)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def _take(self, account: Allowance, size: int) -> None:
         while not self._fits(account, size):
-            await self._freed.wait()
+            await self._changed.wait()
         self.used += size
         self.peak = max(self.peak, self.used)
         account.held += size
 
     def _fits(self, account: Allowance, size: int) -> bool:
-        return (
-            account.held == 0
-            or account.held + size <= account.reserve
-            or self.used + size <= self.capacity
-        )
+        return account.held == 0 or account.starved() or self.used + size <= self.capacity
 
     def _give(self, account: Allowance, size: int) -> None:
         size = min(size, account.held)
@@ -51,15 +54,13 @@ class ByteBudget:
             return
         self.used -= size
         account.held -= size
-        # Wake every waiter once; each checks again whether its request fits now.
-        freed, self._freed = self._freed, asyncio.Event()
-        freed.set()
+        self.wake()
 
 
 class Allowance:
-    def __init__(self, budget: ByteBudget, reserve: int) -> None:
+    def __init__(self, budget: ByteBudget, starved: Callable[[], bool]) -> None:
         self.budget = budget
-        self.reserve = reserve
+        self.starved = starved
         self.held = 0
 
     async def acquire(self, size: int) -> None:

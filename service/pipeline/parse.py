@@ -39,7 +39,7 @@ from service.pipeline.context import BadRow, RowNumbers
 
 BLOCK_BYTES = 4 * 1024 * 1024
 # Blocks parsed ahead of the one being handed on (with parallel workers).
-PARSE_AHEAD = 2
+PARSE_AHEAD = 1
 # BigQuery's own limit for one CSV or JSON row; a longer record fails the file.
 MAX_RECORD_BYTES = 100 * 1024 * 1024
 # A block this long whose quotes never balance is cut at a newline all the same.
@@ -87,9 +87,12 @@ class Feed:
         loop: asyncio.AbstractEventLoop,
         depth: int = 4,
         on_settle: Callable[[int], None] | None = None,
+        on_starve: Callable[[], None] | None = None,
     ) -> None:
         self._loop = loop
-        self._on_settle = on_settle
+        self.on_settle = on_settle
+        self._on_starve = on_starve
+        self.starved = False  # the parser waits for a chunk (read from the loop's thread)
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._room = asyncio.Semaphore(depth)
         self._ended = False
@@ -105,23 +108,30 @@ class Feed:
     def get(self) -> bytes | None:
         if self._ended:
             return None
-        chunk = self._queue.get()
+        try:
+            chunk = self._queue.get_nowait()
+        except queue.Empty:
+            self.starved = True
+            if self._on_starve is not None:
+                self._call(self._on_starve)
+            chunk = self._queue.get()
+            self.starved = False
         if chunk is None:
             self._ended = True
             return None
         self.consumed += len(chunk)
-        self._call(lambda _: self._room.release(), 0)
+        self._call(self._room.release)
         return chunk
 
     def settle(self, size: int) -> None:
         """Called by the parser: ``size`` bytes it took no longer sit in memory (on disk)."""
-        if self._on_settle is not None:
-            self._call(self._on_settle, size)
+        if self.on_settle is not None:
+            self._call(self.on_settle, size)
 
-    def _call(self, fn: Callable[[int], None], arg: int) -> None:
+    def _call(self, fn: Callable[..., None], *args: int) -> None:
         # A closed loop means the unit was abandoned: nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(fn, arg)
+            self._loop.call_soon_threadsafe(fn, *args)
 
     def chunks(self) -> Iterator[bytes]:
         while (chunk := self.get()) is not None:

@@ -39,7 +39,7 @@ from service.pipeline.load import (
     load_uri,
     uri_source,
 )
-from service.pipeline.parse import BLOCK_BYTES, Feed, ParsedBatch, header_names, parse_batches
+from service.pipeline.parse import Feed, ParsedBatch, header_names, parse_batches
 from service.pipeline.transform import Transformed, Transformer, partition_day_of
 from service.ports import ObjectStore, UriLoader, Warehouse
 
@@ -82,6 +82,7 @@ class _Unit:
     """One unit's state while its stages run."""
 
     ctx: UnitContext
+    feed: Feed
     allowance: Allowance
     quarantine: QuarantineSpool = field(default_factory=QuarantineSpool)
     tally: Tally = field(default_factory=Tally)
@@ -102,8 +103,6 @@ class Runner:
         self.budget = ByteBudget(buffer_bytes)
         # Parses blocks of every unit's file; its jobs only compute, so sharing it is safe.
         self.blocks = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ingest-block")
-        # A unit may always hold one block and a little more, whatever the others hold.
-        self.reserve = BLOCK_BYTES + 2 * chunk_bytes
 
     def context(
         self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta
@@ -114,7 +113,8 @@ class Runner:
         direct = await self._guard("load", ctx, self._direct(ctx))
         if direct is not None:
             return direct
-        unit = _Unit(ctx, self.budget.allowance(self.reserve))
+        feed = Feed(asyncio.get_running_loop(), FEED_DEPTH, on_starve=self.budget.wake)
+        unit = _Unit(ctx, feed, self.budget.allowance(lambda: feed.starved))
         try:
             return await self._streamed(unit)
         finally:
@@ -182,8 +182,8 @@ class Runner:
     async def _stream(self, unit: _Unit, transformer: Transformer, spool: ParquetSpool) -> bool:
         """Runs the stages to the end of the file; True when reading stopped early."""
         ctx = unit.ctx
-        loop = asyncio.get_running_loop()
-        feed = Feed(loop, FEED_DEPTH, on_settle=unit.allowance.release)
+        feed = unit.feed
+        feed.on_settle = unit.allowance.release
         parsed: asyncio.Queue[ParsedBatch | None] = asyncio.Queue(QUEUE_DEPTH)
         checked: asyncio.Queue[tuple[Transformed, int] | None] = asyncio.Queue(QUEUE_DEPTH)
         parser = ThreadPoolExecutor(1, thread_name_prefix="ingest-parse")

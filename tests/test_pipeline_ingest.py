@@ -1,0 +1,247 @@
+"""The pipeline behind the use case, on the embedded backends: exactly once, and sweeps.
+
+Every delivery shape ends in the table once: the same event three times at once, three times
+in a row, and a process that dies between the load and the ledger's completion followed by a
+redelivery. A fake clock makes lease expiry a step of the test rather than a wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from service.adapters.local.sqlite_ledger import SqliteLedgerStore
+from service.ingest import Ingestor, Status
+from service.ledger import Ledger
+from service.models import (
+    EventMeta,
+    LedgerRecord,
+    ObjectFinalized,
+    ObjectInfo,
+    Stored,
+    SweepRequested,
+    UnitKey,
+    UnitResult,
+    UnitState,
+)
+from service.pipeline.config import Pipeline, PipelineSet
+from service.pipeline.context import UnitContext
+from service.pipeline.runner import Runner
+from service.ports import IdempotencyStore
+from tests.pipeline_support import Rig, csv_rows, pipeline
+
+LEASE = 60.0
+ROWS = csv_rows(*[f"{i},n{i},{i}.5,2026-11-20" for i in range(1, 101)])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Killed(BaseException):
+    """The process dies: nothing catches it, nothing is released."""
+
+
+class DiesBeforeCompletion:
+    """A ledger store whose process dies right before it records a unit as COMPLETED."""
+
+    def __init__(self, inner: IdempotencyStore) -> None:
+        self.inner = inner
+
+    async def get(self, key: str) -> Stored | None:
+        return await self.inner.get(key)
+
+    async def create(self, record: LedgerRecord) -> str | None:
+        return await self.inner.create(record)
+
+    async def replace(self, record: LedgerRecord, expected_version: str) -> str | None:
+        if record.state is UnitState.COMPLETED:
+            raise Killed("killed between the load and the ledger's completion")
+        return await self.inner.replace(record, expected_version)
+
+    async def list(
+        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[Stored]:
+        return await self.inner.list(state, since, limit)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+@dataclass
+class World:
+    rig: Rig
+    ledger_store: SqliteLedgerStore
+    clock: FakeClock
+
+    def instance(
+        self,
+        p: Pipeline,
+        *,
+        store: IdempotencyStore | None = None,
+        runner: Runner | None = None,
+        slots: int = 4,
+    ) -> Ingestor:
+        ledger = Ledger(
+            store or self.ledger_store, owner="test", lease_seconds=LEASE, clock=self.clock
+        )
+        return Ingestor(
+            PipelineSet((p,)),
+            self.rig.store,
+            ledger,
+            runner or self.rig.runner,
+            renew_every_seconds=LEASE / 3,
+            max_units_in_flight=slots,
+        )
+
+    async def record(self, p: Pipeline, info: ObjectInfo) -> LedgerRecord:
+        assert info.ref.generation is not None
+        key = UnitKey(p.name, info.ref.bucket, info.ref.name, info.ref.generation)
+        stored = await self.ledger_store.get(key.digest)
+        assert stored is not None
+        return stored.record
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    rig = Rig(tmp_path)
+    store = SqliteLedgerStore(tmp_path / "ledger.sqlite3")
+    yield World(rig, store, FakeClock())
+    await store.close()
+    await rig.close()
+
+
+def finalized(info: ObjectInfo, event_id: str = "e1") -> ObjectFinalized:
+    meta = EventMeta(event_id, "google.cloud.storage.object.v1.finalized", "test")
+    return ObjectFinalized(meta, info)
+
+
+async def test_the_same_event_three_times_at_once_loads_once(world: World) -> None:
+    p = pipeline()
+    info = await world.rig.put("orders/a.csv", ROWS)
+    ingestor = world.instance(p)
+    outcomes = await asyncio.gather(*(ingestor.handle(finalized(info)) for _ in range(3)))
+    statuses = sorted(o.status.value for o in outcomes)
+    assert statuses.count("loaded") == 1
+    assert set(statuses) <= {"loaded", "busy", "duplicate"}
+    assert len(await world.rig.rows()) == 100
+    again = await ingestor.handle(finalized(info))
+    assert again.status is Status.DUPLICATE
+    assert len(await world.rig.rows()) == 100
+
+
+async def test_the_same_event_three_times_in_a_row_loads_once(world: World) -> None:
+    p = pipeline()
+    info = await world.rig.put("orders/a.csv", ROWS)
+    ingestor = world.instance(p)
+    outcomes = [await ingestor.handle(finalized(info, f"e{n}")) for n in range(3)]
+    assert [o.status for o in outcomes] == [Status.LOADED, Status.DUPLICATE, Status.DUPLICATE]
+    assert [o.summary()["rows_loaded"] for o in outcomes] == [100, 100, 100]
+    assert len(await world.rig.rows()) == 100
+
+
+async def test_a_crash_between_load_and_completion_then_a_redelivery_loads_once(
+    world: World,
+) -> None:
+    p = pipeline(lineage=True)
+    info = await world.rig.put("orders/a.csv", ROWS)
+    dying = world.instance(p, store=DiesBeforeCompletion(world.ledger_store))
+    with pytest.raises(Killed):
+        await dying.handle(finalized(info, "first"))
+    assert len(await world.rig.rows()) == 100  # the load happened; the ledger never heard
+    assert (await world.record(p, info)).state is UnitState.IN_PROGRESS
+
+    world.clock.now += timedelta(seconds=LEASE + 1)  # the dead owner's lease runs out
+    restarted = Rig(world.rig.root)  # a new process: its own runner, same backends
+    outcome = await world.instance(p, runner=restarted.runner).handle(finalized(info, "second"))
+    await restarted.close()
+    assert outcome.status is Status.LOADED
+    assert len(await world.rig.rows()) == 100
+    # The rows are the first attempt's (its event id), adopted by the second.
+    events = await world.rig.rows(columns="DISTINCT _event_id")
+    assert events == [("first",)]
+    record = await world.record(p, info)
+    assert record.state is UnitState.COMPLETED and record.attempt == 2
+    assert record.result is not None
+    assert (record.result.rows_read, record.result.rows_loaded) == (100, 100)
+
+
+async def test_a_rejected_file_is_recorded_with_its_counts(world: World) -> None:
+    p = pipeline()
+    info = await world.rig.put(
+        "orders/bad.csv", csv_rows("1,a,1,2026-11-20", "x,b,1,2026-11-20", "y,c,1,2026-11-20")
+    )
+    outcome = await world.instance(p).handle(finalized(info))
+    assert outcome.status is Status.FAILED
+    record = await world.record(p, info)
+    assert record.state is UnitState.FAILED
+    assert record.result == UnitResult(
+        rows_read=3,
+        rows_loaded=0,
+        rows_quarantined=3,
+        table="sales.orders",
+        quarantine_uri=record.result.quarantine_uri if record.result else None,
+        durations=record.result.durations if record.result else {},
+    )
+    assert record.error is not None and "2 bad rows of 3" in record.error
+
+
+def dated() -> Pipeline:
+    return pipeline(prefix="in/{date}/", glob="*.csv")
+
+
+def sweep(date: str | None = None, event_id: str = "s1") -> SweepRequested:
+    meta = EventMeta(event_id, "google.cloud.pubsub.topic.v1.messagePublished", "scheduler")
+    return SweepRequested(meta, "orders", date)
+
+
+async def test_a_sweep_runs_every_object_of_its_date_not_yet_completed(world: World) -> None:
+    for day in ("2026-11-20", "2026-11-21"):
+        for n in range(2):
+            await world.rig.put(f"in/{day}/{n}.csv", ROWS.replace(b"2026-11-20", day.encode()))
+    await world.rig.put("in/2026-11-20/notes.txt", b"not a csv")
+    ingestor = world.instance(dated())
+    first = (await ingestor.handle(sweep("2026-11-20"))).summary()
+    assert first["sweep"] == {"objects": 2, "loaded": 2, "skipped": 0, "failed": 0, "retry": 0}
+    assert len(await world.rig.rows()) == 200
+    await world.rig.put("in/2026-11-20/late.csv", csv_rows("x,bad,1,2026-11-20"))
+    second = (await ingestor.handle(sweep("2026-11-20", "s2"))).summary()
+    assert second["sweep"] == {"objects": 3, "loaded": 0, "skipped": 2, "failed": 1, "retry": 0}
+    everything = (await ingestor.handle(sweep(None, "s3"))).summary()
+    assert everything["sweep"] == {"objects": 5, "loaded": 2, "skipped": 3, "failed": 0, "retry": 0}
+    assert len(await world.rig.rows()) == 400
+
+
+async def test_a_sweep_runs_its_units_with_bounded_concurrency(world: World) -> None:
+    running = 0
+    most = 0
+
+    class Counting(Runner):
+        async def run(self, ctx: UnitContext) -> UnitResult:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            try:
+                await asyncio.sleep(0.01)  # give the others every chance to start meanwhile
+                return await super().run(ctx)
+            finally:
+                running -= 1
+
+    for n in range(8):
+        await world.rig.put(f"in/2026-11-20/{n}.csv", ROWS)
+    runner = Counting(world.rig.store, world.rig.warehouse, chunk_bytes=65536)
+    outcome = await world.instance(dated(), runner=runner, slots=2).handle(sweep("2026-11-20"))
+    assert outcome.summary()["sweep"]["loaded"] == 8
+    assert most == 2
