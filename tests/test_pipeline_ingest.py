@@ -136,10 +136,10 @@ async def test_the_same_event_three_times_at_once_loads_once(world: World) -> No
     statuses = sorted(o.status.value for o in outcomes)
     assert statuses.count("loaded") == 1
     assert set(statuses) <= {"loaded", "busy", "duplicate"}
-    assert len(await world.rig.rows()) == 100
+    assert await world.rig.warehouse.count_rows("sales.orders") == 100
     again = await ingestor.handle(finalized(info))
     assert again.status is Status.DUPLICATE
-    assert len(await world.rig.rows()) == 100
+    assert await world.rig.warehouse.count_rows("sales.orders") == 100
 
 
 async def test_the_same_event_three_times_in_a_row_loads_once(world: World) -> None:
@@ -149,7 +149,7 @@ async def test_the_same_event_three_times_in_a_row_loads_once(world: World) -> N
     outcomes = [await ingestor.handle(finalized(info, f"e{n}")) for n in range(3)]
     assert [o.status for o in outcomes] == [Status.LOADED, Status.DUPLICATE, Status.DUPLICATE]
     assert [o.summary()["rows_loaded"] for o in outcomes] == [100, 100, 100]
-    assert len(await world.rig.rows()) == 100
+    assert await world.rig.warehouse.count_rows("sales.orders") == 100
 
 
 async def test_a_crash_between_load_and_completion_then_a_redelivery_loads_once(
@@ -160,7 +160,9 @@ async def test_a_crash_between_load_and_completion_then_a_redelivery_loads_once(
     dying = world.instance(p, store=DiesBeforeCompletion(world.ledger_store))
     with pytest.raises(Killed):
         await dying.handle(finalized(info, "first"))
-    assert len(await world.rig.rows()) == 100  # the load happened; the ledger never heard
+    assert (
+        await world.rig.warehouse.count_rows("sales.orders") == 100
+    )  # the load happened; the ledger never heard
     assert (await world.record(p, info)).state is UnitState.IN_PROGRESS
 
     world.clock.now += timedelta(seconds=LEASE + 1)  # the dead owner's lease runs out
@@ -168,7 +170,7 @@ async def test_a_crash_between_load_and_completion_then_a_redelivery_loads_once(
     outcome = await world.instance(p, runner=restarted.runner).handle(finalized(info, "second"))
     await restarted.close()
     assert outcome.status is Status.LOADED
-    assert len(await world.rig.rows()) == 100
+    assert await world.rig.warehouse.count_rows("sales.orders") == 100
     # The rows are the first attempt's (its event id), adopted by the second.
     events = await world.rig.rows(columns="DISTINCT _event_id")
     assert events == [("first",)]
@@ -215,13 +217,13 @@ async def test_a_sweep_runs_every_object_of_its_date_not_yet_completed(world: Wo
     ingestor = world.instance(dated())
     first = (await ingestor.handle(sweep("2026-11-20"))).summary()
     assert first["sweep"] == {"objects": 2, "loaded": 2, "skipped": 0, "failed": 0, "retry": 0}
-    assert len(await world.rig.rows()) == 200
+    assert await world.rig.warehouse.count_rows("sales.orders") == 200
     await world.rig.put("in/2026-11-20/late.csv", csv_rows("x,bad,1,2026-11-20"))
     second = (await ingestor.handle(sweep("2026-11-20", "s2"))).summary()
     assert second["sweep"] == {"objects": 3, "loaded": 0, "skipped": 2, "failed": 1, "retry": 0}
     everything = (await ingestor.handle(sweep(None, "s3"))).summary()
     assert everything["sweep"] == {"objects": 5, "loaded": 2, "skipped": 3, "failed": 0, "retry": 0}
-    assert len(await world.rig.rows()) == 400
+    assert await world.rig.warehouse.count_rows("sales.orders") == 400
 
 
 async def test_a_sweep_runs_its_units_with_bounded_concurrency(world: World) -> None:

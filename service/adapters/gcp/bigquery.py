@@ -9,7 +9,10 @@ every attempt walks the same sequence, so at most one of them can ever succeed.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +21,19 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from service.adapters.gcp.errors import translate
-from service.errors import PermanentError
+from service.errors import IngestError, PermanentError
 from service.models import LoadResult, TableSpec, UriSource
 from service.settings import Settings
 
+log = logging.getLogger(__name__)
+# One load job that would load a unit's file; the push ack deadline is at most 600 s.
 JOB_TIMEOUT_SECONDS = 540.0
+# Staging tables of partition replacements outlive any redelivery, then expire by themselves.
+STAGING_LIFETIME = timedelta(days=8)
 # Failed jobs skipped over before giving up on a unit (each failure loaded nothing).
 MAX_JOB_ATTEMPTS = 8
+# Submits one load job under the attempt id it is given, to the destination given.
+Submit = Callable[[str, bigquery.LoadJobConfig, str], Any]
 # BigQuery type spellings that mean the same type, for comparing a table with a schema.
 SAME_TYPE = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN"}
 
@@ -57,10 +66,7 @@ class BigQueryWarehouse:
     async def load_parquet(
         self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
     ) -> LoadResult:
-        destination = await self._prepare(table, replace_partition)
-        config = _load_config(table, bigquery.SourceFormat.PARQUET, replace_partition)
-
-        def submit(attempt_id: str) -> Any:
+        def submit(destination: str, config: bigquery.LoadJobConfig, attempt_id: str) -> Any:
             with path.open("rb") as source:
                 return self.client.load_table_from_file(
                     source,
@@ -70,10 +76,8 @@ class BigQueryWarehouse:
                     location=self.location,
                 )
 
-        result: LoadResult = await self._call(
-            f"load {table.name} job {job_id}", self._run_job, job_id, submit
-        )
-        return result
+        config = _load_config(table, bigquery.SourceFormat.PARQUET)
+        return await self._load(table, job_id, config, submit, replace_partition)
 
     async def load_uri(
         self,
@@ -83,11 +87,7 @@ class BigQueryWarehouse:
         *,
         replace_partition: str | None = None,
     ) -> LoadResult:
-        destination = await self._prepare(table, replace_partition)
-        config = _load_config(table, source.format, replace_partition)
-        _describe_source(config, source)
-
-        def submit(attempt_id: str) -> Any:
+        def submit(destination: str, config: bigquery.LoadJobConfig, attempt_id: str) -> Any:
             return self.client.load_table_from_uri(
                 source.uri,
                 destination,
@@ -96,21 +96,94 @@ class BigQueryWarehouse:
                 location=self.location,
             )
 
-        result: LoadResult = await self._call(
-            f"load {source.uri} into {table.name} job {job_id}", self._run_job, job_id, submit
-        )
-        return result
+        config = _load_config(table, source.format)
+        _describe_source(config, source)
+        return await self._load(table, job_id, config, submit, replace_partition)
 
-    async def _prepare(self, table: TableSpec, replace_partition: str | None) -> str:
+    async def _load(
+        self,
+        table: TableSpec,
+        job_id: str,
+        config: bigquery.LoadJobConfig,
+        submit: Submit,
+        replace_partition: str | None,
+    ) -> LoadResult:
         await self._ensure_dataset(table.dataset)
         await self._ensure_table(table)
-        destination = f"{self.client.project}.{table.name}"
-        if replace_partition is not None:
-            destination += "$" + replace_partition.replace("-", "")
-        return destination
+        what = f"load {table.name} job {job_id}"
+        if replace_partition is None:
+            destination = self._ref(table.name)
+            job, attempt_id, adopted = await self._call(
+                what, self._run_job, job_id, lambda jid: submit(destination, config, jid)
+            )
+            return LoadResult(attempt_id, int(job.output_rows or 0), adopted)
+        return await self._replace(table, job_id, config, submit, replace_partition)
 
-    def _run_job(self, base_id: str, submit: Callable[[str], Any]) -> LoadResult:
-        """Runs in a thread: submit (or adopt) the unit's job; skip over failed attempts."""
+    async def _replace(
+        self,
+        table: TableSpec,
+        job_id: str,
+        config: bigquery.LoadJobConfig,
+        submit: Submit,
+        day: str,
+    ) -> LoadResult:
+        """Replace one partition atomically: load a staging table, then one transaction that
+        deletes the day's rows and inserts the staged ones. The transaction's job id is the
+        unit's, so a retried unit adopts it instead of applying it twice."""
+        staging = await self._staging(table, job_id)
+        config.write_disposition = bigquery.WriteDisposition.WRITE_TRUNCATE
+        config.time_partitioning = None
+        config.clustering_fields = None
+        what = f"replace partition {day} of {table.name} job {job_id}"
+        staged, _, _ = await self._call(
+            what,
+            self._run_job,
+            f"{job_id}_stage",
+            lambda jid: submit(staging, config, jid),
+        )
+        _, attempt_id, adopted = await self._call(
+            what, self._run_job, job_id, lambda jid: self._swap(table, staging, day, jid)
+        )
+        try:
+            await self._call(
+                f"drop {staging}", self.client.delete_table, staging, not_found_ok=True
+            )
+        except IngestError as exc:  # it expires by itself
+            log.warning("staging table %s not dropped: %s", staging, exc)
+        return LoadResult(attempt_id, int(staged.output_rows or 0), adopted)
+
+    async def _staging(self, table: TableSpec, job_id: str) -> str:
+        name = f"{table.dataset}._ingest_stage_{re.sub(r'[^A-Za-z0-9_]', '_', job_id)}"[:1024]
+        staging = bigquery.Table(self._ref(name), schema=_schema(table))
+        staging.expires = datetime.now(UTC) + STAGING_LIFETIME
+        await self._call(f"create {name}", self.client.create_table, staging, exists_ok=True)
+        return self._ref(name)
+
+    def _swap(self, table: TableSpec, staging: str, day: str, job_id: str) -> Any:
+        assert table.partition_field is not None
+        names = ", ".join(f"`{c.name}`" for c in table.columns)
+        target = f"`{self._ref(table.name)}`"
+        script = (
+            "BEGIN TRANSACTION;\n"
+            f"DELETE FROM {target} WHERE DATE(`{table.partition_field}`) = @day;\n"
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM `{staging}`;\n"
+            "COMMIT TRANSACTION;"
+        )
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("day", "DATE", day)]
+        )
+        return self.client.query(
+            script, job_config=config, job_id=job_id, location=self.location, job_retry=None
+        )
+
+    def _ref(self, name: str) -> str:
+        return f"{self.client.project}.{name}"
+
+    def _run_job(self, base_id: str, submit: Callable[[str], Any]) -> tuple[Any, str, bool]:
+        """Runs in a thread: submit (or adopt) the unit's job; skip over failed attempts.
+
+        Returns the finished job, the id it ran under and whether it was adopted.
+        """
         for attempt in range(MAX_JOB_ATTEMPTS):
             job_id = base_id if attempt == 0 else f"{base_id}_r{attempt}"
             try:
@@ -122,10 +195,10 @@ class BigQueryWarehouse:
                 job.result(timeout=JOB_TIMEOUT_SECONDS)
             except gexc.GoogleAPICallError:
                 if adopted and job.state == "DONE" and job.error_result:
-                    continue  # an earlier attempt failed and loaded nothing: try the next id
+                    continue  # an earlier attempt failed and changed nothing: try the next id
                 raise
-            return LoadResult(job_id, int(job.output_rows or 0), adopted)
-        raise PermanentError(f"{base_id}: {MAX_JOB_ATTEMPTS} load attempts all failed")
+            return job, job_id, adopted
+        raise PermanentError(f"{base_id}: {MAX_JOB_ATTEMPTS} attempts all failed")
 
     async def _ensure_dataset(self, dataset: str) -> None:
         if dataset in self._datasets:
@@ -211,18 +284,12 @@ def _schema(table: TableSpec) -> list[bigquery.SchemaField]:
     return fields
 
 
-def _load_config(
-    table: TableSpec, source_format: str, replace_partition: str | None
-) -> bigquery.LoadJobConfig:
+def _load_config(table: TableSpec, source_format: str) -> bigquery.LoadJobConfig:
     config = bigquery.LoadJobConfig(
         source_format=source_format,
         schema=_schema(table),
         create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
-        write_disposition=(
-            bigquery.WriteDisposition.WRITE_TRUNCATE
-            if replace_partition is not None
-            else bigquery.WriteDisposition.WRITE_APPEND
-        ),
+        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
     )
     if table.partition_field:
         config.time_partitioning = bigquery.TimePartitioning(field=table.partition_field)
