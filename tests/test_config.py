@@ -218,3 +218,12 @@ def test_the_version_follows_what_shapes_the_rows() -> None:
     assert base.version == make().version
     assert make(lineage=False).version != base.version
     assert make(transforms=()).version != base.version
+
+
+def test_the_format_examples_load() -> None:
+    found = load_pipelines(EXAMPLES / "formats" / "pipelines.toml")
+    assert [p.format for p in found.pipelines] == ["ndjson", "csv", "parquet"]
+    totals = found.get("daily_totals")
+    assert totals is not None and totals.write_mode == "replace_partition"
+    events = found.get("events_parquet")
+    assert events is not None and not events.needs_transform  # BigQuery may read gs:// itself

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from google.api_core import exceptions as gexc
 
+from service.adapters.gcp.errors import translate
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
-from service.errors import PermanentError
+from service.errors import IngestError, PermanentError, TransientError
 from service.models import Column, LoadResult, ObjectInfo, ObjectRef, TableSpec, UriSource
 from service.pipeline.config import CsvOptions, Transform
 from service.pipeline.context import BadRow
@@ -142,3 +144,23 @@ def test_the_fast_path_is_for_untransformed_native_uncompressed_files(tmp_path: 
     assert uri_source(rig.context(plain, gz), fast) is None
     json_source = uri_source(rig.context(pipeline(format="ndjson"), info), fast)
     assert json_source is not None and json_source.format == "NEWLINE_DELIMITED_JSON"
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (gexc.Forbidden("quota", errors=[{"reason": "quotaExceeded"}]), True),
+        (gexc.TooManyRequests("slow down", errors=[{"reason": "rateLimitExceeded"}]), True),
+        (gexc.InternalServerError("oops", errors=[{"reason": "backendError"}]), True),
+        (gexc.BadRequest("busy", errors=[{"reason": "tableUnavailable"}]), True),
+        (gexc.ServiceUnavailable("down"), True),
+        (gexc.BadRequest("bad row", errors=[{"reason": "invalid"}]), False),
+        (gexc.Forbidden("no", errors=[{"reason": "accessDenied"}]), False),
+        (gexc.NotFound("gone"), False),
+    ],
+)
+def test_bigquery_errors_map_to_transient_or_permanent(error: Exception, transient: bool) -> None:
+    """Load-job failures carry BigQuery's reason; quota, rate and backend ones are retried."""
+    mapped = translate(error, "load t")
+    assert isinstance(mapped, TransientError if transient else PermanentError)
+    assert mapped.__class__ is not IngestError

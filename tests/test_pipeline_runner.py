@@ -296,3 +296,31 @@ async def test_memory_stays_within_the_byte_budget(
     assert budget.peak <= budget.capacity + 3 * per_unit
     assert budget.peak < len(body)  # never anything like a whole file
     await rig.close()
+
+
+async def test_the_format_examples_load_as_documented(rig: Rig) -> None:
+    from service.pipeline.config import load_pipelines
+    from tests.conftest import EXAMPLES
+
+    found = load_pipelines(EXAMPLES / "formats" / "pipelines.toml")
+    data = EXAMPLES / "formats" / "data" / "landing"
+    clicks, totals = found.get("clicks"), found.get("daily_totals")
+    assert clicks is not None and totals is not None
+    info = await rig.put(
+        "clicks/2026-11-20.json", (data / "clicks" / "2026-11-20.json").read_bytes()
+    )
+    result = await rig.run(clicks, info)
+    # The unknown "agent" field is ignored; a bad time and a missing session are quarantined.
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (5, 3, 2)
+    assert result.quarantine_uri is not None
+    assert result.quarantine_uri.startswith("gs://landing-quarantine/clicks/clicks/")
+    name = "totals/2026-11-20/totals.csv"
+    info = await rig.put(name, (data / name).read_bytes())
+    result = await rig.run(totals, info)
+    assert (result.rows_read, result.rows_loaded) == (3, 3)
+    rows = await rig.rows("sales.daily_totals", columns="store, day, total, orders")
+    assert rows == [
+        ("Bern", date(2026, 11, 20), Decimal("88.1"), 4),
+        ("Genève", date(2026, 11, 20), None, 0),
+        ("Zürich", date(2026, 11, 20), Decimal("1234.5"), 31),
+    ]

@@ -43,7 +43,7 @@ class BigQueryWarehouse:
         self.client = client
         self.location = location
         self._datasets: set[str] = set()
-        self._tables: set[str] = set()
+        self._tables: set[TableSpec] = set()  # checked against BigQuery in this process
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BigQueryWarehouse:
@@ -213,7 +213,7 @@ class BigQueryWarehouse:
     async def _ensure_table(self, table: TableSpec) -> None:
         """Create the table from the schema (with its partitioning and clustering) when missing;
         refuse to load into an existing table whose schema is different."""
-        if table.name in self._tables:
+        if table in self._tables:
             return
         wanted = bigquery.Table(f"{self.client.project}.{table.name}", schema=_schema(table))
         if table.partition_field:
@@ -226,7 +226,7 @@ class BigQueryWarehouse:
         problem = schema_difference(table, list(found.schema))
         if problem:
             raise PermanentError(f"table {table.name} exists with another schema: {problem}")
-        self._tables.add(table.name)
+        self._tables.add(table)
 
     async def count_rows(self, table: str) -> int:
         sql = f"SELECT COUNT(*) AS n FROM `{self.client.project}.{table}`"
