@@ -142,6 +142,7 @@ class Ingestor:
         self.runner = runner
         self.renew_every = renew_every_seconds
         self.slots = asyncio.Semaphore(max_units_in_flight)
+        self.claim_slots = asyncio.Semaphore(max(64, max_units_in_flight * 16))
         # Shutdown: ``draining`` starts no new unit; ``abandon`` cancels the running ones.
         self.draining = False
         self._abandoning = False
@@ -202,7 +203,9 @@ class Ingestor:
         self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool
     ) -> UnitOutcome:
         try:
-            async with self.slots:
+            # Claims are cheap and bounded loosely; only the work itself takes a unit slot, so
+            # duplicate deliveries are answered at once even while every slot is busy.
+            async with self.claim_slots:
                 if self.draining:
                     return UnitOutcome(str(key), Status.TRANSIENT, error="shutting down")
                 return await self._claim_and_run(key, pipeline, info, meta, force=force)
@@ -250,7 +253,11 @@ class Ingestor:
     ) -> UnitOutcome:
         unit = str(key)
         try:
-            async with self.ledger.heartbeat(claim.lease, self.renew_every) as holder:
+            # The heartbeat starts first: the lease is renewed while the unit waits for a slot.
+            async with (
+                self.ledger.heartbeat(claim.lease, self.renew_every) as holder,
+                self.slots,
+            ):
                 info = await self._current(info)
                 result = await self.runner.run(self.runner.context(key, pipeline, info, meta))
         except StageError as exc:
