@@ -100,7 +100,8 @@ class Outcome:
         return body
 
 
-# How a sweep reports each unit: skipped = already done (or failed before, not forced).
+# How a sweep reports each unit: skipped = already done; a unit that failed in an earlier run
+# (acknowledged, re-run only by a forced replay) counts as failed.
 SWEEP_COUNT = {
     Status.LOADED: "loaded",
     Status.DUPLICATE: "skipped",
@@ -114,7 +115,8 @@ SWEEP_COUNT = {
 def sweep_counts(objects: int, units: tuple[UnitOutcome, ...]) -> dict[str, int]:
     counts = {"objects": objects, "loaded": 0, "skipped": 0, "failed": 0, "retry": 0}
     for unit in units:
-        counts[SWEEP_COUNT[unit.status]] += 1
+        failed_before = unit.status is Status.DUPLICATE and unit.error is not None
+        counts["failed" if failed_before else SWEEP_COUNT[unit.status]] += 1
     return counts
 
 

@@ -10,20 +10,24 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse, qualified
 from service.errors import StageError
 from service.models import Column, EventMeta, ObjectInfo, TableSpec, UnitKey, UnitResult
+from service.pipeline.batches import ParsedBatch
 from service.pipeline.config import BadRowPolicy, Pipeline
 from service.pipeline.context import UnitContext
+from service.pipeline.feed import Feed
 from service.pipeline.load import quarantine_ref
-from service.pipeline.parse import Feed, ParsedBatch, parse_batches
+from service.pipeline.parse import parse_batches
 from service.pipeline.runner import RowsRejected, Runner
 
 BUCKET = "landing"
@@ -127,11 +131,25 @@ def chunks(data: bytes, size: int) -> Iterator[bytes]:
         yield data[start : start + size]
 
 
-async def parse_all(p: Pipeline, data: bytes, chunk: int = 1000) -> list[ParsedBatch]:
+async def parse_all(
+    p: Pipeline, data: bytes, chunk: int = 1000, workers: Executor | None = None
+) -> list[ParsedBatch]:
     """Parse ``data`` as the parse stage would, fed ``chunk`` bytes at a time."""
     pieces = list(chunks(data, chunk))
     feed = Feed(asyncio.get_running_loop(), depth=len(pieces) + 1)
     for piece in pieces:
         await feed.put(piece)
     feed.close()
-    return await asyncio.to_thread(lambda: list(parse_batches(p, feed)))
+    return await asyncio.to_thread(lambda: list(parse_batches(p, feed, workers)))
+
+
+def rows_of(batches: list[ParsedBatch]) -> list[dict[str, object]]:
+    """Every row of the batches, as dicts."""
+    found: list[dict[str, object]] = []
+    for b in batches:
+        found.extend(pa.Table.from_batches([b.batch]).to_pylist())
+    return found
+
+
+def text(value: object) -> object:
+    return value.decode() if isinstance(value, bytes) else value

@@ -222,7 +222,8 @@ async def test_a_sweep_runs_every_object_of_its_date_not_yet_completed(world: Wo
     second = (await ingestor.handle(sweep("2026-11-20", "s2"))).summary()
     assert second["sweep"] == {"objects": 3, "loaded": 0, "skipped": 2, "failed": 1, "retry": 0}
     everything = (await ingestor.handle(sweep(None, "s3"))).summary()
-    assert everything["sweep"] == {"objects": 5, "loaded": 2, "skipped": 3, "failed": 0, "retry": 0}
+    # The late file failed in the last sweep: it stays failed until a forced replay.
+    assert everything["sweep"] == {"objects": 5, "loaded": 2, "skipped": 2, "failed": 1, "retry": 0}
     assert await world.rig.warehouse.count_rows("sales.orders") == 400
 
 

@@ -102,9 +102,9 @@ async def test_bad_rows_over_the_threshold_reject_the_file_whole(rig: Rig) -> No
 async def test_a_count_limit_stops_reading_once_it_is_exceeded(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.pipeline import parse
+    from service.pipeline import feed
 
-    monkeypatch.setattr(parse, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(feed, "BLOCK_BYTES", 256)
     rows = [f"{i},n,1,2026-11-20" if i % 2 else f"bad{i},n,1,2026-11-20" for i in range(1, 20001)]
     info = await rig.put("orders/garbage.csv", csv_rows(*rows))
     p = pipeline(bad_rows=BadRowPolicy(max_count=5, max_ratio=None))
@@ -278,10 +278,10 @@ async def test_memory_stays_within_the_byte_budget(
     """A small budget, several files at once: every unit finishes (stages overlap and give
     bytes back as rows are spooled) and together they never hold more than the budget plus a
     few blocks per unit (what a parser waiting for input may take)."""
-    from service.pipeline import parse
+    from service.pipeline import feed
 
     block = 64 * 1024
-    monkeypatch.setattr(parse, "BLOCK_BYTES", block)
+    monkeypatch.setattr(feed, "BLOCK_BYTES", block)
     rig = Rig(tmp_path, chunk_bytes=16 * 1024)
     rig.runner = Runner(rig.store, rig.warehouse, chunk_bytes=16 * 1024, buffer_bytes=256 * 1024)
     body = csv_rows(*[f"{i},name {i},{i}.5,2026-11-20" for i in range(100_000)])

@@ -28,10 +28,13 @@ import pyarrow as pa
 
 from service.errors import IngestError, PermanentError, StageError, TransientError
 from service.models import EventMeta, ObjectInfo, ObjectRef, UnitKey, UnitResult
+from service.pipeline.batches import ParsedBatch
 from service.pipeline.budget import Allowance, ByteBudget
 from service.pipeline.config import Pipeline
 from service.pipeline.context import UnitContext
+from service.pipeline.csv_format import header_names
 from service.pipeline.extract import extract
+from service.pipeline.feed import Feed
 from service.pipeline.load import (
     ParquetSpool,
     QuarantineSpool,
@@ -39,7 +42,7 @@ from service.pipeline.load import (
     load_uri,
     uri_source,
 )
-from service.pipeline.parse import Feed, ParsedBatch, header_names, parse_batches
+from service.pipeline.parse import parse_batches
 from service.pipeline.transform import Transformed, Transformer, partition_day_of
 from service.ports import ObjectStore, UriLoader, Warehouse
 

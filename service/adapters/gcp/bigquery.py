@@ -44,6 +44,8 @@ class BigQueryWarehouse:
         self.location = location
         self._datasets: set[str] = set()
         self._tables: set[TableSpec] = set()  # checked against BigQuery in this process
+        # Units of one table start together (a sweep): one of them creates it, once.
+        self._creating = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BigQueryWarehouse:
@@ -108,8 +110,10 @@ class BigQueryWarehouse:
         submit: Submit,
         replace_partition: str | None,
     ) -> LoadResult:
-        await self._ensure_dataset(table.dataset)
-        await self._ensure_table(table)
+        if table not in self._tables:
+            async with self._creating:
+                await self._ensure_dataset(table.dataset)
+                await self._ensure_table(table)
         what = f"load {table.name} job {job_id}"
         if replace_partition is None:
             destination = self._ref(table.name)

@@ -1,0 +1,96 @@
+"""CSV: header, options, typed columns with a fall-back to bytes, bad rows numbered in the file."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pytest
+
+from service.errors import PermanentError
+from service.pipeline import feed
+from service.pipeline.config import CsvOptions
+from service.pipeline.csv_format import header_names
+from tests.pipeline_support import csv_rows, parse_all, pipeline, rows_of, text
+
+
+async def test_csv_header_names_the_columns_and_types_come_from_the_schema() -> None:
+    data = csv_rows("1,a,2.50,2026-11-20", "2,,,")
+    [batch] = await parse_all(pipeline(), data)
+    assert batch.batch.schema.field("id").type == pa.int64()
+    assert batch.batch.schema.field("day").type == pa.date32()
+    assert batch.batch.schema.field("amount").type == pa.binary()  # NUMERIC: validated later
+    assert rows_of([batch])[1] == {"id": 2, "name": None, "amount": None, "day": None}
+
+
+async def test_a_value_that_does_not_convert_leaves_the_block_as_bytes() -> None:
+    [batch] = await parse_all(pipeline(), csv_rows("1,a,1,2026-11-20", "x,b,2,2026-11-21"))
+    assert batch.batch.schema.field("id").type == pa.binary()
+    assert [r["id"] for r in rows_of([batch])] == [b"1", b"x"]
+
+
+async def test_wrong_column_counts_are_bad_rows_numbered_in_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(feed, "BLOCK_BYTES", 64)
+    lines = [f"{i},n{i},1,2026-11-20" for i in range(1, 41)]
+    lines[4] = "5,short"
+    lines[30] = "31,a,b,c,d,e"
+    batches = await parse_all(pipeline(), csv_rows(*lines), chunk=50)
+    assert len(batches) > 3
+    bad = [(b.row, b.reason) for batch in batches for b in batch.bad]
+    assert bad == [(5, "expected 4 columns, found 2"), (31, "expected 4 columns, found 6")]
+    assert sum(b.records for b in batches) == 40
+    # The row numbers of good rows skip the dropped ones.
+    numbered = [b.rows.of(i) for b in batches for i in range(b.batch.num_rows)]
+    assert numbered == [n for n in range(1, 41) if n not in (5, 31)]
+
+
+async def test_csv_options_delimiter_quotes_nulls_skip_rows_and_no_header() -> None:
+    opts = CsvOptions(delimiter=";", header=False, null_values=("NA",), skip_rows=2)
+    data = b"title line\nanother\n1;\"a;b\";NA;2026-11-20\n2;'q';3;NA\n"
+    rows = rows_of(await parse_all(pipeline(csv=opts), data))
+    assert [text(r["name"]) for r in rows] == ["a;b", "'q'"]
+    assert rows[0]["amount"] is None and rows[1]["day"] is None
+
+
+async def test_quoting_can_be_turned_off() -> None:
+    opts = CsvOptions(quote_char="")
+    rows = rows_of(await parse_all(pipeline(csv=opts), csv_rows('1,"x",,')))
+    assert rows[0]["name"] == '"x"'
+
+
+async def test_quoted_newlines_are_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed, "BLOCK_BYTES", 16)
+    data = csv_rows(*[f'{i},"line {i}\nand more",,' for i in range(50)])
+    rows = rows_of(await parse_all(pipeline(), data, chunk=7))
+    assert [r["name"] for r in rows] == [f"line {i}\nand more" for i in range(50)]
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n", b"id,name,amount,day\n", b"id,name,amount,day"])
+async def test_empty_and_header_only_files_have_no_rows(data: bytes) -> None:
+    assert sum(b.records for b in await parse_all(pipeline(), data)) == 0
+
+
+def test_header_names_in_the_first_bytes() -> None:
+    opts = CsvOptions()
+    assert header_names(b'\xef\xbb\xbfa,"b",c\n1,2,3\n', opts) == ["a", "b", "c"]
+    assert header_names(b"a,b", opts) is None  # the line may go on
+    with pytest.raises(PermanentError, match="twice"):
+        header_names(b"a,a\n", opts)
+
+
+async def test_blocks_parsed_in_parallel_come_out_in_order_and_numbered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(feed, "BLOCK_BYTES", 200)
+    lines = [f"{i},n{i},1,2026-11-20" if i % 7 else f"{i},short" for i in range(1, 3001)]
+    data = csv_rows(*lines)
+    alone = await parse_all(pipeline(), data, chunk=100)
+    with ThreadPoolExecutor(2) as workers:
+        together = await parse_all(pipeline(), data, chunk=100, workers=workers)
+    assert len(together) > 10
+    assert rows_of(together) == rows_of(alone)
+    numbered = [b.rows.of(i) for b in together for i in range(b.batch.num_rows)]
+    assert numbered == [n for n in range(1, 3001) if n % 7]
+    assert [b.row for batch in together for b in batch.bad] == list(range(7, 3001, 7))
