@@ -44,13 +44,13 @@ def build_backends(settings: Settings) -> Backends:
     backends = replace(_real_backends(settings), outcomes=outcome_publisher(settings))
     if settings.fault_rate <= 0:
         return backends
-    from service.adapters.faults import FaultInjector, FaultyObjectStore, FaultyWarehouse
+    from service.adapters.faults import FaultInjector, FaultyObjectStore, faulty_warehouse
 
     faults = FaultInjector(settings.fault_rate)
     return replace(
         backends,
         store=FaultyObjectStore(backends.store, faults),
-        warehouse=FaultyWarehouse(backends.warehouse, faults),
+        warehouse=faulty_warehouse(backends.warehouse, faults),
     )
 
 

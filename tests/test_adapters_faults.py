@@ -64,3 +64,23 @@ async def test_wiring_wraps_backends_only_when_asked(embedded_settings: Settings
     assert isinstance(faulty.store, FaultyObjectStore)
     assert isinstance(faulty.warehouse, FaultyWarehouse)
     await faulty.close()
+
+
+async def test_the_gs_fast_path_survives_fault_injection(embedded_settings: Settings) -> None:
+    from service.adapters.faults import FaultyUriWarehouse, faulty_warehouse
+    from service.ports import UriLoader
+
+    class Loader(DuckDbWarehouse):
+        async def load_uri(self, *args: object, **kwargs: object) -> object:
+            raise AssertionError("not called here")
+
+    inner = Loader(embedded_settings.data_dir / "w.duckdb")
+    wrapped = faulty_warehouse(inner, FaultInjector(0.1))
+    assert isinstance(wrapped, FaultyUriWarehouse)
+    assert isinstance(wrapped, UriLoader)
+    plain = faulty_warehouse(
+        DuckDbWarehouse(embedded_settings.data_dir / "v.duckdb"), FaultInjector(0.1)
+    )
+    assert not isinstance(plain, UriLoader)
+    await inner.close()
+    await plain.close()

@@ -154,6 +154,8 @@ def test_the_fast_path_is_for_untransformed_native_uncompressed_files(tmp_path: 
         (gexc.InternalServerError("oops", errors=[{"reason": "backendError"}]), True),
         (gexc.BadRequest("busy", errors=[{"reason": "tableUnavailable"}]), True),
         (gexc.ServiceUnavailable("down"), True),
+        (gexc.BadRequest("Could not serialize access to table due to concurrent update"), True),
+        (gexc.BadRequest("Failed to commit: Failed to commit DuckLake transaction."), True),
         (gexc.BadRequest("bad row", errors=[{"reason": "invalid"}]), False),
         (gexc.Forbidden("no", errors=[{"reason": "accessDenied"}]), False),
         (gexc.NotFound("gone"), False),

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from service.errors import TransientError
-from service.models import LoadResult, ObjectInfo, ObjectRef, TableSpec
-from service.ports import ObjectStore, Warehouse
+from service.models import LoadResult, ObjectInfo, ObjectRef, TableSpec, UriSource
+from service.ports import ObjectStore, UriLoader, Warehouse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,3 +98,33 @@ class FaultyWarehouse:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class FaultyUriWarehouse(FaultyWarehouse):
+    """The same, for a warehouse that also loads straight from gs:// (the fast path)."""
+
+    def __init__(self, inner: Warehouse, loader: UriLoader, faults: FaultInjector) -> None:
+        super().__init__(inner, faults)
+        self.loader = loader
+
+    async def load_uri(
+        self,
+        table: TableSpec,
+        source: UriSource,
+        job_id: str,
+        *,
+        replace_partition: str | None = None,
+    ) -> LoadResult:
+        return await self.faults.call(
+            "load_uri",
+            lambda: self.loader.load_uri(
+                table, source, job_id, replace_partition=replace_partition
+            ),
+        )
+
+
+def faulty_warehouse(inner: Warehouse, faults: FaultInjector) -> Warehouse:
+    """Wrap a warehouse, keeping its gs:// fast path when it has one."""
+    if isinstance(inner, UriLoader):
+        return FaultyUriWarehouse(inner, inner, faults)
+    return FaultyWarehouse(inner, faults)

@@ -38,12 +38,17 @@ TRANSIENT_REASONS = frozenset(
     }
 )
 
+# Message fragments of a write that lost a race with a concurrent one: retrying succeeds.
+# BigQuery says "concurrent update"; the local BigQuery emulator (DuckLake) "Failed to commit".
+CONFLICT_MESSAGES = ("due to concurrent update", "Failed to commit")
+
 
 def translate(exc: BaseException, what: str) -> IngestError:
     if isinstance(exc, IngestError):
         return exc
     reasons = error_reasons(exc)
-    if reasons & TRANSIENT_REASONS:
+    conflict = isinstance(exc, gexc.BadRequest) and any(m in str(exc) for m in CONFLICT_MESSAGES)
+    if conflict or reasons & TRANSIENT_REASONS:
         return TransientError(f"{what}: {', '.join(sorted(reasons))}: {_short(exc)}")
     if isinstance(exc, gexc.NotFound):
         return NotFoundError(f"{what}: not found: {_short(exc)}")
