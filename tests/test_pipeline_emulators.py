@@ -11,7 +11,7 @@ import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from service.models import (
     ObjectFinalized,
     ObjectInfo,
     ObjectRef,
-    Stored,
     SweepRequested,
     TableSpec,
     UnitKey,
@@ -40,6 +39,7 @@ from service.models import (
 from service.pipeline.config import BadRowPolicy, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore, ObjectStore
+from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.emulator_fixtures import Emulators
 from tests.pipeline_support import SCHEMA, csv_rows, pipeline
 
@@ -47,45 +47,6 @@ pytestmark = pytest.mark.emulators
 
 LEASE = 60.0
 ROWS = csv_rows(*[f"{i},n{i},{i}.25,2026-11-20" for i in range(1, 51)])
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Killed(BaseException):
-    """The process dies between the load and the ledger's completion."""
-
-
-class DiesBeforeCompletion:
-    def __init__(self, inner: IdempotencyStore) -> None:
-        self.inner = inner
-
-    async def get(self, key: str) -> Stored | None:
-        return await self.inner.get(key)
-
-    async def create(self, record: LedgerRecord) -> str | None:
-        return await self.inner.create(record)
-
-    async def replace(self, record: LedgerRecord, expected_version: str) -> str | None:
-        if record.state is UnitState.COMPLETED:
-            raise Killed("killed between the load and the ledger's completion")
-        return await self.inner.replace(record, expected_version)
-
-    async def list(
-        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
-    ) -> list[Stored]:
-        return await self.inner.list(state, since, limit)
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 class CountingStore:

@@ -23,7 +23,6 @@ from service.models import (
     LedgerRecord,
     ObjectFinalized,
     ObjectInfo,
-    Stored,
     SweepRequested,
     UnitKey,
     UnitResult,
@@ -33,51 +32,11 @@ from service.pipeline.config import Pipeline, PipelineSet
 from service.pipeline.context import UnitContext
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore
+from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.pipeline_support import Rig, csv_rows, pipeline
 
 LEASE = 60.0
 ROWS = csv_rows(*[f"{i},n{i},{i}.5,2026-11-20" for i in range(1, 101)])
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Killed(BaseException):
-    """The process dies: nothing catches it, nothing is released."""
-
-
-class DiesBeforeCompletion:
-    """A ledger store whose process dies right before it records a unit as COMPLETED."""
-
-    def __init__(self, inner: IdempotencyStore) -> None:
-        self.inner = inner
-
-    async def get(self, key: str) -> Stored | None:
-        return await self.inner.get(key)
-
-    async def create(self, record: LedgerRecord) -> str | None:
-        return await self.inner.create(record)
-
-    async def replace(self, record: LedgerRecord, expected_version: str) -> str | None:
-        if record.state is UnitState.COMPLETED:
-            raise Killed("killed between the load and the ledger's completion")
-        return await self.inner.replace(record, expected_version)
-
-    async def list(
-        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
-    ) -> list[Stored]:
-        return await self.inner.list(state, since, limit)
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 @dataclass
@@ -118,7 +77,7 @@ class World:
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     rig = Rig(tmp_path)
     store = SqliteLedgerStore(tmp_path / "ledger.sqlite3")
-    yield World(rig, store, FakeClock())
+    yield World(rig, store, FakeClock(datetime(2026, 11, 21, 12, 0, tzinfo=UTC)))
     await store.close()
     await rig.close()
 

@@ -1,0 +1,51 @@
+"""Shared test support: a settable clock, and a ledger store whose process dies mid-unit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from service.models import LedgerRecord, Stored, UnitState
+from service.ports import IdempotencyStore
+
+
+class FakeClock:
+    """A clock the test moves by hand (``clock.now += timedelta(...)``)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Killed(BaseException):
+    """The process dies: nothing catches it, nothing is released."""
+
+
+class DiesBeforeCompletion:
+    """A ledger store whose process dies right before it records a unit as COMPLETED."""
+
+    def __init__(self, inner: IdempotencyStore) -> None:
+        self.inner = inner
+
+    async def get(self, key: str) -> Stored | None:
+        return await self.inner.get(key)
+
+    async def create(self, record: LedgerRecord) -> str | None:
+        return await self.inner.create(record)
+
+    async def replace(self, record: LedgerRecord, expected_version: str) -> str | None:
+        if record.state is UnitState.COMPLETED:
+            raise Killed("killed between the load and the ledger's completion")
+        return await self.inner.replace(record, expected_version)
+
+    async def list(
+        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[Stored]:
+        return await self.inner.list(state, since, limit)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
