@@ -39,6 +39,8 @@ from tests.serving import Server, free_port, start_server
 FILES = 3
 ROWS_PER_FILE = 4
 MAX_DELIVERY_ATTEMPTS = 5
+# Rounds of publishing before the test gives up on the emulator's dead-lettering.
+DEAD_LETTER_ROUNDS = 3
 # Seconds each pull of the commands waits; the emulator answers an empty pull within it.
 WAIT = ["--wait", "2"]
 
@@ -171,26 +173,35 @@ async def test_dead_letters_are_redriven_once_the_fault_is_fixed(
 ) -> None:
     infos = await land(setup)
     objects = {f"{i.ref.uri}#{i.ref.generation}" for i in infos}
-    notifications = kit.topic("notify")
-    dead_letters = kit.topic("dlq")
     outcomes = kit.topic("outcomes")
-    dead = kit.pull_subscription("dead", dead_letters)
-    watch = kit.pull_subscription("watch", dead_letters)  # counts arrivals, consumes its copy
     downstream = kit.pull_subscription("downstream", outcomes)
     env = setup.environ(outcomes)
 
     faulty = setup.serve(outcomes, "faulty", faulty=True)
     try:
-        kit.push_subscription(
-            "push",
-            notifications,
-            faulty.url + "/",
-            dead_letter_topic=dead_letters,
-            max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
-        )
-        for info in infos:
-            notify(kit, notifications, info)
-        assert len(kit.collect(watch, FILES)) == FILES  # all dead-lettered, nothing more
+        for attempt in range(DEAD_LETTER_ROUNDS):
+            notifications = kit.topic(f"notify{attempt}")
+            dead_letters = kit.topic(f"dlq{attempt}")
+            dead = kit.pull_subscription(f"dead{attempt}", dead_letters)
+            watch = kit.pull_subscription(f"watch{attempt}", dead_letters)  # counts arrivals
+            kit.push_subscription(
+                f"push{attempt}",
+                notifications,
+                faulty.url + "/",
+                dead_letter_topic=dead_letters,
+                max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
+            )
+            for info in infos:
+                notify(kit, notifications, info)
+            arrived = len(kit.collect(watch, FILES))
+            assert arrived <= FILES  # never more than one dead letter per message
+            if arrived == FILES:
+                break
+            # The emulator sometimes stops redelivering nacked messages, so they never reach
+            # the dead-letter topic (docs/emulators.md); production Pub/Sub does not. Fresh
+            # topics and subscriptions start the round again.
+        else:
+            pytest.fail(f"the emulator dead-lettered fewer than {FILES} messages, every round")
 
         peek = await invoke(["deadletter", "list", dead, "--json", *WAIT], env)
         assert peek.exit_code == 0, peek.output
