@@ -59,6 +59,9 @@ DATASET_TABLE = "chaos.rows"
 COLLECTION = "chaos-ledger"
 SWEEP_ID = "chaos-sweep-"
 SWEEP_AFTER_STALL_S = 15.0
+# Units each service runs at once: the BigQuery emulator's DuckDB has died ("database has been
+# invalidated") under 2 services x 4 concurrent loads in a 200-file run.
+UNITS_IN_FLIGHT = 2
 LEASE_SECONDS = 12
 SCHEMA = [
     {"name": "id", "type": "INTEGER", "mode": "REQUIRED"},
@@ -388,6 +391,7 @@ def service_env(workdir: Path, firestore: Emulator, gcs: Emulator, bq: Emulator)
             "INGEST_FAULT_RATE": "0.1",
             "INGEST_ACK_DEADLINE_SECONDS": str(LEASE_SECONDS),
             "INGEST_LOG_FORMAT": "json",
+            "INGEST_MAX_UNITS_IN_FLIGHT": str(UNITS_IN_FLIGHT),
             "FIRESTORE_EMULATOR_HOST": firestore.endpoint,
             "STORAGE_EMULATOR_HOST": gcs.url,
         }
