@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from service.models import LedgerRecord, Stored, UnitState
 from service.ports import IdempotencyStore
@@ -16,6 +16,9 @@ class FakeClock:
 
     def __call__(self) -> datetime:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 class Killed(BaseException):

@@ -25,7 +25,6 @@ from service.models import (
     ObjectFinalized,
     ObjectInfo,
     ObjectRef,
-    Stored,
     UnitKey,
     UnitResult,
     UnitState,
@@ -36,54 +35,11 @@ from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore
 from service.settings import Settings
 from tests.conftest import EXAMPLES, seed_examples
+from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 
 LEASE = 60.0
 ORDERS = ObjectRef("landing", "orders/2026-11-20.csv")
 ORDERS_ROWS = 5
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class SimulatedCrash(Exception):
-    """The process dies: nothing below the ledger catches this, nothing is released."""
-
-
-class CrashBeforeCompletion:
-    """A ledger store whose process dies just before it records a COMPLETED unit."""
-
-    def __init__(self, inner: IdempotencyStore) -> None:
-        self.inner = inner
-
-    async def get(self, key: str) -> Stored | None:
-        return await self.inner.get(key)
-
-    async def create(self, record: LedgerRecord) -> str | None:
-        return await self.inner.create(record)
-
-    async def replace(self, record: LedgerRecord, expected_version: str) -> str | None:
-        if record.state is UnitState.COMPLETED:
-            raise SimulatedCrash("killed between the load and the ledger's completion")
-        return await self.inner.replace(record, expected_version)
-
-    async def list(
-        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
-    ) -> list[Stored]:
-        return await self.inner.list(state, since, limit)
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 @dataclass
@@ -147,7 +103,7 @@ async def make_world(settings: Settings, kind: str) -> AsyncIterator[World]:
         DirectoryObjectStore(root / "buckets"),
         DuckDbWarehouse(root / "warehouse.duckdb"),
         ledger_store,
-        FakeClock(),
+        FakeClock(datetime(2026, 11, 21, 12, 0, tzinfo=UTC)),
     )
     try:
         yield made
@@ -181,8 +137,8 @@ def only(units: tuple[UnitOutcome, ...]) -> UnitOutcome:
 
 async def test_crash_between_load_and_completion_loads_rows_once(world: World) -> None:
     event = await world.event()
-    crashing = world.instance("instance-1", ledger_store=CrashBeforeCompletion(world.ledger_store))
-    with pytest.raises(SimulatedCrash):
+    crashing = world.instance("instance-1", ledger_store=DiesBeforeCompletion(world.ledger_store))
+    with pytest.raises(Killed):
         await crashing.handle(event)
     assert await world.rows() == ORDERS_ROWS  # the load happened; the ledger never heard
     first = await world.record(event.object)
