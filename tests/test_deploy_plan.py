@@ -10,8 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from service.cli import main
+from service.deploy.commands import Command
 from service.deploy.config import Deployment, load_deployment
-from service.deploy.plan import Command, env_flag, plan, render, shell_word
+from service.deploy.plan import env_flag, plan
+from service.deploy.script import render, shell_word
 from service.errors import ConfigError
 from tests.conftest import EXAMPLES, ROOT
 

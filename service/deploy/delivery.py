@@ -1,0 +1,183 @@
+"""How events reach the service: Eventarc triggers, their delivery settings, Scheduler jobs."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from service.deploy.commands import Built, member, project_binding, run, topic_path
+from service.deploy.config import Deployment, Schedule
+
+STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
+PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+# Shell variables filled by capturing commands.
+GCS_AGENT = "GCS_SERVICE_AGENT"
+PROJECT_NUMBER = "PROJECT_NUMBER"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    location: str
+    filters: tuple[str, ...]
+    topic: str | None = None  # an existing topic (Pub/Sub triggers)
+
+    @property
+    def subscription_var(self) -> str:
+        return "SUB_" + re.sub(r"[^A-Z0-9]", "_", self.name.upper())
+
+
+def triggers(d: Deployment) -> list[Trigger]:
+    """One storage-finalize trigger per source bucket, one Pub/Sub trigger for the scheduler."""
+    found = [
+        Trigger(
+            _trigger_name(d.service.name, bucket),
+            # A storage trigger lives where its bucket does (EU -> eu, europe-west1 ...).
+            d.bucket_location(bucket).lower(),
+            (f"type={STORAGE_FINALIZED}", f"bucket={bucket}"),
+        )
+        for bucket in d.source_buckets
+    ]
+    found.append(
+        Trigger(
+            f"{d.service.name}-schedule",
+            d.region,
+            (f"type={PUBSUB_PUBLISHED}",),
+            topic_path(d, d.scheduler_topic),
+        )
+    )
+    return found
+
+
+def _trigger_name(service: str, bucket: str) -> str:
+    name = re.sub(r"[^a-z0-9-]", "-", f"{service}-{bucket}".lower())
+    return name[:63].rstrip("-")
+
+
+def trigger_access(d: Deployment) -> Built:
+    trigger_sa = member(d.trigger_service_account, d.project)
+    yield run(
+        "gcloud",
+        "run",
+        "services",
+        "add-iam-policy-binding",
+        d.service.name,
+        f"--region={d.region}",
+        f"--member={trigger_sa}",
+        "--role=roles/run.invoker",
+        f"--project={d.project}",
+    )
+    yield project_binding(d, trigger_sa, "roles/eventarc.eventReceiver")
+    # Cloud Storage publishes the finalize events to Eventarc's Pub/Sub transport.
+    yield ("gcloud", "storage", "service-agent", f"--project={d.project}"), GCS_AGENT
+    yield project_binding(d, f"serviceAccount:${{{GCS_AGENT}}}", "roles/pubsub.publisher")
+
+
+def eventarc_triggers(d: Deployment) -> Built:
+    for t in triggers(d):
+        argv = ["gcloud", "eventarc", "triggers", "create", t.name, f"--location={t.location}"]
+        argv += [
+            f"--destination-run-service={d.service.name}",
+            f"--destination-run-region={d.region}",
+            "--destination-run-path=/",
+        ]
+        argv += [f"--event-filters={f}" for f in t.filters]
+        if t.topic:
+            argv.append(f"--transport-topic={t.topic}")
+        argv.append(
+            f"--service-account={d.trigger_service_account}@{d.project}.iam.gserviceaccount.com"
+        )
+        yield run(*argv, f"--project={d.project}")
+
+
+def delivery(d: Deployment) -> Built:
+    dl = d.delivery
+    yield (
+        (
+            "gcloud",
+            "projects",
+            "describe",
+            d.project,
+            "--format=value(projectNumber)",
+        ),
+        PROJECT_NUMBER,
+    )
+    # Pub/Sub's own service agent moves undeliverable messages to the dead-letter topic.
+    pubsub_agent = (
+        f"serviceAccount:service-${{{PROJECT_NUMBER}}}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    )
+    yield run(
+        "gcloud",
+        "pubsub",
+        "topics",
+        "add-iam-policy-binding",
+        dl.dead_letter_topic,
+        f"--member={pubsub_agent}",
+        "--role=roles/pubsub.publisher",
+        f"--project={d.project}",
+    )
+    for t in triggers(d):
+        sub = f"${{{t.subscription_var}}}"
+        yield (
+            (
+                "gcloud",
+                "eventarc",
+                "triggers",
+                "describe",
+                t.name,
+                f"--location={t.location}",
+                "--format=value(transport.pubsub.subscription)",
+                f"--project={d.project}",
+            ),
+            t.subscription_var,
+        )
+        yield run(
+            "gcloud",
+            "pubsub",
+            "subscriptions",
+            "update",
+            sub,
+            f"--ack-deadline={dl.ack_deadline_seconds}",
+            f"--min-retry-delay={dl.min_retry_delay_seconds}s",
+            f"--max-retry-delay={dl.max_retry_delay_seconds}s",
+            f"--dead-letter-topic={topic_path(d, dl.dead_letter_topic)}",
+            f"--max-delivery-attempts={dl.max_delivery_attempts}",
+            f"--project={d.project}",
+        )
+        yield run(
+            "gcloud",
+            "pubsub",
+            "subscriptions",
+            "add-iam-policy-binding",
+            sub,
+            f"--member={pubsub_agent}",
+            "--role=roles/pubsub.subscriber",
+            f"--project={d.project}",
+        )
+
+
+def sweep_message(schedule: Schedule) -> str:
+    """What a job publishes: the pipeline to sweep (and a prefix), as the service decodes it."""
+    body = {"pipeline": schedule.pipeline}
+    if schedule.prefix:
+        body["prefix"] = schedule.prefix
+    return json.dumps(body, separators=(",", ":"))
+
+
+def schedules(d: Deployment) -> Built:
+    for s in d.schedules:
+        yield run(
+            "gcloud",
+            "scheduler",
+            "jobs",
+            "create",
+            "pubsub",
+            s.name,
+            f"--location={d.region}",
+            f"--schedule={s.schedule}",
+            f"--time-zone={s.time_zone}",
+            f"--topic={topic_path(d, d.scheduler_topic)}",
+            f"--message-body={sweep_message(s)}",
+            f"--project={d.project}",
+        )
