@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from service.ingest import Ingestor
 from service.ledger import Ledger
 from service.outcomes import DiscardOutcomes
-from service.pipeline.config import PipelineSet, load_pipelines
+from service.pipeline.config import PipelineSet
+from service.pipeline.pipelines_file import load_pipelines
 from service.pipeline.runner import Runner
 from service.ports import (
     IdempotencyStore,

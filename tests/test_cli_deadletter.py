@@ -28,7 +28,7 @@ from service.adapters.gcp.gcs import GcsObjectStore
 from service.cli import main
 from service.cli.deadletter import describe
 from service.models import ObjectInfo, ObjectRef, UnitKey, UnitState
-from service.pipeline.config import load_pipelines
+from service.pipeline.pipelines_file import load_pipelines
 from service.ports import PulledMessage
 from service.samples import object_resource, resource_from_info, storage_notification_push
 from tests.conftest import EXAMPLES

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from service.cli import main as cli
 from service.errors import ConfigError
-from service.pipeline.config import Pipeline, Transform, load_pipelines
+from service.pipeline.config import Pipeline, Transform
+from service.pipeline.pipelines_file import load_pipelines
 from tests.conftest import EXAMPLES
 
 SCHEMA = '[{name = "id", type = "INTEGER", mode = "REQUIRED"}, {name = "day", type = "DATE"}]'

@@ -29,8 +29,8 @@ from service.models import (
     UnitResult,
     UnitState,
 )
-from service.pipeline.config import load_pipelines
 from service.pipeline.context import UnitContext
+from service.pipeline.pipelines_file import load_pipelines
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore
 from service.settings import Settings

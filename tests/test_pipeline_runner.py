@@ -299,7 +299,7 @@ async def test_memory_stays_within_the_byte_budget(
 
 
 async def test_the_format_examples_load_as_documented(rig: Rig) -> None:
-    from service.pipeline.config import load_pipelines
+    from service.pipeline.pipelines_file import load_pipelines
     from tests.conftest import EXAMPLES
 
     found = load_pipelines(EXAMPLES / "formats" / "pipelines.toml")

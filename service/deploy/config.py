@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from service.errors import ConfigError
-from service.pipeline.config import DEFAULT_QUARANTINE_PREFIX, load_pipelines
+from service.pipeline.config import DEFAULT_QUARANTINE_PREFIX
+from service.pipeline.pipelines_file import load_pipelines
 from service.settings import reference
 
 # Google Cloud's naming rules, as far as the plan relies on them.
