@@ -11,12 +11,18 @@ import click
 
 from service.cli import main
 from service.cli.common import (
+    check_url,
     console,
     err_console,
+    in_process_option,
     load_pipelines,
     load_settings,
     open_backends,
+    parse_headers,
     run_async,
+    target_url,
+    timeout_option,
+    to_url_option,
 )
 from service.cli.render import cell, number, outcome, table
 from service.errors import ConfigError
@@ -193,14 +199,8 @@ def _peeked_json(row: Peeked) -> dict[str, Any]:
 
 @deadletter.command()
 @click.argument("subscription")
-@click.option(
-    "--to",
-    "url",
-    metavar="URL",
-    envvar="INGEST_REPLAY_URL",
-    help="POST each event to the service at this URL (env INGEST_REPLAY_URL).",
-)
-@click.option("--in-process", is_flag=True, help="Run the events here, with no server.")
+@to_url_option
+@in_process_option
 @click.option(
     "--limit",
     type=click.IntRange(1, 100_000),
@@ -218,13 +218,7 @@ def _peeked_json(row: Peeked) -> dict[str, Any]:
     metavar="'NAME: VALUE'",
     help="Add a header to every request with --to (e.g. an Authorization bearer token).",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=600.0,
-    show_default=True,
-    help="Seconds to wait for each answer with --to.",
-)
+@timeout_option
 @_wait_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per message.")
 @click.pass_context
@@ -252,14 +246,12 @@ def redrive(
 
     Exits non-zero when any message was left in the subscription.
     """
-    from_env = ctx.get_parameter_source("url") is click.core.ParameterSource.ENVIRONMENT
-    if url and in_process and from_env:
-        url = None  # an explicit --in-process wins over INGEST_REPLAY_URL
+    # An explicit --in-process wins over INGEST_REPLAY_URL.
+    url = target_url(ctx, url, other_destination=in_process)
     if not dry_run and bool(url) == in_process:
         raise click.UsageError("give exactly one of --to URL or --in-process (or --dry-run)")
-    if url and not url.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--to")
-    extra = _headers(headers)
+    check_url(url)
+    extra = parse_headers(headers)
     settings = load_settings()
     pipelines = load_pipelines(settings) if (dry_run or in_process) else None
     # Imported here: the decoders and the HTTP client are not needed for `ingest --help`.
@@ -314,16 +306,6 @@ async def _dry_run(
     finally:
         await relay.give_back(source, held)
     return [relay.Redriven(h, 0, p.body, acked=False) for h, p in zip(held, plans, strict=True)]
-
-
-def _headers(raw: tuple[str, ...]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for item in raw:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not 'NAME: VALUE'", param_hint="--header")
-        headers[name.strip()] = value.strip()
-    return headers
 
 
 def _report(

@@ -16,7 +16,19 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from service.cli import main
-from service.cli.common import console, err_console, load_pipelines, load_settings, run_async
+from service.cli.common import (
+    check_url,
+    console,
+    err_console,
+    in_process_option,
+    load_pipelines,
+    load_settings,
+    parse_headers,
+    run_async,
+    target_url,
+    timeout_option,
+    to_url_option,
+)
 from service.cli.render import cell, number, outcome, source_label, table
 from service.errors import IngestError
 from service.recording import RecordedRequest, load_requests, parse_requests
@@ -36,14 +48,8 @@ RETRY_DELAY_SECONDS = 1.0
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
-@click.option(
-    "--to",
-    "url",
-    metavar="URL",
-    envvar="INGEST_REPLAY_URL",
-    help="POST each event to the service at this URL (env INGEST_REPLAY_URL).",
-)
-@click.option("--in-process", is_flag=True, help="Run the events here, with no server.")
+@to_url_option
+@in_process_option
 @click.option(
     "--to-topic",
     "topic",
@@ -78,13 +84,7 @@ RETRY_DELAY_SECONDS = 1.0
     help="Add a header to every request with --to, e.g. "
     '-H "Authorization: Bearer $(gcloud auth print-identity-token)".',
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=600.0,
-    show_default=True,
-    help="Seconds to wait for each answer with --to.",
-)
+@timeout_option
 @click.option(
     "--retries",
     type=click.IntRange(0, 10),
@@ -124,16 +124,14 @@ def replay(
       ingest replay recorded/ --to http://127.0.0.1:8080/ -c 8
       ingest event storage --bucket landing --name orders/a.csv | ingest replay - --in-process
     """
-    from_env = ctx.get_parameter_source("url") is click.core.ParameterSource.ENVIRONMENT
-    if url and (in_process or topic) and from_env:
-        url = None  # an explicit --in-process or --to-topic wins over INGEST_REPLAY_URL
+    # An explicit --in-process or --to-topic wins over INGEST_REPLAY_URL.
+    url = target_url(ctx, url, other_destination=in_process or bool(topic))
     if not dry_run and bool(url) + in_process + bool(topic) != 1:
         raise click.UsageError(
             "give exactly one of --to URL, --in-process or --to-topic TOPIC (or --dry-run)"
         )
-    if url and not url.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--to")
-    extra = _headers(headers)
+    check_url(url)
+    extra = parse_headers(headers)
     requests = _load(paths)
     if topic:
         from service.cli.to_topic import replay_to_topic
@@ -237,16 +235,6 @@ def _with_retries(
         for index, result in zip(again, run([requests[i] for i in again]), strict=True):
             results[index] = result
     return results
-
-
-def _headers(raw: tuple[str, ...]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for item in raw:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not 'NAME: VALUE'", param_hint="--header")
-        headers[name.strip()] = value.strip()
-    return headers
 
 
 def _load(paths: tuple[Path, ...]) -> list[RecordedRequest]:
