@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,15 +40,7 @@ from bench.frontend import running_front_end  # noqa: E402
 from service.adapters.gcp.firestore import FirestoreLedgerStore  # noqa: E402
 from service.models import Stored, UnitState  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from tests.emulators import (  # noqa: E402
-    Emulator,
-    ensure_installed,
-    start_bigquery,
-    start_firestore,
-    start_gcs,
-    start_pubsub,
-    stop,
-)
+from tests.emulators import Emulator, emulator_chain, ensure_installed  # noqa: E402
 from tests.emulators.process import free_port, http, http_json, http_ok, terminate  # noqa: E402
 
 PROJECT = "test"
@@ -359,24 +350,6 @@ def verdict(run: Run, records: list[Stored], counts: dict[tuple[str, int], int])
     return Verdict(loaded_once, duplicated, lost, stuck, problems)
 
 
-@contextlib.contextmanager
-def emulator_chain(workdir: Path) -> Iterator[tuple[Emulator, Emulator, Emulator, Emulator]]:
-    started: list[Emulator] = []
-    try:
-        firestore = start_firestore(workdir)
-        started.append(firestore)
-        pubsub = start_pubsub(workdir)
-        started.append(pubsub)
-        gcs = start_gcs(workdir, pubsub=pubsub, project=PROJECT, topic=TOPIC)
-        started.append(gcs)
-        bigquery = start_bigquery(workdir, gcs_root=gcs.data_dir, project=PROJECT)
-        started.append(bigquery)
-        yield firestore, pubsub, gcs, bigquery
-    finally:
-        for emulator in reversed(started):
-            stop(emulator)
-
-
 def service_env(workdir: Path, firestore: Emulator, gcs: Emulator, bq: Emulator) -> dict[str, str]:
     (workdir / "schema.json").write_text(json.dumps(SCHEMA))
     (workdir / "pipelines.toml").write_text(PIPELINES)
@@ -405,7 +378,7 @@ async def chaos(files: int, seed: int, kills: int, spread_s: float, timeout_s: f
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="chaos-", dir=out))
-    with emulator_chain(workdir) as chain:
+    with emulator_chain(workdir, project=PROJECT, topic=TOPIC) as chain:
         firestore, pubsub, gcs, bigquery = chain
         os.environ["FIRESTORE_EMULATOR_HOST"] = firestore.endpoint
         env = service_env(workdir, firestore, gcs, bigquery)

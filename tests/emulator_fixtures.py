@@ -17,15 +17,7 @@ from pathlib import Path
 import pytest
 
 from service.settings import Settings
-from tests.emulators import (
-    Emulator,
-    ensure_installed,
-    start_bigquery,
-    start_firestore,
-    start_gcs,
-    start_pubsub,
-    stop,
-)
+from tests.emulators import Emulator, emulator_chain, ensure_installed
 
 PROJECT = "test"
 NOTIFY_TOPIC = "gcs-notifications"
@@ -69,31 +61,19 @@ class Emulators:
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
     ensure_installed()
     workdir = tmp_path_factory.mktemp("emulators")
-    started: list[Emulator] = []
-    previous: dict[str, str | None] = {}
-    try:
-        firestore = _keep(started, start_firestore(workdir))
-        pubsub = _keep(started, start_pubsub(workdir))
-        gcs = _keep(started, start_gcs(workdir, pubsub=pubsub, project=PROJECT, topic=NOTIFY_TOPIC))
-        bigquery = _keep(started, start_bigquery(workdir, gcs_root=gcs.data_dir, project=PROJECT))
-        found = Emulators(firestore, pubsub, gcs, bigquery)
-        previous.update({k: os.environ.get(k) for k in _client_env(found)})
+    with emulator_chain(workdir, project=PROJECT, topic=NOTIFY_TOPIC) as chain:
+        found = Emulators(*chain)
+        previous = {k: os.environ.get(k) for k in _client_env(found)}
         # Google's SDKs read these variables themselves; set them for this test session only.
         os.environ.update(_client_env(found))
-        yield found
-    finally:
-        for emulator in reversed(started):
-            stop(emulator)
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-def _keep(started: list[Emulator], emulator: Emulator) -> Emulator:
-    started.append(emulator)
-    return emulator
+        try:
+            yield found
+        finally:
+            for key, value in previous.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _client_env(found: Emulators) -> dict[str, str]:

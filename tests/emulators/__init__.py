@@ -8,6 +8,7 @@ so this works whatever client libraries are installed. Set-up: ``scripts/setup-e
 
 from __future__ import annotations
 
+from .chain import emulator_chain
 from .paths import EmulatorNotInstalledError, ensure_installed
 from .process import Emulator, EmulatorError, PortClashError, stop
 from .starters import start_bigquery, start_firestore, start_gcs, start_pubsub
@@ -18,6 +19,7 @@ __all__ = [
     "EmulatorError",
     "EmulatorNotInstalledError",
     "PortClashError",
+    "emulator_chain",
     "ensure_installed",
     "start_bigquery",
     "start_firestore",
