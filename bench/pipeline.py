@@ -4,7 +4,9 @@ In one run, on the same cores, against the same generated CSV (ints, floats, str
 timestamps; at least 200 MB):
 
 - the service's pipeline (runner.py: extract from the object store, parse, validate, transform,
-  spool to Parquet), the warehouse call excluded;
+  spool to Parquet), the warehouse call excluded; the event carries MD5 and CRC32C as storage
+  events do, and extract verifies the CRC32C; for comparison, the same with an event carrying
+  only an MD5, and with no checksum at all;
 - the same pipeline with the Parquet encoding replaced by a no-op sink: what a path that hands
   Arrow batches on without re-encoding them (the BigQuery Storage Write API) could reach;
 - ``pyarrow.csv.read_csv`` of the file alone (type inference, all cores);
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import google_crc32c
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -103,16 +106,21 @@ def generate(path: Path, target_bytes: int, seed: int = 7) -> int:
 
 
 def describe(path: Path, generation: int = 1) -> None:
-    """The object's metadata as the directory store keeps it: its MD5 is verified on read,
-    as the MD5 a storage event carries would be."""
-    digest = hashlib.md5(usedforsecurity=False)
+    """The object's metadata as the directory store keeps it: MD5 and CRC32C, as a storage
+    event carries them; extract verifies the CRC32C (the MD5 when there is no CRC32C)."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    crc = google_crc32c.Checksum()
     with path.open("rb") as handle:
         while block := handle.read(8 * MIB):
-            digest.update(block)
+            md5.update(block)
+            crc.update(block)
     meta = path.parent.parent / ".meta" / path.parent.name / f"{path.name}.json"
     meta.parent.mkdir(parents=True, exist_ok=True)
-    md5 = base64.b64encode(digest.digest()).decode()
-    meta.write_text(json.dumps({"generation": generation, "content_type": "text/csv", "md5": md5}))
+    digests = {
+        "md5": base64.b64encode(md5.digest()).decode(),
+        "crc32c": base64.b64encode(crc.digest()).decode(),
+    }
+    meta.write_text(json.dumps({"generation": generation, "content_type": "text/csv", **digests}))
 
 
 def _file_schema() -> pa.Schema:
@@ -214,17 +222,20 @@ def pipeline() -> Pipeline:
     )
 
 
-async def run_pipeline(path: Path, *, encode: bool = True, verify: bool = True) -> UnitResult:
+async def run_pipeline(path: Path, *, encode: bool = True, verify: str = "crc32c") -> UnitResult:
     """One unit through the runner; the object is the file as it lies in the store's folder.
 
-    ``verify``: the event carries the object's MD5, which extract checks (as for a storage
-    event); without it the pipeline has no checksum to verify (a file put there by hand).
+    ``verify``: "crc32c", the event carries MD5 and CRC32C (as every storage event does) and
+    extract checks the CRC32C; "md5", the event carries only an MD5; "none", no checksum at all
+    (a file put there by hand).
     """
     root = path.parent.parent
     store = DirectoryObjectStore(root)
     info = await store.stat(ObjectRef(BUCKET, path.name))
-    if not verify:
-        info = replace(info, md5_base64=None)
+    if verify == "md5":
+        info = replace(info, crc32c_base64=None)
+    elif verify == "none":
+        info = replace(info, md5_base64=None, crc32c_base64=None)
     runner = Runner(store, NoWarehouse(), chunk_bytes=MIB)
     p = pipeline()
     assert info.ref.generation is not None
@@ -365,12 +376,12 @@ def profile(path: Path) -> None:
             inner[-1] += spent
             cpu[step] = cpu.get(step, 0.0) + spent - nested
 
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = google_crc32c.Checksum()
 
     def chunks() -> Iterator[bytes]:
         with path.open("rb") as handle:
             while chunk := timed("read", lambda: handle.read(MIB)):
-                timed("md5", lambda c=chunk: digest.update(c))  # type: ignore[misc]
+                timed("crc32c", lambda c=chunk: digest.update(c))  # type: ignore[misc]
                 yield chunk
 
     blocks = feed.record_blocks(chunks(), b'"')
@@ -435,7 +446,8 @@ def measure(workdir: Path, args: argparse.Namespace) -> None:
         args.repeat,
         {
             "pipeline": lambda: asyncio.run(run_pipeline(data)).rows_loaded,
-            "pipeline_no_md5": lambda: asyncio.run(run_pipeline(data, verify=False)).rows_loaded,
+            "pipeline_md5": lambda: asyncio.run(run_pipeline(data, verify="md5")).rows_loaded,
+            "pipeline_no_check": lambda: asyncio.run(run_pipeline(data, verify="none")).rows_loaded,
             "pipeline_no_parquet": lambda: asyncio.run(run_pipeline(data, encode=False)).rows_read,
             "pyarrow_read_csv": lambda: pyarrow_read(data),
         },

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.models import ObjectInfo
+from service.pipeline.checksum import crc32c_base64
 from service.recording import RecordedRequest
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -45,6 +46,7 @@ def object_resource(
     if data is not None:
         resource["size"] = str(len(data))
         resource["md5Hash"] = base64.b64encode(hashlib.md5(data).digest()).decode()
+        resource["crc32c"] = crc32c_base64(data)
     return resource
 
 

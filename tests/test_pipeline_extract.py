@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import zlib
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import PermanentError
+from service.pipeline.checksum import crc32c_base64
 from service.pipeline.extract import Gunzip, extract
 from tests.pipeline_support import Rig, pipeline
 
@@ -66,15 +68,33 @@ async def test_corrupt_gzip_fails_the_file(rig: Rig) -> None:
         await read_all(rig, "bad.csv.gz", bytes(packed))
 
 
-async def test_size_and_md5_from_the_event_are_checked(rig: Rig) -> None:
+async def test_size_and_crc32c_from_the_event_are_checked(rig: Rig) -> None:
     info = await rig.put("a.csv", TEXT)
+    assert info.crc32c_base64 and info.md5_base64  # as in every storage event
     store = rig.store
     wrong_size = rig.context(pipeline(), replace(info, size=info.size + 1))
     with pytest.raises(PermanentError, match="bytes, the event said"):
         [c async for c in extract(store, wrong_size, 4096)]
+    wrong_crc = rig.context(pipeline(), replace(info, crc32c_base64="AAAAAA=="))
+    with pytest.raises(PermanentError, match="CRC32C"):
+        [c async for c in extract(store, wrong_crc, 4096)]
+    # With a CRC32C to check, the MD5 is not computed (it costs ten times the CPU).
+    wrong_md5 = rig.context(pipeline(), replace(info, md5_base64="AAAAAAAAAAAAAAAAAAAAAA=="))
+    assert b"".join([c async for c in extract(store, wrong_md5, 4096)]) == TEXT
+
+
+async def test_md5_is_checked_when_the_event_has_no_crc32c(rig: Rig) -> None:
+    info = replace(await rig.put("a.csv", TEXT), crc32c_base64=None)
+    right = rig.context(pipeline(), info)
+    assert b"".join([c async for c in extract(rig.store, right, 4096)]) == TEXT
     wrong_md5 = rig.context(pipeline(), replace(info, md5_base64="AAAAAAAAAAAAAAAAAAAAAA=="))
     with pytest.raises(PermanentError, match="MD5"):
-        [c async for c in extract(store, wrong_md5, 4096)]
+        [c async for c in extract(rig.store, wrong_md5, 4096)]
+
+
+async def test_crc32c_is_the_one_cloud_storage_reports() -> None:
+    # RFC 3720's check value for CRC32C("123456789") is 0xE3069283 (big-endian, base64).
+    assert crc32c_base64(b"123456789") == base64.b64encode(bytes.fromhex("e3069283")).decode()
 
 
 def test_inflated_output_comes_in_bounded_pieces() -> None:

@@ -1,19 +1,19 @@
 """extract: stream one object generation in chunks, verify it, gunzip when it is gzip.
 
-Never holds more than one chunk (and its inflated form) in memory. Size and MD5 are checked
-against what the event said once the last byte is in; a mismatch fails the unit, so rows of a
+Never holds more than one chunk (and its inflated form) in memory. Size and checksum (CRC32C,
+or MD5 when the event has no CRC32C) are checked against what the event said once the last
+byte is in; a mismatch fails the unit, so rows of a
 torn or substituted object never reach the warehouse (the load happens after extract ends).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
 from service.errors import PermanentError
+from service.pipeline.checksum import Digest, ExpectedChecksum, expected_checksum
 from service.pipeline.context import UnitContext
 from service.ports import ObjectStore
 
@@ -62,16 +62,16 @@ class Gunzip:
 
 
 async def extract(store: ObjectStore, ctx: UnitContext, chunk_bytes: int) -> AsyncIterator[bytes]:
-    """Yields the object's content (decompressed), checking its size and MD5 at the end."""
-    md5 = hashlib.md5(usedforsecurity=False) if ctx.object.md5_base64 else None
+    """Yields the object's content (decompressed), checking its size and checksum at the end."""
+    expected = expected_checksum(ctx.object)
+    digest = expected.start() if expected is not None else None
     size = 0
     gunzip: Gunzip | None = None
     first = True
     async for chunk in store.read(ctx.object.ref, chunk_bytes):
         size += len(chunk)
-        if md5 is not None:
-            # Hashing runs beside the other stages (hashlib lets go of the GIL).
-            await asyncio.to_thread(md5.update, chunk)
+        if digest is not None:
+            await _hash(digest, chunk, inline=expected is not None and expected.fast)
         if first:
             first = False
             if is_gzip(ctx, chunk):
@@ -83,12 +83,21 @@ async def extract(store: ObjectStore, ctx: UnitContext, chunk_bytes: int) -> Asy
             yield out
     if gunzip is not None:
         gunzip.finish()
-    _verify(ctx, size, md5.digest() if md5 is not None else None)
+    _verify(ctx, size, expected, digest)
 
 
-def _verify(ctx: UnitContext, size: int, md5: bytes | None) -> None:
-    expected = ctx.object
-    if expected.size and size != expected.size:
-        raise PermanentError(f"object is {size} bytes, the event said {expected.size}")
-    if md5 is not None and base64.b64encode(md5).decode() != expected.md5_base64:
-        raise PermanentError("object MD5 does not match the event's md5Hash")
+async def _hash(digest: Digest, chunk: bytes, *, inline: bool) -> None:
+    if inline:
+        digest.update(chunk)
+    else:
+        # MD5 runs beside the other stages (hashlib lets go of the GIL).
+        await asyncio.to_thread(digest.update, chunk)
+
+
+def _verify(
+    ctx: UnitContext, size: int, expected: ExpectedChecksum | None, digest: Digest | None
+) -> None:
+    if ctx.object.size and size != ctx.object.size:
+        raise PermanentError(f"object is {size} bytes, the event said {ctx.object.size}")
+    if expected is not None and digest is not None and not expected.matches(digest):
+        raise PermanentError(f"object {expected.kind} does not match the event's checksum")

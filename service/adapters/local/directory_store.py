@@ -18,6 +18,7 @@ from typing import Any
 
 from service.errors import NotFoundError, PermanentError
 from service.models import ObjectInfo, ObjectRef
+from service.pipeline.checksum import crc32c_base64
 
 
 class DirectoryObjectStore:
@@ -57,6 +58,7 @@ class DirectoryObjectStore:
             content_type=meta.get("content_type"),
             content_encoding=meta.get("content_encoding"),
             md5_base64=meta.get("md5"),
+            crc32c_base64=meta.get("crc32c"),
             updated=datetime.fromtimestamp(stat.st_mtime, UTC),
         )
 
@@ -114,6 +116,7 @@ class DirectoryObjectStore:
             "content_type": content_type,
             "content_encoding": content_encoding,
             "md5": md5,
+            "crc32c": crc32c_base64(data),
         }
         meta_path.write_text(json.dumps(meta))
         return ObjectRef(bucket, name, generation)
