@@ -38,12 +38,16 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def is_json_media(media: str) -> bool:
+    """No media type at all counts as JSON (the data is read as JSON either way)."""
+    return media in ("", "application/json") or JSON_MEDIA.fullmatch(media) is not None
+
+
 def from_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     """Attributes from ``ce-*`` headers (lower-case names), data from the body."""
     # The HTTP binding percent-encodes attribute values that are not printable ASCII.
     attrs = {k[3:]: unquote(v) if "%" in v else v for k, v in headers.items() if k[:3] == "ce-"}
-    media = media_type(headers.get("content-type"))
-    if media and not JSON_MEDIA.fullmatch(media):
+    if not is_json_media(media_type(headers.get("content-type"))):
         raise UnsupportedMediaError("CloudEvent data must be JSON")
     data = parse_json(body, "CloudEvent data") if body.strip() else None
     return _event(attrs, data)
@@ -54,8 +58,7 @@ def from_structured(body: bytes) -> CloudEvent:
     raw = parse_json(body, "structured CloudEvent")
     if not isinstance(raw, Mapping):
         raise EnvelopeError("structured CloudEvent is not a JSON object")
-    media = media_type(text(raw.get("datacontenttype"), "datacontenttype"))
-    if media and not JSON_MEDIA.fullmatch(media):
+    if not is_json_media(media_type(text(raw.get("datacontenttype"), "datacontenttype"))):
         raise UnsupportedMediaError("CloudEvent data must be JSON")
     if "data_base64" in raw:
         encoded = b64decode(raw["data_base64"], "data_base64")

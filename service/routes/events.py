@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from quart import Blueprint, current_app, jsonify, request
@@ -17,7 +18,7 @@ from quart.typing import ResponseReturnValue
 from service.auth import AuthError, TokenVerifier
 from service.errors import EnvelopeError, PermanentError, TransientError, UnsupportedMediaError
 from service.events import decode
-from service.ingest import Outcome, Status
+from service.ingest import Ingestor, Outcome, Status
 from service.logs import bind_labels
 from service.models import Event
 from service.recording import record_request
@@ -57,14 +58,17 @@ PUBLIC_REASON = {
 @blueprint.post("/")
 async def receive() -> ResponseReturnValue:
     started = time.perf_counter()
-    if runtime().draining:
+    rt = runtime()
+    if rt.draining:
         # Shutting down: 503 makes the platform redeliver the event (to another instance).
         log.warning("refused a request: shutting down")
         return jsonify({"status": "shutting_down", "reason": PUBLIC_REASON[Status.TRANSIENT]}), 503
+    # One plain dict: werkzeug's Headers scans every header per lookup.
+    headers = {name.lower(): value for name, value in request.headers.items()}
     verifier: TokenVerifier | None = current_app.extensions.get("auth")
     if verifier is not None:
         try:
-            await verifier.verify(request.headers.get("Authorization"))
+            await verifier.verify(headers.get("authorization"))
         except AuthError as exc:
             log.warning("refused a request: %s", exc.reason)
             label = "unauthenticated" if exc.status == 401 else "forbidden"
@@ -72,14 +76,13 @@ async def receive() -> ResponseReturnValue:
         except TransientError as exc:
             log.error("cannot authenticate requests: %s", exc)
             return jsonify({"status": "transient", "reason": PUBLIC_REASON[Status.TRANSIENT]}), 503
-    force = request.headers.get(FORCE_HEADER, "").strip().lower() in {"1", "true"}
-    if force and not runtime().settings.allow_force:
+    force = headers.get(FORCE_HEADER.lower(), "").strip().lower() in {"1", "true"}
+    if force and not rt.settings.allow_force:
         log.warning("refused a forced re-run: INGEST_ALLOW_FORCE is off")
         return jsonify({"status": "forbidden", "reason": FORCE_REFUSED}), 403
     # Quart stops reading past MAX_CONTENT_LENGTH, whatever Content-Length said: 413.
     raw = await request.get_data(cache=False, as_text=False)
     body = raw.encode() if isinstance(raw, str) else raw
-    headers = dict(request.headers)
     try:
         event = decode(headers, body)
     except EnvelopeError as exc:
@@ -89,26 +92,24 @@ async def receive() -> ResponseReturnValue:
         log.warning("refused a request: %s", exc)
         return jsonify({"status": "unsupported_media_type", "reason": str(exc)}), 415
     bind_labels(event_id=event.meta.event_id)  # on every line logged for this request
-    await _record(event, headers, body)
-    outcome = await _handle(event, force=force)
+    if rt.settings.record_dir is not None:
+        await _record(rt.settings.record_dir, event, headers, body)
+    outcome = await _handle(rt.ingestor, event, force=force)
     _log_once(event, outcome, started)
     return jsonify(public_summary(outcome)), HTTP_STATUS[outcome.status]
 
 
-async def _handle(event: Event, *, force: bool = False) -> Outcome:
+async def _handle(ingestor: Ingestor, event: Event, *, force: bool = False) -> Outcome:
     try:
-        return await runtime().ingestor.handle(event, force=force)
+        return await ingestor.handle(event, force=force)
     except TransientError as exc:
         return Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
     except PermanentError as exc:
         return Outcome(Status.FAILED, event.meta.event_id, str(exc))
 
 
-async def _record(event: Event, headers: dict[str, str], body: bytes) -> None:
-    """Keep a replayable copy when INGEST_RECORD_DIR is set; a failure here never fails intake."""
-    directory = runtime().settings.record_dir
-    if directory is None:
-        return
+async def _record(directory: Path, event: Event, headers: dict[str, str], body: bytes) -> None:
+    """Keep a replayable copy (INGEST_RECORD_DIR); a failure here never fails intake."""
     try:
         await asyncio.to_thread(record_request, directory, event.meta.event_id, headers, body)
     except OSError as exc:
