@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from quart.typing import TestAppProtocol as RunningApp
@@ -120,3 +121,15 @@ async def test_recording_writes_a_replayable_file(embedded_settings: Settings) -
         [recorded] = list(record_dir.glob("*.json"))
         status, body = await post(test_app, recorded)
     assert (status, body["status"]) == (200, "duplicate")
+
+
+async def test_answers_are_quarts_json_sorted_with_its_dates(embedded_app: RunningApp) -> None:
+    async with embedded_app.app.app_context():  # type: ignore[attr-defined]
+        provider = embedded_app.app.json  # type: ignore[attr-defined]
+        when = datetime(2026, 11, 22, 3, 4, 5, tzinfo=UTC)
+        assert provider.dumps({"b": "é", "a": when}) == (
+            '{"a":"Sun, 22 Nov 2026 03:04:05 GMT","b":"é"}'
+        )
+        # What orjson refuses (a lone surrogate) still answers, through the stdlib.
+        assert json.loads(provider.dumps({"a": "\ud800"})) == {"a": "\ud800"}
+        assert provider.loads(b'{"n": 1}') == {"n": 1}
