@@ -14,12 +14,13 @@ came), server and load pinned to different cores when there are two:
    synchronous client library's would.
 
     .venv/bin/python bench/intake.py [--seconds 5] [--repeat 2] [--delay-ms 50]
-        [--units-in-flight N] [--only-io]
+        [--units-in-flight N] [--only-io] [--settle 3]
 
-Targets run in rounds (every target once per round, a fresh server each time) and the best run
-of each counts. The service runs with its default settings unless ``--units-in-flight`` sets
-INGEST_MAX_UNITS_IN_FLIGHT: the Ingestor holds one of those slots while it claims a unit, so the
-I/O case (two 50 ms ledger calls per request) is capped at slots / 0.1 s requests per second.
+Targets run in rounds (every target once per round, a fresh server each time, the order flipped
+every round, the same pause before each run) and the best run of each counts. The service runs
+with its default settings unless ``--units-in-flight`` sets INGEST_MAX_UNITS_IN_FLIGHT: the
+Ingestor holds one of those slots while it claims a unit, so the I/O case (two 50 ms ledger
+calls per request) is capped at slots / 0.1 s requests per second.
 The last line is ``ratio_vs_bare_quart=X ratio_vs_flask_io=Y`` (throughput of the service over
 the other's).
 """
@@ -451,9 +452,13 @@ def bench(args: argparse.Namespace) -> None:
         chosen = targets(args, Path(tmp))
         if args.only_io:
             chosen = {k: v for k, v in chosen.items() if k in ("service_io", "flask_io")}
-        # Rounds of every target in turn, so a busy moment of the machine hits all of them.
+        # Rounds of every target in turn, so a busy moment of the machine hits all of them; the
+        # order flips every round and each run starts after the same pause, because a run that
+        # follows an idle one (the Flask run barely uses the CPU) gets a faster CPU on these VMs.
         for attempt in range(args.repeat):
-            for key, target in chosen.items():
+            order = list(chosen.items())
+            for key, target in order[::-1] if attempt % 2 else order:
+                time.sleep(args.settle)
                 result = measure(target, args, Path(tmp), attempt)
                 if key not in results or result.rps > results[key].rps:
                     results[key] = result
@@ -485,6 +490,7 @@ def main() -> None:
         "--units-in-flight", type=int, help="INGEST_MAX_UNITS_IN_FLIGHT (default: the service's)"
     )
     parser.add_argument("--only-io", action="store_true", help="measure the I/O pair only")
+    parser.add_argument("--settle", type=float, default=3.0, help="pause before each run (s)")
     parser.add_argument("--port", type=int, help="(servers and load) the port")
     parser.add_argument("--data-dir", type=Path, help="(service) its data folder")
     parser.add_argument("--request", type=Path, help="(load) the raw request to send")

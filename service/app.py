@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         code = error.code or 500
         return jsonify({"status": "error", "reason": error.name}), code
 
-    app.register_blueprint(events.blueprint)
+    events.register(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(status.blueprint)
     # Every line logged while a request is handled carries its trace (Cloud Logging).

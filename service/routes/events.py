@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify, request
+from quart import Quart, current_app, jsonify, request
 from quart.typing import ResponseReturnValue
 
 from service.auth import AuthError, TokenVerifier
@@ -25,7 +25,6 @@ from service.recording import record_request
 from service.runtime import runtime
 
 log = logging.getLogger(__name__)
-blueprint = Blueprint("events", __name__)
 
 # HTTP status for each outcome: 2xx acknowledges, 429 and 503 make the platform redeliver.
 HTTP_STATUS = {
@@ -55,7 +54,11 @@ PUBLIC_REASON = {
 }
 
 
-@blueprint.post("/")
+def register(app: Quart) -> None:
+    # On the app, not a blueprint: Quart walks a blueprint's hooks on every request it routes.
+    app.add_url_rule("/", "receive", receive, methods=["POST"])
+
+
 async def receive() -> ResponseReturnValue:
     started = time.perf_counter()
     rt = runtime()
@@ -63,8 +66,11 @@ async def receive() -> ResponseReturnValue:
         # Shutting down: 503 makes the platform redeliver the event (to another instance).
         log.warning("refused a request: shutting down")
         return jsonify({"status": "shutting_down", "reason": PUBLIC_REASON[Status.TRANSIENT]}), 503
-    # One plain dict: werkzeug's Headers scans every header per lookup.
-    headers = {name.lower(): value for name, value in request.headers.items()}
+    # One plain dict from the ASGI header list: werkzeug's Headers scans every header
+    # per lookup.
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
+    }
     verifier: TokenVerifier | None = current_app.extensions.get("auth")
     if verifier is not None:
         try:
