@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from service.models import ObjectInfo
-from service.pipeline.checksum import crc32c_base64
+from service.pipeline.checksum import crc32c_base64, md5_base64
 from service.recording import RecordedRequest
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -45,7 +44,7 @@ def object_resource(
         resource["contentEncoding"] = content_encoding
     if data is not None:
         resource["size"] = str(len(data))
-        resource["md5Hash"] = base64.b64encode(hashlib.md5(data).digest()).decode()
+        resource["md5Hash"] = md5_base64(data)
         resource["crc32c"] = crc32c_base64(data)
     return resource
 

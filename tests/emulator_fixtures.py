@@ -56,6 +56,19 @@ class Emulators:
             "PUBSUB_EMULATOR_HOST": self.pubsub.endpoint,
         }
 
+    def serve_environ(
+        self, pipelines: Path, ledger_collection: str, data_dir: Path
+    ) -> dict[str, str]:
+        """This process's variables plus those of an ``ingest serve`` on these emulators."""
+        return {
+            **os.environ,
+            **self.environ(),
+            "INGEST_PIPELINES": str(pipelines),
+            "INGEST_LEDGER_COLLECTION": ledger_collection,
+            "INGEST_DATA_DIR": str(data_dir),
+            "INGEST_LOG_FORMAT": "text",
+        }
+
 
 @pytest.fixture(scope="session")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:

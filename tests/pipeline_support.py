@@ -21,7 +21,15 @@ import pyarrow as pa
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse, qualified
 from service.errors import StageError
-from service.models import Column, EventMeta, ObjectInfo, TableSpec, UnitKey, UnitResult
+from service.models import (
+    Column,
+    EventMeta,
+    LedgerRecord,
+    ObjectInfo,
+    TableSpec,
+    UnitKey,
+    UnitResult,
+)
 from service.pipeline.batches import ParsedBatch
 from service.pipeline.config import BadRowPolicy, Pipeline
 from service.pipeline.context import UnitContext
@@ -29,6 +37,7 @@ from service.pipeline.feed import Feed
 from service.pipeline.load import quarantine_ref
 from service.pipeline.parse import parse_batches
 from service.pipeline.runner import RowsRejected, Runner
+from service.ports import IdempotencyStore
 
 BUCKET = "landing"
 TABLE = "sales.orders"
@@ -153,3 +162,12 @@ def rows_of(batches: list[ParsedBatch]) -> list[dict[str, object]]:
 
 def text(value: object) -> object:
     return value.decode() if isinstance(value, bytes) else value
+
+
+async def ledger_record(store: IdempotencyStore, p: Pipeline, info: ObjectInfo) -> LedgerRecord:
+    """What the ledger holds for the unit of pipeline ``p`` and this object generation."""
+    assert info.ref.generation is not None
+    key = UnitKey(p.name, info.ref.bucket, info.ref.name, info.ref.generation)
+    stored = await store.get(key.digest)
+    assert stored is not None
+    return stored.record

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from service.adapters.gcp.pubsub import PubSubSubscription, PubSubTopic
+from service.adapters.gcp.pubsub import PubSubSubscription, PubSubTopic, pulled_message
 from service.ports import PulledMessage
 from service.settings import Settings
 from tests.emulator_fixtures import PROJECT
@@ -86,7 +86,7 @@ class PubSubKit:
         response = self.subscriber.pull(
             subscription=subscription, max_messages=100, timeout=PULL_WAIT_SECONDS, retry=None
         )
-        found = [_pulled(r) for r in response.received_messages]
+        found = [pulled_message(r) for r in response.received_messages]
         ids = [m.ack_id for m in found]
         if ids:
             if ack:
@@ -113,18 +113,6 @@ class PubSubKit:
         for path in self.topics:
             with contextlib.suppress(Exception):
                 self.publisher.delete_topic(topic=path)
-
-
-def _pulled(received: Any) -> PulledMessage:
-    message = received.message
-    return PulledMessage(
-        ack_id=received.ack_id,
-        message_id=message.message_id,
-        data=bytes(message.data),
-        attributes=dict(message.attributes),
-        publish_time=message.publish_time,
-        delivery_attempt=received.delivery_attempt or None,
-    )
 
 
 @contextlib.contextmanager

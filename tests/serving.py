@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -75,3 +76,15 @@ def start_server(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Pa
             list(argv), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT
         )
     return Server(process, port, log)
+
+
+def start_ingest_serve(env: Mapping[str, str], cwd: Path, log: Path) -> Server:
+    """This environment's ``ingest serve`` with ``env`` on a free port, ready; stopped if not."""
+    ingest = str(Path(sys.executable).parent / "ingest")
+    server = start_server([ingest, "serve"], {**env, "PORT": str(free_port())}, cwd, log)
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.kill()
+        raise
+    return server

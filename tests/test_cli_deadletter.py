@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from service.samples import object_resource, resource_from_info, storage_notific
 from tests.conftest import EXAMPLES
 from tests.emulator_fixtures import Emulators
 from tests.pubsub_kit import PubSubKit, csv_rows, pipelines_file, pubsub_kit, warm_up
-from tests.serving import Server, free_port, start_server
+from tests.serving import Server, start_ingest_serve
 
 FILES = 3
 ROWS_PER_FILE = 4
@@ -104,28 +102,14 @@ class Setup:
         )
 
     def environ(self, outcome_topic: str) -> dict[str, str]:
-        return {
-            **self.emulators.environ(),
-            "INGEST_PIPELINES": str(self.pipelines),
-            "INGEST_LEDGER_COLLECTION": self.unique,
-            "INGEST_DATA_DIR": str(self.tmp_path / "data"),
-            "INGEST_OUTCOME_TOPIC": outcome_topic,
-            "INGEST_LOG_FORMAT": "text",
-        }
+        env = self.emulators.serve_environ(self.pipelines, self.unique, self.tmp_path / "data")
+        return {**env, "INGEST_OUTCOME_TOPIC": outcome_topic}
 
     def serve(self, outcome_topic: str, name: str, *, faulty: bool) -> Server:
-        env = {**os.environ, **self.environ(outcome_topic), "PORT": str(free_port())}
+        env = self.environ(outcome_topic)
         if faulty:
             env["INGEST_FAULT_RATE"] = "1.0"  # every object read fails: 503, retry
-        ingest = str(Path(sys.executable).parent / "ingest")
-        log = self.tmp_path / f"{name}.log"
-        server = start_server([ingest, "serve"], env, self.tmp_path, log)
-        try:
-            server.wait_ready()
-        except BaseException:
-            server.kill()
-            raise
-        return server
+        return start_ingest_serve(env, self.tmp_path, self.tmp_path / f"{name}.log")
 
 
 @pytest.fixture

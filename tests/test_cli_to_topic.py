@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +42,7 @@ from service.samples import (
 )
 from tests.emulator_fixtures import Emulators
 from tests.pubsub_kit import DELIVERY_SECONDS, csv_rows, pipelines_file, pubsub_kit, warm_up
-from tests.serving import Server, free_port, start_server
+from tests.serving import Server, start_ingest_serve
 
 EVENTS = Path(__file__).resolve().parent / "events"
 
@@ -164,19 +162,9 @@ def test_dry_run_publishes_nothing(tmp_path: Path) -> None:
 def served(emulators: Emulators, unique: str, tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     """A real ``ingest serve`` on the GCP backend (the emulators) with one pipeline."""
     pipelines = pipelines_file(tmp_path, unique, unique)
-    env = {
-        **os.environ,
-        **emulators.environ(),
-        "PORT": str(free_port()),
-        "INGEST_PIPELINES": str(pipelines),
-        "INGEST_LEDGER_COLLECTION": unique,
-        "INGEST_DATA_DIR": str(tmp_path / "data"),
-        "INGEST_LOG_FORMAT": "text",
-    }
-    ingest = str(Path(sys.executable).parent / "ingest")
-    server = start_server([ingest, "serve"], env, tmp_path, tmp_path / "server.log")
+    env = emulators.serve_environ(pipelines, unique, tmp_path / "data")
+    server = start_ingest_serve(env, tmp_path, tmp_path / "server.log")
     try:
-        server.wait_ready()
         yield server, pipelines
     finally:
         server.kill()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -28,7 +26,7 @@ from service.settings import Settings
 from tests.emulator_fixtures import NOTIFY_TOPIC, PROJECT, Emulators
 from tests.pubsub_kit import DELIVERY_SECONDS, PubSubKit, csv_rows, pipelines_file, pubsub_kit
 from tests.pubsub_kit import warm_up as create_table
-from tests.serving import Server, free_port, start_server
+from tests.serving import Server, start_ingest_serve
 
 pytestmark = [pytest.mark.emulators, pytest.mark.timeout(300)]
 
@@ -36,19 +34,10 @@ pytestmark = [pytest.mark.emulators, pytest.mark.timeout(300)]
 @pytest.fixture
 def served(emulators: Emulators, unique: str, tmp_path: Path) -> Iterator[Server]:
     """``ingest serve`` on the GCP backend (the emulators): pipeline "rows" on bucket ``unique``."""
-    env = {
-        **os.environ,
-        **emulators.environ(),
-        "PORT": str(free_port()),
-        "INGEST_PIPELINES": str(pipelines_file(tmp_path, unique, unique)),
-        "INGEST_LEDGER_COLLECTION": unique,
-        "INGEST_DATA_DIR": str(tmp_path / "data"),
-        "INGEST_LOG_FORMAT": "text",
-    }
-    ingest = str(Path(sys.executable).parent / "ingest")
-    server = start_server([ingest, "serve"], env, tmp_path, tmp_path / "server.log")
+    pipelines = pipelines_file(tmp_path, unique, unique)
+    env = emulators.serve_environ(pipelines, unique, tmp_path / "data")
+    server = start_ingest_serve(env, tmp_path, tmp_path / "server.log")
     try:
-        server.wait_ready()
         yield server
     finally:
         server.kill()

@@ -33,7 +33,6 @@ from service.models import (
     ObjectRef,
     SweepRequested,
     TableSpec,
-    UnitKey,
     UnitState,
 )
 from service.pipeline.config import BadRowPolicy, Pipeline, PipelineSet
@@ -41,7 +40,7 @@ from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore, ObjectStore
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.emulator_fixtures import Emulators
-from tests.pipeline_support import SCHEMA, csv_rows, pipeline
+from tests.pipeline_support import SCHEMA, csv_rows, ledger_record, pipeline
 
 pytestmark = pytest.mark.emulators
 
@@ -138,11 +137,7 @@ class Cloud:
         return await asyncio.to_thread(run)
 
     async def record(self, p: Pipeline, info: ObjectInfo) -> LedgerRecord:
-        assert info.ref.generation is not None
-        key = UnitKey(p.name, info.ref.bucket, info.ref.name, info.ref.generation)
-        stored = await self.ledger_store.get(key.digest)
-        assert stored is not None
-        return stored.record
+        return await ledger_record(self.ledger_store, p, info)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from service.models import (
     ObjectFinalized,
     ObjectInfo,
     SweepRequested,
-    UnitKey,
     UnitResult,
     UnitState,
 )
@@ -33,7 +32,7 @@ from service.pipeline.context import UnitContext
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
-from tests.pipeline_support import Rig, csv_rows, pipeline
+from tests.pipeline_support import Rig, csv_rows, ledger_record, pipeline
 
 LEASE = 60.0
 ROWS = csv_rows(*[f"{i},n{i},{i}.5,2026-11-20" for i in range(1, 101)])
@@ -66,11 +65,7 @@ class World:
         )
 
     async def record(self, p: Pipeline, info: ObjectInfo) -> LedgerRecord:
-        assert info.ref.generation is not None
-        key = UnitKey(p.name, info.ref.bucket, info.ref.name, info.ref.generation)
-        stored = await self.ledger_store.get(key.digest)
-        assert stored is not None
-        return stored.record
+        return await ledger_record(self.ledger_store, p, info)
 
 
 @pytest.fixture

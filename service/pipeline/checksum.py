@@ -58,6 +58,14 @@ def expected_checksum(info: ObjectInfo) -> ExpectedChecksum | None:
 
 def crc32c_base64(data: bytes) -> str:
     """The CRC32C Cloud Storage would report for these bytes."""
-    digest = new_crc32c()
+    return _base64_digest(new_crc32c(), data)
+
+
+def md5_base64(data: bytes) -> str:
+    """The md5Hash Cloud Storage would report for these bytes."""
+    return _base64_digest(hashlib.md5(usedforsecurity=False), data)
+
+
+def _base64_digest(digest: Digest, data: bytes) -> str:
     digest.update(data)
     return base64.b64encode(digest.digest()).decode()

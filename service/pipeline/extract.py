@@ -65,13 +65,14 @@ async def extract(store: ObjectStore, ctx: UnitContext, chunk_bytes: int) -> Asy
     """Yields the object's content (decompressed), checking its size and checksum at the end."""
     expected = expected_checksum(ctx.object)
     digest = expected.start() if expected is not None else None
+    inline = expected is None or expected.fast
     size = 0
     gunzip: Gunzip | None = None
     first = True
     async for chunk in store.read(ctx.object.ref, chunk_bytes):
         size += len(chunk)
         if digest is not None:
-            await _hash(digest, chunk, inline=expected is not None and expected.fast)
+            await _hash(digest, chunk, inline=inline)
         if first:
             first = False
             if is_gzip(ctx, chunk):

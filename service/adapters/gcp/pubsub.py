@@ -166,7 +166,7 @@ class PubSubSubscription:
         response = await self._call("pull", pull_once)
         if response is None:
             return []
-        return [_pulled(received) for received in response.received_messages]
+        return [pulled_message(received) for received in response.received_messages]
 
     async def ack(self, ack_ids: Sequence[str]) -> None:
         for start in range(0, len(ack_ids), ACK_BATCH):
@@ -192,7 +192,8 @@ class PubSubSubscription:
         await asyncio.to_thread(self.client.close)
 
 
-def _pulled(received: Any) -> PulledMessage:
+def pulled_message(received: Any) -> PulledMessage:
+    """A ReceivedMessage from a pull, as the port's value."""
     message = received.message
     return PulledMessage(
         ack_id=received.ack_id,

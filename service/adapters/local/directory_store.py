@@ -7,8 +7,6 @@ metadata. Writing identical bytes keeps the generation; new bytes get the next o
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -18,7 +16,7 @@ from typing import Any
 
 from service.errors import NotFoundError, PermanentError
 from service.models import ObjectInfo, ObjectRef
-from service.pipeline.checksum import crc32c_base64
+from service.pipeline.checksum import crc32c_base64, md5_base64
 
 
 class DirectoryObjectStore:
@@ -100,7 +98,7 @@ class DirectoryObjectStore:
     ) -> ObjectRef:
         """Store bytes; the same bytes keep their generation, new bytes get the next one."""
         path = self._path(bucket, name)
-        md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        md5 = md5_base64(data)
         meta = self._read_meta(bucket, name)
         if path.exists() and meta.get("md5") == md5:
             return ObjectRef(bucket, name, int(meta["generation"]))
