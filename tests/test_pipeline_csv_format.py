@@ -72,6 +72,18 @@ async def test_empty_and_header_only_files_have_no_rows(data: bytes) -> None:
     assert sum(b.records for b in await parse_all(pipeline(), data)) == 0
 
 
+@pytest.mark.parametrize("lead", [b"\n", b"   \r\n", b"\r\n", b"\n\n \t\n"])
+async def test_blank_lines_before_the_header_keep_every_row(lead: bytes) -> None:
+    rows = rows_of(await parse_all(pipeline(), lead + csv_rows("1,a,,", "2,b,,")))
+    assert [(r["id"], r["name"]) for r in rows] == [(1, "a"), (2, "b")]
+
+
+async def test_skip_rows_count_lines_and_blank_lines_after_them_are_passed_over() -> None:
+    opts = CsvOptions(skip_rows=1)
+    rows = rows_of(await parse_all(pipeline(csv=opts), b"title\n\n" + csv_rows("7,x,,")))
+    assert [r["id"] for r in rows] == [7]
+
+
 def test_header_names_in_the_first_bytes() -> None:
     opts = CsvOptions()
     assert header_names(b'\xef\xbb\xbfa,"b",c\n1,2,3\n', opts) == ["a", "b", "c"]

@@ -135,6 +135,25 @@ async def test_empty_and_header_only_files_complete_with_no_rows(rig: Rig, data:
     assert await rig.rows() == []  # the table exists, empty
 
 
+@pytest.mark.parametrize("lead", [b"\n", b"   \r\n"], ids=["newline", "spaces-crlf"])
+async def test_a_blank_first_line_loses_no_rows(rig: Rig, lead: bytes) -> None:
+    info = await rig.put(
+        "orders/blank.csv", lead + csv_rows("1,a,1,2026-11-20", "2,b,2,2026-11-20")
+    )
+    result = await rig.run(pipeline(), info)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (2, 2, 0)
+    assert len(await rig.rows()) == 2
+
+
+async def test_a_blank_first_line_in_a_file_larger_than_the_feed_ends(rig: Rig) -> None:
+    # Over 10 MB: more than the feed and the byte budget hold, so a parser that stopped
+    # reading would leave extract waiting for room; the bound turns such a hang into a failure.
+    lines = [f"{i},name{i},{i}.5,2026-11-20" for i in range(1, 400_001)]
+    info = await rig.put("orders/big-blank.csv", b"\n" + csv_rows(*lines))
+    result = await asyncio.wait_for(rig.run(pipeline(), info), timeout=120)
+    assert (result.rows_read, result.rows_loaded) == (400_000, 400_000)
+
+
 async def test_a_10_mb_line_is_one_row(rig: Rig) -> None:
     big = "x" * (10 * 1024 * 1024)
     info = await rig.put("orders/big.csv", csv_rows(f"1,{big},1,2026-11-20", "2,b,2,2026-11-20"))

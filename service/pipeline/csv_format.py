@@ -18,7 +18,7 @@ from service.errors import PermanentError
 from service.pipeline.batches import ParsedBatch, in_order, one_batch
 from service.pipeline.config import CsvOptions, Pipeline
 from service.pipeline.context import BadRow
-from service.pipeline.feed import UTF8_BOM, Feed, record_blocks, utf8_chunks
+from service.pipeline.feed import UTF8_BOM, Feed, blank, record_blocks, utf8_chunks
 
 # Column types pyarrow's CSV reader converts exactly as the validate stage would.
 CSV_FAST_TYPES = {
@@ -125,25 +125,33 @@ def _fast_type(pipeline: Pipeline, name: str) -> pa.DataType | None:
 def _csv_head(
     pipeline: Pipeline, opts: CsvOptions, blocks: Iterator[bytes]
 ) -> tuple[list[str] | None, Iterator[bytes]]:
-    """Column names, and the blocks that follow the skipped lines and the header."""
-    skip = opts.skip_rows + (1 if opts.header else 0)
-    header = b""
+    """Column names, and the blocks that follow the skipped lines and the header.
+
+    Blank lines before the header are passed over, as pyarrow passes over blank lines between
+    records: a file that starts with an empty line still has its header and all its rows.
+    """
+    skip = opts.skip_rows
+    header: bytes | None = None if opts.header else b""
     rest = b""
     for block in blocks:
         rest = block
-        while skip and rest:
+        while rest and (skip or header is None):
             line, _, rest = rest.partition(b"\n")
-            header = line
-            skip -= 1
-        if not skip:
+            if skip:
+                skip -= 1
+            elif not blank(line):
+                header = line
+        if not skip and header is not None:
             break
+    if skip or header is None:
+        return None, iter(())  # the file ends before its header: it has no rows
     names: list[str] | None
     if not opts.header:
         computed = {t.column for t in pipeline.transforms if t.op in ("constant", "from_path")}
         names = [c.name for c in pipeline.table.columns if c.name not in computed]
     else:
         names = _header_names(header, opts)
-    if names is None or skip:
+    if names is None:
         return None, iter(())
     return names, _chain(rest, blocks)
 

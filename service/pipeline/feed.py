@@ -59,6 +59,11 @@ class Feed:
     def close(self) -> None:
         self._queue.put(None)
 
+    @property
+    def ended(self) -> bool:
+        """The parser has taken the end of the stream (read from the parse thread or after it)."""
+        return self._ended
+
     def get(self) -> bytes | None:
         if self._ended:
             return None

@@ -233,6 +233,9 @@ class Runner:
             started = time.perf_counter()
             item = await loop.run_in_executor(parser, next, batches, None)
             unit.tally.timed("parse", time.perf_counter() - started)
+            if item is None and not feed.ended:
+                # Rows after this point would be lost, and extract would wait for room forever.
+                raise PermanentError("the parser stopped before the end of the file")
             await out.put(item)
             if item is None:
                 return
