@@ -44,6 +44,17 @@ async def test_ndjson_unknown_fields_may_be_ignored() -> None:
     assert not any(b.bad for b in batches)
 
 
+@pytest.mark.parametrize("nested", [b"[]", b"[1, 2]", b'{"a": 1}'])
+async def test_ndjson_nested_values_that_pyarrow_reads_are_still_bad_rows(nested: bytes) -> None:
+    # pyarrow reads the block whole (a list or struct column); the rows must not reach a cast.
+    data = b'{"id": 1, "name": ' + nested + b'}\n{"id": 2, "name": "b"}\n'
+    batches = await parse_all(pipeline(format="ndjson"), data)
+    assert [(b.row, b.reason) for batch in batches for b in batch.bad] == [
+        (1, "name: nested values are not supported")
+    ]
+    assert [r["id"] for r in rows_of(batches)] == ["2"]
+
+
 async def test_ndjson_clean_blocks_take_the_fast_path_with_json_types() -> None:
     data = b"".join(json.dumps({"id": i, "amount": i / 2}).encode() + b"\n" for i in range(100))
     [batch] = await parse_all(pipeline(format="ndjson"), data)

@@ -81,7 +81,10 @@ def _json_block(
     unknown = [name for name in table.column_names if name not in known]
     if unknown and not ignore_unknown:
         return _json_lines(block, known, ignore_unknown)
-    return one_batch(table.drop_columns(unknown)), []
+    kept = table.drop_columns(unknown)
+    if any(pa.types.is_nested(f.type) for f in kept.schema):
+        return _json_lines(block, known, ignore_unknown)  # the lines with nested values are bad
+    return one_batch(kept), []
 
 
 def _json_lines(
