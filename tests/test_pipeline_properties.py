@@ -20,7 +20,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +28,7 @@ from hypothesis import strategies as st
 from service.errors import StageError
 from service.models import Column, TableSpec, UnitResult
 from service.pipeline import feed
-from service.pipeline.config import BadRowPolicy, CsvOptions
+from service.pipeline.config import BadRowPolicy, CsvOptions, Pipeline
 from tests.pipeline_support import Rig, pipeline
 
 PROFILE = settings(
@@ -124,16 +123,32 @@ def reference_csv(case: CsvCase) -> tuple[int, list[list[str]]]:
 class Ended:
     result: UnitResult | None
     reason: str | None
+    rows_in_table: int = 0
 
 
-async def run_unit(rig: Rig, p: Any, name: str, data: bytes, encoding: str | None) -> Ended:
-    info = await rig.put(name, data, content_encoding=encoding)
+async def run_unit(root: Path, p: Pipeline, name: str, data: bytes, gzipped: bool) -> Ended:
+    """One unit on fresh embedded backends: how it ended, and the rows its table holds."""
+    rig = Rig(root)
     try:
-        result = await asyncio.wait_for(rig.run(p, info), timeout=UNIT_TIMEOUT_S)
-    except StageError as exc:
-        assert not exc.transient, f"a generated file must not fail transiently: {exc}"
-        return Ended(None, str(exc.cause))
-    return Ended(result, None)
+        info = await rig.put(name, data, content_encoding="gzip" if gzipped else None)
+        try:
+            result = await asyncio.wait_for(rig.run(p, info), timeout=UNIT_TIMEOUT_S)
+        except StageError as exc:
+            assert not exc.transient, f"a generated file must not fail transiently: {exc}"
+            return Ended(None, str(exc.cause))
+        return Ended(result, None, len(await rig.rows(TABLE.name, columns="id")))
+    finally:
+        await rig.close()
+
+
+def assert_counted(ended: Ended, records: int, good: int) -> None:
+    """Loaded with every record counted as the reference counts it, or failed with a reason."""
+    if ended.result is None:
+        assert ended.reason, "a failed unit must say why"
+        return
+    result = ended.result
+    assert result.rows_read == result.rows_loaded + result.rows_quarantined
+    assert (result.rows_read, result.rows_loaded, ended.rows_in_table) == (records, good, good)
 
 
 @pytest.fixture(scope="module")
@@ -154,27 +169,11 @@ def check_csv(runner: asyncio.Runner, root: Path, case: CsvCase) -> None:
     Counter.examples += 1
     n = Counter.examples
     p = pipeline(table=TABLE, csv=CsvOptions(encoding=case.encoding), bad_rows=LOOSE)
-
-    async def go() -> tuple[Ended, list[tuple[Any, ...]]]:
-        rig = Rig(root / f"csv-{n}")
-        try:
-            ended = await run_unit(
-                rig, p, f"orders/f{n}.csv", case.data(), "gzip" if case.gzipped else None
-            )
-            rows = await rig.rows("fuzz.rows", columns="id") if ended.result else []
-            return ended, rows
-        finally:
-            await rig.close()
-
-    ended, rows = runner.run(go())
-    if ended.result is None:
-        assert ended.reason, "a failed unit must say why"
-        return
-    total, good = reference_csv(case)
-    result = ended.result
-    assert result.rows_read == result.rows_loaded + result.rows_quarantined
-    assert (result.rows_read, result.rows_loaded) == (total, len(good))
-    assert len(rows) == len(good)
+    ended = runner.run(
+        run_unit(root / f"csv-{n}", p, f"orders/f{n}.csv", case.data(), case.gzipped)
+    )
+    records, good = reference_csv(case)
+    assert_counted(ended, records, len(good))
 
 
 @PROFILE
@@ -227,19 +226,5 @@ def test_every_generated_ndjson_file_ends_with_every_row_counted(
     text = ("\r\n" if crlf else "\n").join(lines) + "\n"
     data = gzip.compress(text.encode()) if gzipped else text.encode()
     p = pipeline(table=TABLE, format="ndjson", bad_rows=LOOSE)
-
-    async def go() -> Ended:
-        rig = Rig(root / f"ndjson-{n}")
-        try:
-            return await run_unit(rig, p, f"events/f{n}.json", data, "gzip" if gzipped else None)
-        finally:
-            await rig.close()
-
-    ended = runner.run(go())
-    if ended.result is None:
-        assert ended.reason, "a failed unit must say why"
-        return
-    total, good = reference_ndjson(lines)
-    result = ended.result
-    assert result.rows_read == result.rows_loaded + result.rows_quarantined
-    assert (result.rows_read, result.rows_loaded) == (total, good)
+    ended = runner.run(run_unit(root / f"ndjson-{n}", p, f"events/f{n}.json", data, gzipped))
+    assert_counted(ended, *reference_ndjson(lines))
