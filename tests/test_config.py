@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from service.cli import main as cli
 from service.errors import ConfigError
-from service.pipeline.config import Pipeline, Transform
+from service.pipeline.config import BadRowPolicy, Pipeline, Transform
 from service.pipeline.pipelines_file import load_pipelines
 from tests.conftest import EXAMPLES
 
@@ -219,6 +219,9 @@ def test_the_version_follows_what_shapes_the_rows() -> None:
     assert base.version == make().version
     assert make(lineage=False).version != base.version
     assert make(transforms=()).version != base.version
+    # Settings that choose or judge files leave the rows, and so a load's job id, as they are.
+    assert make(prefix="other/", glob="*.csv").version == base.version
+    assert make(bad_rows=BadRowPolicy(max_count=5, max_ratio=None)).version == base.version
 
 
 def test_the_format_examples_load() -> None:

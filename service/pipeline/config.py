@@ -28,6 +28,8 @@ LINEAGE_COLUMNS = (
 # The date found in an object's path when a pipeline replaces one partition per file.
 DEFAULT_PARTITION_PATTERN = r"(\d{4}-\d{2}-\d{2})"
 DEFAULT_QUARANTINE_PREFIX = "_quarantine/"
+# Pipeline fields that choose files or judge them but leave a loaded file's rows as they are.
+NOT_ROW_SHAPING = frozenset({"name", "bucket", "prefix", "glob", "bad_rows"})
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,14 @@ class Pipeline:
 
     @property
     def version(self) -> str:
-        """Changes whenever anything that shapes the loaded rows changes."""
-        canonical = json.dumps(asdict(self), sort_keys=True, default=str)
+        """Changes whenever anything that shapes the loaded rows changes, and only then.
+
+        It is part of each load's job id: were it to change with a setting that leaves the
+        rows as they are (which files match, the bad-row threshold, the quarantine), a file
+        whose ledger record has expired would be loaded again under a new job id.
+        """
+        shaping = {k: v for k, v in asdict(self).items() if k not in NOT_ROW_SHAPING}
+        canonical = json.dumps(shaping, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @property
