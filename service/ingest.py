@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -177,6 +178,8 @@ class Ingestor:
         except TransientError as exc:
             return Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
         objects = [o for o in listed if pipeline.matches(o.ref.bucket, o.ref.name)]
+        if event.date is None and event.prefix is None:
+            objects = recent(objects, pipeline.sweep_lookback_days)
         # Every unit waits for one of the global slots: the sweep's concurrency is bounded.
         units = await asyncio.gather(
             *(self.run_unit(pipeline, o, event.meta, force=force) for o in objects)
@@ -341,6 +344,17 @@ class Ingestor:
             crc32c_base64=info.crc32c_base64 or stored.crc32c_base64,
             updated=info.updated or stored.updated,
         )
+
+
+def recent(objects: list[ObjectInfo], lookback_days: int) -> list[ObjectInfo]:
+    """The objects written within the lookback window.
+
+    An undated sweep lists the pipeline's whole prefix; a file older than the ledger's
+    retention has no record left, so without this bound it would be loaded a second time.
+    A sweep for a date (or a prefix) is an operator's deliberate backfill and is not bounded.
+    """
+    cutoff = datetime.now(UTC) - timedelta(days=lookback_days)
+    return [o for o in objects if o.updated is None or o.updated >= cutoff]
 
 
 def log_outcome(outcome: UnitOutcome) -> None:

@@ -8,6 +8,7 @@ redelivery. A fake clock makes lease expiry a step of the test rather than a wai
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,18 +17,19 @@ from pathlib import Path
 import pytest
 
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
-from service.ingest import Ingestor, Status
+from service.ingest import Ingestor, Status, recent
 from service.ledger import Ledger
 from service.models import (
     EventMeta,
     LedgerRecord,
     ObjectFinalized,
     ObjectInfo,
+    ObjectRef,
     SweepRequested,
     UnitResult,
     UnitState,
 )
-from service.pipeline.config import Pipeline, PipelineSet
+from service.pipeline.config import BadRowPolicy, Pipeline, PipelineSet
 from service.pipeline.context import UnitContext
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore
@@ -202,3 +204,41 @@ async def test_a_sweep_runs_its_units_with_bounded_concurrency(world: World) -> 
     outcome = await world.instance(dated(), runner=runner, slots=2).handle(sweep("2026-11-20"))
     assert outcome.summary()["sweep"]["loaded"] == 8
     assert most == 2
+
+
+async def test_an_undated_sweep_after_the_ledger_forgot_loads_nothing_twice(
+    world: World, tmp_path: Path
+) -> None:
+    # Issue: a sweep listed the whole prefix; once finished records expired (as Firestore's TTL
+    # deletes them) and an unrelated setting changed the job id, every old file loaded again.
+    p = pipeline(prefix="orders/")
+    for n in range(2):
+        await world.rig.put(f"orders/{n}.csv", ROWS)
+    first = (await world.instance(p).handle(sweep(None))).summary()
+    assert first["sweep"]["loaded"] == 2
+    month_ago = (datetime.now(UTC) - timedelta(days=40)).timestamp()
+    for path in (tmp_path / "buckets").rglob("*"):
+        if path.is_file():
+            os.utime(path, (month_ago, month_ago))
+    forgetful = SqliteLedgerStore(tmp_path / "fresh-ledger.sqlite3")
+    try:
+        looser = pipeline(prefix="orders/", bad_rows=BadRowPolicy(max_ratio=0.9))
+        second = (await world.instance(looser, store=forgetful).handle(sweep(None, "s2"))).summary()
+    finally:
+        await forgetful.close()
+    assert second["sweep"]["objects"] == 0
+    assert await world.rig.warehouse.count_rows("sales.orders") == 200
+
+
+def test_recent_keeps_objects_inside_the_lookback_window() -> None:
+    now = datetime.now(UTC)
+    objects = [
+        ObjectInfo(ObjectRef("b", name, 1), 1, updated=when)
+        for name, when in (
+            ("new", now),
+            ("edge", now - timedelta(days=2)),
+            ("old", now - timedelta(days=4)),
+            ("unknown", None),
+        )
+    ]
+    assert [o.ref.name for o in recent(objects, 3)] == ["new", "edge", "unknown"]

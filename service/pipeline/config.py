@@ -29,7 +29,9 @@ LINEAGE_COLUMNS = (
 DEFAULT_PARTITION_PATTERN = r"(\d{4}-\d{2}-\d{2})"
 DEFAULT_QUARANTINE_PREFIX = "_quarantine/"
 # Pipeline fields that choose files or judge them but leave a loaded file's rows as they are.
-NOT_ROW_SHAPING = frozenset({"name", "bucket", "prefix", "glob", "bad_rows"})
+NOT_ROW_SHAPING = frozenset({"name", "bucket", "prefix", "glob", "bad_rows", "sweep_lookback_days"})
+# How far back an undated sweep looks: well inside the ledger's retention (30 days).
+DEFAULT_SWEEP_LOOKBACK_DAYS = 3
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Pipeline:
     partition_date: PartitionSource = "path"
     partition_pattern: str = DEFAULT_PARTITION_PATTERN
     ignore_unknown_fields: bool = False
+    sweep_lookback_days: int = DEFAULT_SWEEP_LOOKBACK_DAYS
 
     def matches(self, bucket: str, name: str) -> bool:
         if bucket != self.bucket or self._is_own_quarantine(bucket, name):

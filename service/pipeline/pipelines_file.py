@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import ConfigError
+from service.ledger import RETENTION
 from service.models import Column, TableSpec
 from service.pipeline.config import (
     DEFAULT_PARTITION_PATTERN,
+    DEFAULT_SWEEP_LOOKBACK_DAYS,
     BadRowPolicy,
     CsvOptions,
     Pipeline,
@@ -122,8 +124,16 @@ class _Parser:
             transforms=self.transforms(table),
             lineage=self.get("lineage", bool, True),
             ignore_unknown_fields=self.get("ignore_unknown_fields", bool, False),
+            sweep_lookback_days=self.sweep_lookback_days(),
             **self.write_mode(table),
         )
+
+    def sweep_lookback_days(self) -> int:
+        days: int = self.get("sweep_lookback_days", int, DEFAULT_SWEEP_LOOKBACK_DAYS)
+        # Older files than the ledger remembers would be loaded a second time by a sweep.
+        if not 1 <= days < RETENTION.days:
+            raise self.fail("sweep_lookback_days", f"must be 1 to {RETENTION.days - 1} days")
+        return days
 
     def write_mode(self, table: TableSpec) -> dict[str, Any]:
         mode = self.choice("write_mode", ("append", "replace_partition"))
