@@ -8,7 +8,6 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,8 @@ from quart.typing import TestAppProtocol as RunningApp
 
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.errors import TransientError
-from service.models import LedgerRecord, UnitResult, UnitState
 from service.recording import load_requests, to_json
-from service.routes.status import CSP, unit_view
+from service.routes.status import CSP
 from service.samples import object_resource, storage_cloudevent
 from service.settings import Settings
 from tests.conftest import EXAMPLES, ROOT
@@ -140,36 +138,6 @@ async def test_ledger_unavailable_is_503(
     assert response.status_code == 503
     assert (await response.get_json())["status"] == "unavailable"
     assert (await embedded_app.test_client().get("/status")).status_code == 503
-
-
-def test_unit_view_of_a_record_in_progress() -> None:
-    start = datetime(2026, 11, 21, 6, tzinfo=UTC)
-    record = LedgerRecord(
-        key="k" * 40,
-        unit="orders:gs://landing/orders/a.csv#4",
-        pipeline="orders",
-        state=UnitState.IN_PROGRESS,
-        owner="host:1",
-        lease_expires_at=start + timedelta(minutes=10),
-        fingerprint="md5:x",
-        attempt=1,
-        created_at=start,
-        updated_at=start + timedelta(seconds=90),
-        expire_at=start + timedelta(days=30),
-        object_uri="gs://landing/orders/a.csv#4",
-    )
-    view = unit_view(record)
-    assert (view["state"], view["duration_seconds"], view["rows_loaded"]) == (
-        "IN_PROGRESS",
-        90.0,
-        None,
-    )
-    done = unit_view(
-        LedgerRecord(
-            **{**record.__dict__, "state": UnitState.COMPLETED, "result": UnitResult(10, 9, 1)}
-        )
-    )
-    assert (done["rows_read"], done["rows_loaded"], done["rows_quarantined"]) == (10, 9, 1)
 
 
 # In a real browser: headless Chromium (Debian's package; scripts/setup-browser installs it).
