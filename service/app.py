@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     runtime = Runtime(settings)
     app.extensions["runtime"] = runtime
     app.extensions["auth"] = TokenVerifier.from_settings(settings)
+    app.extensions["status_auth"] = status.verifier_for(settings, app.extensions["auth"])
 
     @app.before_serving
     async def open_backends() -> None:

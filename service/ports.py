@@ -78,7 +78,8 @@ class UriLoader(Protocol):
 
 
 class IdempotencyStore(Protocol):
-    """The ledger's storage: four primitives with compare-and-set on a version token."""
+    """The ledger's storage: four primitives with compare-and-set on a version token, and two
+    read-only queries (list and count) for people and the status page."""
 
     async def get(self, key: str) -> Stored | None: ...
 
@@ -91,8 +92,19 @@ class IdempotencyStore(Protocol):
         ...
 
     async def list(
-        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
-    ) -> list[Stored]: ...
+        self,
+        state: UnitState | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        *,
+        pipeline: str | None = None,
+    ) -> list[Stored]:
+        """Newest first; each filter given narrows the listing."""
+        ...
+
+    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
+        """Records in ``state`` (of ``pipeline`` when given), counted no further than ``up_to``."""
+        ...
 
     async def ping(self) -> None: ...
 

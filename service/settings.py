@@ -149,6 +149,20 @@ class Settings:
         default=(),
         metadata=_env("AUTH_ALLOWED_EMAILS", _csv_list, doc="service accounts allowed to push"),
     )
+    status_audience: str | None = field(
+        default=None,
+        metadata=_env(
+            "STATUS_AUDIENCE", str, doc="token audience for /status (default: AUTH_AUDIENCE)"
+        ),
+    )
+    status_allowed_emails: tuple[str, ...] = field(
+        default=(),
+        metadata=_env(
+            "STATUS_ALLOWED_EMAILS",
+            _csv_list,
+            doc="who may read /status (default: AUTH_ALLOWED_EMAILS)",
+        ),
+    )
     auth_certs_url: str = field(
         default="https://www.googleapis.com/oauth2/v1/certs",
         metadata=_env("AUTH_CERTS_URL", str, doc="where Google's token certificates are read"),

@@ -43,9 +43,17 @@ class DiesBeforeCompletion:
         return await self.inner.replace(record, expected_version)
 
     async def list(
-        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
+        self,
+        state: UnitState | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        *,
+        pipeline: str | None = None,
     ) -> list[Stored]:
-        return await self.inner.list(state, since, limit)
+        return await self.inner.list(state, since, limit, pipeline=pipeline)
+
+    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
+        return await self.inner.count(state, pipeline=pipeline, up_to=up_to)
 
     async def ping(self) -> None:
         await self.inner.ping()

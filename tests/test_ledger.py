@@ -172,6 +172,48 @@ async def test_list_filters_by_state_and_time_newest_first(store: IdempotencySto
     assert listed.version == fetched.version  # a listed version is good for compare-and-set
 
 
+async def mixed_ledger(store: IdempotencyStore) -> None:
+    """Six records of two pipelines in all three states, one minute apart (k5 newest)."""
+    start = datetime(2026, 11, 21, tzinfo=UTC)
+    plan = [
+        ("orders", UnitState.COMPLETED),
+        ("orders", UnitState.FAILED),
+        ("customers", UnitState.COMPLETED),
+        ("orders", UnitState.COMPLETED),
+        ("customers", UnitState.IN_PROGRESS),
+        ("orders", UnitState.COMPLETED),
+    ]
+    for i, (pipeline, state) in enumerate(plan):
+        at = start + timedelta(minutes=i)
+        made = record(f"k{i}", pipeline=pipeline, state=state, updated_at=at)
+        assert await store.create(made) is not None
+
+
+async def test_list_filters_by_pipeline(store: IdempotencyStore) -> None:
+    await mixed_ledger(store)
+    orders = await store.list(pipeline="orders")
+    assert [s.record.key for s in orders] == ["k5", "k3", "k1", "k0"]
+    done = await store.list(UnitState.COMPLETED, pipeline="customers")
+    assert [s.record.key for s in done] == ["k2"]
+    assert await store.list(pipeline="nowhere") == []
+
+
+async def test_count_per_state_and_pipeline(store: IdempotencyStore) -> None:
+    await mixed_ledger(store)
+    counts = {state: await store.count(state, up_to=100) for state in UnitState}
+    assert counts == {UnitState.COMPLETED: 4, UnitState.FAILED: 1, UnitState.IN_PROGRESS: 1}
+    assert await store.count(UnitState.COMPLETED, pipeline="orders", up_to=100) == 3
+    assert await store.count(UnitState.IN_PROGRESS, pipeline="orders", up_to=100) == 0
+    assert await store.count(UnitState.COMPLETED, pipeline="nowhere", up_to=100) == 0
+
+
+async def test_a_count_stops_at_its_cap(store: IdempotencyStore) -> None:
+    await mixed_ledger(store)
+    assert await store.count(UnitState.COMPLETED, up_to=2) == 2
+    assert await store.count(UnitState.COMPLETED, pipeline="orders", up_to=3) == 3
+    assert await store.count(UnitState.FAILED, up_to=2) == 1
+
+
 # --- claim, busy, complete, fail --------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""GET /status and /status.json: through the app, and in a real headless Chromium."""
+"""GET /status and /status.json: through the app, behind OIDC, and in headless Chromium."""
 
 from __future__ import annotations
 
@@ -7,21 +7,23 @@ import re
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+import tomllib
+from collections.abc import AsyncIterator, Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 from quart.typing import TestAppProtocol as RunningApp
 
 from service.adapters.local.directory_store import DirectoryObjectStore
-from service.errors import TransientError
-from service.models import LedgerRecord, UnitResult, UnitState
+from service.app import create_app
+from service.errors import ConfigError, TransientError
 from service.recording import load_requests, to_json
-from service.routes.status import CSP, unit_view
+from service.routes.status import CSP
 from service.samples import object_resource, storage_cloudevent
-from service.settings import Settings
-from tests.conftest import EXAMPLES, ROOT
+from service.settings import Settings, replace_settings
+from tests.conftest import EXAMPLES, ROOT, seed_examples
+from tests.test_auth import AUDIENCE, PUSHER, Key, write_certs
 from tests.test_cli_common import Workspace, make_workspace, run_cli, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -76,6 +78,7 @@ async def test_status_json_filters_by_state_and_limits(embedded_app: RunningApp)
         ("limit=0", "limit must be a whole number from 1 to 500"),
         ("limit=501", "limit must be a whole number from 1 to 500"),
         ("limit=ten", "limit must be a whole number from 1 to 500"),
+        ("pipeline=" + "p" * 201, "pipeline must be at most 200 characters"),
     ],
 )
 async def test_bad_queries_are_400(embedded_app: RunningApp, query: str, reason: str) -> None:
@@ -142,34 +145,164 @@ async def test_ledger_unavailable_is_503(
     assert (await embedded_app.test_client().get("/status")).status_code == 503
 
 
-def test_unit_view_of_a_record_in_progress() -> None:
-    start = datetime(2026, 11, 21, 6, tzinfo=UTC)
-    record = LedgerRecord(
-        key="k" * 40,
-        unit="orders:gs://landing/orders/a.csv#4",
-        pipeline="orders",
-        state=UnitState.IN_PROGRESS,
-        owner="host:1",
-        lease_expires_at=start + timedelta(minutes=10),
-        fingerprint="md5:x",
-        attempt=1,
-        created_at=start,
-        updated_at=start + timedelta(seconds=90),
-        expire_at=start + timedelta(days=30),
-        object_uri="gs://landing/orders/a.csv#4",
+async def test_a_pipeline_narrows_the_json_and_the_page(embedded_app: RunningApp) -> None:
+    await ingest_examples(embedded_app)
+    client = embedded_app.test_client()
+    body = await (await client.get("/status.json?pipeline=orders")).get_json()
+    assert body["pipeline_filter"] == "orders"
+    assert body["counts"]["COMPLETED"] == {"count": 2, "capped": False}
+    assert {u["pipeline"] for u in body["units"]} == {"orders"}
+    assert len(body["units"]) == 2
+    html = await (await client.get("/status?pipeline=orders&state=completed")).get_data(
+        as_text=True
     )
-    view = unit_view(record)
-    assert (view["state"], view["duration_seconds"], view["rows_loaded"]) == (
-        "IN_PROGRESS",
-        90.0,
-        None,
-    )
-    done = unit_view(
-        LedgerRecord(
-            **{**record.__dict__, "state": UnitState.COMPLETED, "result": UnitResult(10, 9, 1)}
-        )
-    )
-    assert (done["rows_read"], done["rows_loaded"], done["rows_quarantined"]) == (10, 9, 1)
+    assert html.count("<tr data-key=") == 2
+    assert re.search(r'id="count-COMPLETED">COMPLETED<b>2</b>', html)
+    # The links keep the pipeline; one leads back to every pipeline.
+    assert 'href="?state=FAILED&amp;pipeline=orders"' in html
+    assert 'href="status.json?state=COMPLETED&amp;pipeline=orders"' in html
+    assert 'href="?state=COMPLETED" id="all-pipelines"' in html
+    none = await (await client.get("/status.json?pipeline=nowhere")).get_json()
+    assert none["units"] == []
+    assert {c["count"] for c in none["counts"].values()} == {0}
+
+
+def test_every_template_is_package_data() -> None:
+    """The image installs the package (not the source tree): templates must travel with it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["service"]
+    templates = sorted((ROOT / "service" / "templates").iterdir())
+    assert templates
+    for path in templates:
+        inside = path.relative_to(ROOT / "service").as_posix()
+        assert any(fnmatch(inside, pattern) for pattern in patterns), inside
+
+
+# With OIDC verification on: a token for the status audience and allow-list.
+
+OPERATORS = "https://status.example.com"
+OPERATOR = "ana@acme-data.example"
+PAGES = ("/status", "/status.json")
+
+
+@pytest.fixture(scope="module")
+def key() -> Key:
+    return Key("key-1")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# Push authentication on, for the pushers (as in tests/test_auth.py).
+PUSHERS: dict[str, object] = {"auth_audience": AUDIENCE, "auth_allowed_emails": (PUSHER,)}
+
+
+async def app_with(
+    settings: Settings, key: Key, tmp_path: Path, **changes: object
+) -> AsyncIterator[RunningApp]:
+    """The app trusting ``key``'s certificate, with the settings changed as given."""
+    certs = write_certs(tmp_path / "certs.json", key)
+    settings = replace_settings(settings, auth_certs_url=certs, **changes)
+    seed_examples(settings)
+    async with create_app(settings).test_app() as test_app:
+        yield test_app
+
+
+@pytest.fixture
+async def guarded(
+    key: Key, embedded_settings: Settings, tmp_path: Path
+) -> AsyncIterator[RunningApp]:
+    """Verification on, for the pushers only: the status page takes their audience and list."""
+    async for app in app_with(embedded_settings, key, tmp_path, **PUSHERS):
+        yield app
+
+
+@pytest.fixture
+async def for_operators(
+    key: Key, embedded_settings: Settings, tmp_path: Path
+) -> AsyncIterator[RunningApp]:
+    """Verification on, with an audience and allow-list of the status page's own."""
+    operators = {"status_audience": OPERATORS, "status_allowed_emails": (OPERATOR,)}
+    async for app in app_with(embedded_settings, key, tmp_path, **PUSHERS, **operators):
+        yield app
+
+
+@pytest.mark.parametrize("page", PAGES)
+async def test_without_a_token_the_status_is_401(guarded: RunningApp, key: Key, page: str) -> None:
+    await ingest_examples_as_pusher(guarded, key)
+    response = await guarded.test_client().get(page)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    body = await response.get_data(as_text=True)
+    assert "a bearer token is required" in body
+    assert "landing" not in body and "orders" not in body  # nothing of the ledger shows
+
+
+@pytest.mark.parametrize("page", PAGES)
+async def test_a_valid_token_reads_the_status(guarded: RunningApp, key: Key, page: str) -> None:
+    await ingest_examples_as_pusher(guarded, key)
+    response = await guarded.test_client().get(page, headers=bearer(key.token()))
+    assert response.status_code == 200
+    assert "gs://landing/orders/2026-11-21.csv#1" in await response.get_data(as_text=True)
+
+
+async def test_bad_tokens_are_refused(guarded: RunningApp, key: Key) -> None:
+    client = guarded.test_client()
+    expired = await client.get("/status.json", headers=bearer(key.token(exp=1, iat=0)))
+    assert expired.status_code == 401
+    other = await client.get("/status.json", headers=bearer(key.token(email="x@evil.example")))
+    assert other.status_code == 403
+    assert (await other.get_json()) == {
+        "status": "forbidden",
+        "reason": "the caller is not allowed",
+    }
+    page = await client.get("/status", headers=bearer(key.token(aud="elsewhere")))
+    assert page.status_code == 403
+    assert "Status unavailable (403)" in await page.get_data(as_text=True)
+
+
+async def test_operators_have_their_own_audience_and_list(
+    for_operators: RunningApp, key: Key
+) -> None:
+    client = for_operators.test_client()
+    operator = key.token(aud=OPERATORS, email=OPERATOR)
+    assert (await client.get("/status.json", headers=bearer(operator))).status_code == 200
+    assert (await client.get("/status", headers=bearer(operator))).status_code == 200
+    # A pusher's token does not open the page, nor an operator's the event endpoint.
+    pusher = key.token()
+    assert (await client.get("/status.json", headers=bearer(pusher))).status_code == 403
+    posted = await client.post("/", headers=bearer(operator), json={})
+    assert posted.status_code == 403
+
+
+async def test_without_verification_the_status_is_open(embedded_app: RunningApp) -> None:
+    assert (await embedded_app.test_client().get("/status.json")).status_code == 200
+
+
+def test_a_status_allow_list_needs_an_audience(embedded_settings: Settings) -> None:
+    settings = replace_settings(embedded_settings, status_allowed_emails=(OPERATOR,))
+    with pytest.raises(ConfigError, match="INGEST_STATUS_ALLOWED_EMAILS needs"):
+        create_app(settings)
+
+
+async def test_the_status_alone_can_be_guarded(
+    key: Key, embedded_settings: Settings, tmp_path: Path
+) -> None:
+    async for app in app_with(embedded_settings, key, tmp_path, status_audience=OPERATORS):
+        client = app.test_client()
+        assert (await client.get("/status.json")).status_code == 401
+        operator = bearer(key.token(aud=OPERATORS, email=OPERATOR))
+        assert (await client.get("/status.json", headers=operator)).status_code == 200
+
+
+async def ingest_examples_as_pusher(app: RunningApp, key: Key) -> None:
+    """The sample events, posted with the pusher's token (the event endpoint needs it too)."""
+    client = app.test_client()
+    for path in sorted((EXAMPLES / "events").glob("*.json")):
+        [request] = load_requests(path)
+        headers = {**request.headers, **bearer(key.token())}
+        assert (await client.post("/", headers=headers, data=request.body)).status_code == 200
 
 
 # In a real browser: headless Chromium (Debian's package; scripts/setup-browser installs it).

@@ -22,9 +22,13 @@ def test_reads_prefixed_variables() -> None:
             "INGEST_PROJECT": "p1",
             "INGEST_MAX_BODY_BYTES": "1024",
             "INGEST_AUTH_ALLOWED_EMAILS": "a@x.iam.gserviceaccount.com, b@x",
+            "INGEST_STATUS_AUDIENCE": "https://status.example.com",
+            "INGEST_STATUS_ALLOWED_EMAILS": "ana@x.example",
             "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",
         }
     )
+    assert settings.status_audience == "https://status.example.com"
+    assert settings.status_allowed_emails == ("ana@x.example",)
     assert settings.backend == "gcp"
     assert settings.project == "p1"
     assert settings.max_body_bytes == 1024

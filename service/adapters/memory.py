@@ -45,7 +45,12 @@ class MemoryLedgerStore:
             return version
 
     async def list(
-        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
+        self,
+        state: UnitState | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        *,
+        pipeline: str | None = None,
     ) -> list[Stored]:
         self._check()
         rows = [
@@ -53,9 +58,19 @@ class MemoryLedgerStore:
             for s in self._records.values()
             if (state is None or s.record.state is state)
             and (since is None or s.record.updated_at >= since)
+            and (pipeline is None or s.record.pipeline == pipeline)
         ]
         rows.sort(key=lambda s: s.record.updated_at, reverse=True)
         return rows[:limit]
+
+    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
+        self._check()
+        found = sum(
+            1
+            for s in self._records.values()
+            if s.record.state is state and pipeline in (None, s.record.pipeline)
+        )
+        return min(found, up_to)
 
     async def ping(self) -> None:
         self._check()

@@ -5,9 +5,10 @@ document Write with a precondition (exists=false, or update_time = the version r
 transactions: the emulator locks them pessimistically and real Firestore retries them under
 contention. The hot primitives talk to the SDK's GAPIC client (``client._firestore_api``, with the
 client's own database path and routing metadata) with raw protobufs, which is 2-3x less CPU than
-the document helpers; list() uses the public query API. Every call has a bounded retry and
-timeout, and every failure other than the two expected answers (exists, stale version) is a
-TransientError: the ledger being unreachable must make the platform redeliver, never acknowledge.
+the document helpers; list() and count() use the public query API. Every call has a bounded
+retry and timeout, and every failure other than the two expected answers (exists, stale version)
+is a TransientError: the ledger being unreachable must make the platform redeliver, never
+acknowledge.
 """
 
 from __future__ import annotations
@@ -119,14 +120,16 @@ class FirestoreLedgerStore:
             raise _unavailable(exc, f"ledger update {record.unit}") from exc
 
     async def list(
-        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
+        self,
+        state: UnitState | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        *,
+        pipeline: str | None = None,
     ) -> list[Stored]:
-        # state == X with updated_at >= T, newest first: the composite index in docs/deploy.md.
-        query: Any = self.collection
-        if state is not None:
-            query = query.where(filter=firestore.FieldFilter("state", "==", state.value))
-        if since is not None:
-            query = query.where(filter=firestore.FieldFilter("updated_at", ">=", since))
+        # Filters then newest first: the composite indexes in docs/deploy.md (state or pipeline
+        # or both, then updated_at descending). One RunQuery RPC, one read per document.
+        query = self._filtered(state, since, pipeline)
         query = query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
         try:
             snapshots = [s async for s in query.stream(**self._call())]
@@ -135,6 +138,32 @@ class FirestoreLedgerStore:
         return [
             Stored(from_doc(s.to_dict() or {}), wire.version_of(s.update_time)) for s in snapshots
         ]
+
+    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
+        # One RunAggregationQuery RPC; IAM as for RunQuery (datastore.entities.get and .list, in
+        # roles/datastore.user and .viewer). Billed one document read per batch of up to 1,000
+        # index entries matched, at least one: the limit caps a count at ceil(up_to / 1000)
+        # reads. Equality filters only, so the automatic single-field indexes serve it (merged);
+        # no composite index. Retried like every call here (bounded by the call's timeout).
+        query = self._filtered(state, None, pipeline).limit(up_to)
+        try:
+            [[result]] = await query.count(alias="n").get(**self._call())
+        except Exception as exc:
+            raise _unavailable(exc, "ledger count") from exc
+        return int(result.value)
+
+    def _filtered(
+        self, state: UnitState | None, since: datetime | None, pipeline: str | None
+    ) -> Any:
+        """The collection narrowed by the filters given (equality first, then the range)."""
+        query: Any = self.collection
+        if pipeline is not None:
+            query = query.where(filter=firestore.FieldFilter("pipeline", "==", pipeline))
+        if state is not None:
+            query = query.where(filter=firestore.FieldFilter("state", "==", state.value))
+        if since is not None:
+            query = query.where(filter=firestore.FieldFilter("updated_at", ">=", since))
+        return query
 
     async def ping(self) -> None:
         try:

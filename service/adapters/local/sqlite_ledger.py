@@ -30,7 +30,12 @@ CREATE TABLE IF NOT EXISTS ledger (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ledger_state_updated ON ledger (state, updated_at);
+CREATE INDEX IF NOT EXISTS ledger_pipeline_state_updated
+    ON ledger (json_extract(doc, '$.pipeline'), state, updated_at);
 """
+# The pipeline, as the index above spells it (SQLite uses an expression index only for a query
+# that repeats the expression): no column of its own, so older files need no migration.
+PIPELINE = "json_extract(doc, '$.pipeline')"
 
 T = TypeVar("T")
 
@@ -125,20 +130,29 @@ class SqliteLedgerStore:
         return await self._run(op)
 
     async def list(
-        self, state: UnitState | None = None, since: datetime | None = None, limit: int = 100
+        self,
+        state: UnitState | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        *,
+        pipeline: str | None = None,
     ) -> list[Stored]:
-        clauses, params = [], []
-        if state is not None:
-            clauses.append("state = ?")
-            params.append(state.value)
-        if since is not None:
-            clauses.append("updated_at >= ?")
-            params.append(_sortable(since))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(state=state, since=since, pipeline=pipeline)
         query = f"SELECT doc, version FROM ledger {where} ORDER BY updated_at DESC LIMIT ?"
 
         def op(conn: sqlite3.Connection) -> list[Stored]:
             return [_stored(row) for row in conn.execute(query, (*params, limit))]
+
+        return await self._run(op)
+
+    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
+        where, params = _where(state=state, since=None, pipeline=pipeline)
+        # The inner LIMIT stops the scan at up_to rows, as the page shows "at least" beyond it.
+        query = f"SELECT count(*) FROM (SELECT 1 FROM ledger {where} LIMIT ?)"
+
+        def op(conn: sqlite3.Connection) -> int:
+            found: int = conn.execute(query, (*params, up_to)).fetchone()[0]
+            return found
 
         return await self._run(op)
 
@@ -157,6 +171,23 @@ class SqliteLedgerStore:
 
         await asyncio.get_running_loop().run_in_executor(self._thread, shut)
         self._thread.shutdown(wait=True)
+
+
+def _where(
+    *, state: UnitState | None, since: datetime | None, pipeline: str | None
+) -> tuple[str, list[str]]:
+    """The WHERE clause of the filters given, and its parameters."""
+    clauses, params = [], []
+    if pipeline is not None:
+        clauses.append(f"{PIPELINE} = ?")
+        params.append(pipeline)
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state.value)
+    if since is not None:
+        clauses.append("updated_at >= ?")
+        params.append(_sortable(since))
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 
 def _dump(record: LedgerRecord) -> str:

@@ -1,0 +1,111 @@
+"""The status page's view model: filters from the query, counts from the count primitive."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from service import status_view
+from service.adapters.memory import MemoryLedgerStore
+from service.models import Stored, UnitResult, UnitState
+from service.status_view import (
+    DEFAULT_LIMIT,
+    MAX_PIPELINE_CHARS,
+    BadQuery,
+    StatusQuery,
+    filter_link,
+    parse_query,
+    snapshot,
+    unit_view,
+)
+from tests.test_ledger import record
+
+START = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)  # tests.test_ledger.record's
+
+
+def test_unit_view_of_a_record_in_progress() -> None:
+    view = unit_view(record("a", updated_at=START + timedelta(seconds=90)))
+    assert (view["state"], view["duration_seconds"], view["rows_loaded"]) == (
+        "IN_PROGRESS",
+        90.0,
+        None,
+    )
+    done = unit_view(record("a", state=UnitState.COMPLETED, result=UnitResult(10, 9, 1)))
+    assert (done["rows_read"], done["rows_loaded"], done["rows_quarantined"]) == (10, 9, 1)
+
+
+def test_the_query_has_defaults_and_reads_every_filter() -> None:
+    assert parse_query({}) == StatusQuery(None, None, DEFAULT_LIMIT)
+    assert parse_query({"state": " failed ", "pipeline": " orders ", "limit": "7"}) == (
+        StatusQuery(UnitState.FAILED, "orders", 7)
+    )
+    assert parse_query({"pipeline": "  "}).pipeline is None
+
+
+def test_an_overlong_pipeline_is_a_bad_query() -> None:
+    parse_query({"pipeline": "p" * MAX_PIPELINE_CHARS})
+    with pytest.raises(BadQuery, match="pipeline must be at most"):
+        parse_query({"pipeline": "p" * (MAX_PIPELINE_CHARS + 1)})
+
+
+async def test_counts_come_from_the_count_primitive_not_from_listings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = MemoryLedgerStore()
+    listings: list[object] = []
+    real_list = store.list
+
+    async def listing(*args: Any, **kwargs: Any) -> list[Stored]:
+        listings.append(kwargs.get("limit"))
+        return await real_list(*args, **kwargs)
+
+    monkeypatch.setattr(store, "list", listing)
+    for i in range(1001):  # more than the 1,000 a listing-based count stopped at
+        await store.create(record(f"k{i}", state=UnitState.COMPLETED))
+    view = await snapshot(store, backend="embedded", query=StatusQuery(limit=5))
+    assert view["counts"]["COMPLETED"] == {"count": 1001, "capped": False}
+    assert listings == [5]  # one listing, for the rows shown
+    assert len(view["units"]) == 5
+
+
+async def test_counts_stop_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(status_view, "COUNT_CAP", 2)
+    store = MemoryLedgerStore()
+    for i in range(3):
+        await store.create(record(f"k{i}", state=UnitState.FAILED))
+    await store.create(record("c", state=UnitState.COMPLETED))
+    view = await snapshot(store, backend="embedded", query=StatusQuery())
+    assert view["counts"]["FAILED"] == {"count": 2, "capped": True}  # shown as "2+"
+    assert view["counts"]["COMPLETED"] == {"count": 1, "capped": False}
+
+
+async def test_a_pipeline_narrows_counts_and_units() -> None:
+    store = MemoryLedgerStore()
+    await store.create(record("o1", state=UnitState.COMPLETED))
+    await store.create(record("o2", state=UnitState.FAILED))
+    await store.create(record("c1", pipeline="customers", state=UnitState.COMPLETED))
+    view = await snapshot(store, backend="embedded", query=StatusQuery(pipeline="customers"))
+    assert view["pipeline_filter"] == "customers"
+    assert {k: c["count"] for k, c in view["counts"].items()} == {
+        "IN_PROGRESS": 0,
+        "COMPLETED": 1,
+        "FAILED": 0,
+    }
+    assert [u["key"] for u in view["units"]] == ["c1"]
+    failed = await snapshot(
+        store, backend="embedded", query=StatusQuery(UnitState.FAILED, "orders")
+    )
+    assert [u["key"] for u in failed["units"]] == ["o2"]
+
+
+async def test_links_keep_the_pipeline_and_set_the_state() -> None:
+    view = await snapshot(MemoryLedgerStore(), backend="embedded", query=StatusQuery())
+    assert filter_link(view, None) == "?"
+    assert filter_link(view, "FAILED") == "?state=FAILED"
+    assert filter_link(view, None, page="status.json") == "status.json"
+    narrowed = view | {"pipeline_filter": "a&b c"}
+    assert filter_link(narrowed, "FAILED") == "?state=FAILED&pipeline=a%26b+c"
+    assert filter_link(narrowed, None, all_pipelines=True) == "?"
+    assert filter_link(narrowed, None, page="status.json") == "status.json?pipeline=a%26b+c"
