@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from service.deploy.commands import Built, member, project_binding, run, topic_path
-from service.deploy.config import Deployment, Schedule
+from service.deploy.deployment_file import Deployment, Schedule
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
