@@ -8,12 +8,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from service.events.event_types import NOTIFICATION_FINALIZE, PUBSUB_PUBLISHED, STORAGE_FINALIZED
 from service.models import ObjectInfo
 from service.pipeline.checksum import crc32c_base64, md5_base64
 from service.recording import RecordedRequest
-
-STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
-PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 
 
 def object_resource(
@@ -128,7 +126,7 @@ def storage_notification_push(
     """A GCS Pub/Sub notification (JSON_API_V1) as a wrapped push subscription delivers it."""
     attributes = {
         "notificationConfig": f"projects/_/buckets/{resource['bucket']}/notificationConfigs/1",
-        "eventType": "OBJECT_FINALIZE",
+        "eventType": NOTIFICATION_FINALIZE,
         "payloadFormat": "JSON_API_V1",
         "bucketId": resource["bucket"],
         "objectId": resource["name"],

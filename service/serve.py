@@ -27,6 +27,7 @@ from service.app import create_app
 from service.errors import ConfigError
 from service.runtime import Runtime
 from service.settings import Settings
+from service.typed_reader import load_toml
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ def find_config(config_file: Path | None = None) -> Path | None:
 
 
 def hypercorn_config(host: str, port: int, path: Path | None) -> Config:
-    config = Config.from_toml(path) if path is not None else Config()
+    config = Config()
+    if path is not None:  # read here, not by Hypercorn, so a bad file is one line naming it
+        config = Config.from_mapping(load_toml(path, "Hypercorn configuration file").raw)
     if config.workers != 1:
         raise ConfigError(
             f"{path}: workers = {config.workers}; the service runs one worker per instance"

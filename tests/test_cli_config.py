@@ -52,6 +52,28 @@ def test_a_missing_pipelines_file(space: Workspace) -> None:
     assert "pipelines file not found" in error_line(result)
 
 
+def test_a_pipelines_path_that_is_a_directory(space: Workspace) -> None:
+    result = run_cli(["check-config"], space.env(INGEST_PIPELINES=str(space.root)))
+    assert result.exit_code == 1
+    assert error_line(result).endswith(
+        f"{space.root}: is a directory, not a pipelines file (set INGEST_PIPELINES)"
+    )
+
+
+def test_a_pipelines_file_that_is_not_utf8(space: Workspace) -> None:
+    space.pipelines.write_bytes(space.pipelines.read_bytes() + "# caf\u00e9\n".encode("latin-1"))
+    result = run_cli(["check-config"], space.env())
+    assert result.exit_code == 1
+    assert f"{space.pipelines}: pipelines file is not UTF-8 text" in error_line(result)
+
+
+def test_an_empty_pipelines_file_is_refused(space: Workspace) -> None:
+    space.pipelines.write_text("")
+    result = run_cli(["check-config"], space.env())
+    assert result.exit_code == 1
+    assert f"{space.pipelines}: no pipelines" in error_line(result)
+
+
 def test_a_bad_pipeline_names_the_file_pipeline_and_field(space: Workspace) -> None:
     space.pipelines.write_text(
         space.pipelines.read_text().replace('table = "sales.orders"', 'table = "orders"')

@@ -47,6 +47,16 @@ def test_a_missing_pipelines_file_stops_start_up_with_one_line(space: Workspace)
     assert "pipelines file not found" in result.stderr
 
 
+def test_an_empty_pipelines_file_stops_start_up_with_one_line(space: Workspace) -> None:
+    space.pipelines.write_text("")
+    result = run_ingest(space, "serve", "--port", "0")
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip() == f"Error: {space.pipelines}: no pipelines: add a [[pipelines]]"
+        " table (with none, every event would be acknowledged as ignored)"
+    )
+
+
 def test_gcp_without_a_project_stops_with_one_line(space: Workspace) -> None:
     result = run_ingest(space, "serve", "--gcp", "--port", "0", INGEST_PROJECT=None)
     assert result.returncode == 1

@@ -184,6 +184,49 @@ def test_a_missing_or_broken_file_is_named(tmp_path: Path) -> None:
         load_pipelines(write(tmp_path, "[[pipelines]\n"))
 
 
+def test_an_unusable_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(entry("# caf\u00e9").encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.toml: pipelines file is not UTF-8 text"):
+        load_pipelines(latin1)
+    with pytest.raises(ConfigError, match=r": is a directory, not a pipelines file"):
+        load_pipelines(tmp_path)
+
+
+@pytest.mark.parametrize("body", ["", "# nothing yet\n", "pipelines = []\n"])
+def test_a_file_without_pipelines_is_refused(tmp_path: Path, body: str) -> None:
+    with pytest.raises(ConfigError, match=r"pipelines.toml: no pipelines: add a \[\[pipelines\]\]"):
+        load_pipelines(write(tmp_path, body))
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b'[{"name": "caf\xe9", "type": "STRING"}]', "is not UTF-8 text"), (None, "is a directory")],
+)
+def test_an_unusable_schema_file_names_the_pipeline(
+    tmp_path: Path, content: bytes | None, problem: str
+) -> None:
+    schema = tmp_path / "schema.json"
+    if content is None:
+        schema.mkdir()
+    else:
+        schema.write_bytes(content)
+    path = write(tmp_path, entry(schema='"schema.json"'))
+    with pytest.raises(ConfigError) as caught:
+        load_pipelines(path)
+    assert str(caught.value).startswith(f"{path}: pipeline 'p': schema: {schema}: ")
+    assert problem in str(caught.value)
+
+
+def test_type_aliases_are_read_as_the_canonical_names(tmp_path: Path) -> None:
+    schema = (
+        '[{name = "a", type = "int64"}, '
+        '{name = "b", type = "FLOAT64"}, {name = "c", type = "Bool"}]'
+    )
+    p = load_pipelines(write(tmp_path, entry(schema=schema))).pipelines[0]
+    assert [c.type for c in p.table.columns] == ["INTEGER", "FLOAT", "BOOLEAN"]
+
+
 def test_check_config_reports_file_pipeline_and_field(tmp_path: Path) -> None:
     path = write(tmp_path, entry('[pipelines.csv]\ndelimiter = ";;"'))
     result = CliRunner().invoke(cli, ["check-config"], env={"INGEST_PIPELINES": str(path)})

@@ -11,10 +11,9 @@ from click.testing import CliRunner
 
 from service.cli import main
 from service.deploy.commands import Command
-from service.deploy.config import Deployment, load_deployment
+from service.deploy.deployment_file import Deployment, load_deployment
 from service.deploy.plan import env_flag, plan
 from service.deploy.script import render, shell_word
-from service.errors import ConfigError
 from tests.conftest import EXAMPLES, ROOT
 
 PROJECT = "demo-project-1"
@@ -282,38 +281,6 @@ def test_cli_reports_a_bad_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["deploy", "plan", str(path)])
     assert result.exit_code == 1
     assert "delivery.ack_deadline_seconds: must be between 10 and 600" in result.output
-
-
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"project": "Bad_Project"}, "project: 'Bad_Project' is not a valid name"),
-        ({"buckets": {}}, "buckets.landing: is used by pipeline 'orders'"),
-        (
-            {"schedules": [{"name": "x", "pipeline": "nope", "schedule": "0 * * * *"}]},
-            "schedules[0].pipeline: 'nope' is not in the pipelines file",
-        ),
-        (
-            {"schedules": [{"name": "x", "pipeline": "orders", "schedule": "daily"}]},
-            "schedules[0].schedule: must be a cron expression of five fields",
-        ),
-        (
-            {"schedules": [{"name": "x", "pipeline": "orders", "schedule": "0 * * * *",
-                            "time_zone": "Mars/Olympus"}]},
-            "schedules[0].time_zone: 'Mars/Olympus' is not a time zone",
-        ),
-        ({"service": {"env": {"INGEST_PROJECT": "x"}}}, "is set by the plan from project"),
-        ({"service": {"env": {"INGEST_TYPO": "x"}}}, "INGEST_TYPO: is not a setting"),
-        ({"service": {"timeout_seconds": 300}}, "must be at least delivery.ack_deadline"),
-        ({"delivery": {"max_delivery_attempts": 2}}, "must be between 5 and 100"),
-        ({"pipelines": "missing.toml"}, "missing.toml"),
-    ],
-)  # fmt: skip
-def test_errors_name_the_field(tmp_path: Path, changes: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        deployment(tmp_path, **changes)
-    assert message in str(caught.value)
-    assert str(tmp_path) in str(caught.value)
 
 
 def test_the_deploy_guide_follows_the_plan_step_by_step() -> None:

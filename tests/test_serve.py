@@ -222,6 +222,21 @@ def test_config_file_is_found_in_the_working_directory_first(
         find_config(tmp_path / "missing.toml")
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [("# caf\u00e9\n".encode("latin-1"), "is not UTF-8 text"), (b"workers = \n", "not valid TOML")],
+)
+def test_an_unusable_config_file_is_one_line_naming_it(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "hypercorn.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        hypercorn_config("127.0.0.1", 8080, path)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert problem in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_more_than_one_worker_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "hypercorn.toml"
     path.write_text("workers = 4\n")

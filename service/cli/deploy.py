@@ -28,7 +28,7 @@ def plan_command(deployment_file: Path, as_json: bool) -> None:
 
     Nothing is run: review the script, then run it (or its steps) with gcloud signed in.
     """
-    from service.deploy.config import load_deployment
+    from service.deploy.deployment_file import load_deployment
     from service.deploy.plan import plan
     from service.deploy.script import render
 

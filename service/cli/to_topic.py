@@ -23,13 +23,13 @@ from service.cli.common import console, err_console, run_async
 from service.cli.relay import event_of
 from service.cli.render import cell, source_label, table
 from service.errors import ConfigError, EnvelopeError, IngestError
-from service.events.decode import GCS_ATTRIBUTES, TRANSPORT_HEADERS, TRANSPORT_PREFIXES
-from service.events.legacy import PUBSUB_TYPES
+from service.events.decode import TRANSPORT_HEADERS, TRANSPORT_PREFIXES
+from service.events.event_types import GCS_ATTRIBUTES, LEGACY_PUBSUB_TYPES, PUBSUB_PUBLISHED
 from service.events.pubsub import Message, message_from_json
 from service.models import Ignored, ObjectFinalized, SweepRequested
 from service.ports import MessageSink
 from service.recording import RecordedRequest
-from service.samples import PUBSUB_PUBLISHED, resource_from_info, storage_notification_push
+from service.samples import resource_from_info, storage_notification_push
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -67,7 +67,7 @@ def carried_message(request: RecordedRequest) -> Message | None:
 def _is_legacy_publish(raw: Mapping[str, Any]) -> bool:
     context = raw.get("context")
     found = context.get("eventType") if isinstance(context, Mapping) else raw.get("eventType")
-    return isinstance(found, str) and found in PUBSUB_TYPES
+    return isinstance(found, str) and found in LEGACY_PUBSUB_TYPES
 
 
 @dataclass(frozen=True)

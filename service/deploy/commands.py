@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from service.deploy.config import Deployment
+from service.deploy.deployment_file import Deployment
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,9 @@ import re
 from dataclasses import dataclass
 
 from service.deploy.commands import Built, member, project_binding, run, topic_path
-from service.deploy.config import Deployment, Schedule
+from service.deploy.deployment_file import Deployment, Schedule
+from service.events.event_types import PUBSUB_PUBLISHED, STORAGE_FINALIZED
 
-STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
-PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 # Shell variables filled by capturing commands.
 GCS_AGENT = "GCS_SERVICE_AGENT"
 PROJECT_NUMBER = "PROJECT_NUMBER"

@@ -17,8 +17,8 @@ from service.deploy.commands import (
     project_binding,
     run,
 )
-from service.deploy.config import Deployment
 from service.deploy.delivery import delivery, eventarc_triggers, schedules, trigger_access
+from service.deploy.deployment_file import Deployment
 
 # The APIs a deployment uses, enabled first.
 APIS = (

@@ -13,33 +13,17 @@ from typing import Any
 
 from service.errors import EnvelopeError, UnsupportedMediaError
 from service.events.cloudevent import CloudEvent, from_binary, from_structured, media_type
+from service.events.event_types import GCS_ATTRIBUTES, PUBSUB_PUBLISHED, STORAGE_PREFIX
 from service.events.fields import first, lenient_int, mapping, parse_json, text, timestamp
 from service.events.legacy import decode_legacy
 from service.events.pubsub import Message, interpret, message_from_json
 from service.events.storage import split_source, storage_event
 from service.models import Event, EventMeta, Ignored
 
-PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
-STORAGE_PREFIX = "google.cloud.storage.object."
 STRUCTURED = "application/cloudevents+json"
 # Media types a JSON envelope may arrive with (none at all is read as JSON too).
 JSON_TYPES = frozenset({"", "application/json", "text/json", "text/plain"})
 UNKNOWN_TYPE = "unknown event type"
-# GCS notification attributes, by the lower-case name an HTTP stack may turn them into.
-GCS_ATTRIBUTES = {
-    name.lower(): name
-    for name in (
-        "payloadFormat",
-        "eventType",
-        "bucketId",
-        "objectId",
-        "objectGeneration",
-        "eventTime",
-        "notificationConfig",
-        "overwroteGeneration",
-        "overwrittenByGeneration",
-    )
-}
 # Header prefixes and names that are transport, never Pub/Sub attributes (unwrapped push).
 TRANSPORT_PREFIXES = ("x-goog-", "x-cloud-", "x-forwarded-", "ce-", "x-envoy-", "sec-")
 TRANSPORT_HEADERS = frozenset(

@@ -9,16 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from service.events.event_types import LEGACY_PUBSUB_TYPES, LEGACY_STORAGE_PREFIX
 from service.events.fields import mapping, text, timestamp
 from service.events.pubsub import interpret, message_from_json
 from service.events.storage import split_source, storage_event
 from service.models import Event, EventMeta, Ignored
-
-# Event types of a Pub/Sub publish, the old provider name and the newer short one.
-PUBSUB_TYPES = frozenset(
-    {"providers/cloud.pubsub/eventTypes/topic.publish", "google.pubsub.topic.publish"}
-)
-STORAGE_PREFIX = "google.storage.object."
 
 
 def decode_legacy(raw: Mapping[str, Any]) -> Event:
@@ -35,9 +30,9 @@ def decode_legacy(raw: Mapping[str, Any]) -> Event:
         shape="legacy-background",
     )
     data = raw.get("data")
-    if event_type in PUBSUB_TYPES:
+    if event_type in LEGACY_PUBSUB_TYPES:
         return interpret(message_from_json(mapping(data, "data")), meta)
-    if event_type.startswith(STORAGE_PREFIX):
+    if event_type.startswith(LEGACY_STORAGE_PREFIX):
         # The resource is "projects/_/buckets/B/objects/NAME".
         bucket, name = split_source("/" + meta.source)
         return storage_event(meta, data, bucket=bucket, name=name)

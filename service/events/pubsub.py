@@ -9,14 +9,13 @@ from datetime import date, datetime
 from typing import Any
 
 from service.errors import EnvelopeError
+from service.events.event_types import NOTIFICATION_MARKERS
 from service.events.fields import b64decode, first, int64, parse_json, str_mapping, text, timestamp
 from service.events.storage import storage_event
 from service.models import Event, EventMeta, Ignored, SweepRequested
 
 # A logical date as a scheduler message gives it: the day only, ISO 8601.
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-# Attributes that make a message a Cloud Storage notification (eventType plus one of these).
-GCS_MARKERS = ("payloadFormat", "bucketId", "objectId")
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def message_from_json(raw: Any) -> Message:
 def interpret(message: Message, meta: EventMeta) -> Event:
     """What a message means: a GCS notification, a sweep request, or an ignored message."""
     attrs = message.attributes
-    if "eventType" in attrs and any(marker in attrs for marker in GCS_MARKERS):
+    if "eventType" in attrs and any(marker in attrs for marker in NOTIFICATION_MARKERS):
         return _gcs_notification(message, meta)
     return _scheduler(message, meta)
 

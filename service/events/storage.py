@@ -7,29 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.errors import EnvelopeError
+from service.events.event_types import FINALIZE_TYPES, NON_INGEST_TYPES
 from service.events.fields import int64, text, timestamp
 from service.models import EventMeta, Ignored, ObjectFinalized, ObjectInfo, ObjectRef
 
-# Storage event types that mean "a new object generation exists"; each name its producer uses.
-FINALIZE_TYPES = frozenset(
-    {
-        "google.cloud.storage.object.v1.finalized",  # Eventarc CloudEvent
-        "OBJECT_FINALIZE",  # Pub/Sub notification attribute eventType
-        "google.storage.object.finalize",  # legacy background function event
-    }
-)
-# Storage event types we understand and deliberately do not ingest, with the logged reason.
-NON_INGEST_TYPES = {
-    "google.cloud.storage.object.v1.deleted": "object deleted",
-    "google.cloud.storage.object.v1.archived": "object archived",
-    "google.cloud.storage.object.v1.metadataUpdated": "metadata updated",
-    "OBJECT_DELETE": "object deleted",
-    "OBJECT_ARCHIVE": "object archived",
-    "OBJECT_METADATA_UPDATE": "metadata updated",
-    "google.storage.object.delete": "object deleted",
-    "google.storage.object.archive": "object archived",
-    "google.storage.object.metadataUpdate": "metadata updated",
-}
 # Cloud Storage bucket names: lower-case letters, digits, '-', '_', '.'; 3 to 222 characters.
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 MAX_OBJECT_NAME_BYTES = 1024

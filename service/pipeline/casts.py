@@ -24,16 +24,13 @@ from service.models import Column
 Failures = dict[int, str]
 Converted = tuple[pa.Array, Failures]
 
-# Arrow types that hold each BigQuery type on its way to Parquet.
+# Arrow types that hold each BigQuery type (canonical names) on its way to Parquet.
 ARROW_TYPES: dict[str, pa.DataType] = {
     "STRING": pa.string(),
     "INTEGER": pa.int64(),
-    "INT64": pa.int64(),
     "FLOAT": pa.float64(),
-    "FLOAT64": pa.float64(),
     "NUMERIC": pa.decimal128(38, 9),
     "BOOLEAN": pa.bool_(),
-    "BOOL": pa.bool_(),
     "TIMESTAMP": pa.timestamp("us", tz="UTC"),
     "DATE": pa.date32(),
     "DATETIME": pa.timestamp("us"),
@@ -305,12 +302,9 @@ def _parse_bool(value: str) -> bool:
 PY_PARSERS: dict[str, Callable[[str], object]] = {
     "STRING": str,
     "INTEGER": _int64,
-    "INT64": _int64,
     "FLOAT": lambda v: float(v.strip()),
-    "FLOAT64": lambda v: float(v.strip()),
     "NUMERIC": _parse_decimal,
     "BOOLEAN": _parse_bool,
-    "BOOL": _parse_bool,
     "TIMESTAMP": _parse_timestamp,
     "DATETIME": _parse_datetime,
     "DATE": lambda v: date.fromisoformat(v.strip()),
@@ -319,7 +313,6 @@ PY_PARSERS: dict[str, Callable[[str], object]] = {
 # Type-specific vectorized converters for text; other types use a plain cast.
 CONVERTERS: dict[str, Callable[[pa.Array, pa.DataType, Column], Converted]] = {
     "BOOLEAN": _boolean,
-    "BOOL": _boolean,
     "TIMESTAMP": _timestamp,
     "DATETIME": _datetime,
 }

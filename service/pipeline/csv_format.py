@@ -23,9 +23,7 @@ from service.pipeline.feed import UTF8_BOM, Feed, blank, record_blocks, utf8_chu
 # Column types pyarrow's CSV reader converts exactly as the validate stage would.
 CSV_FAST_TYPES = {
     "INTEGER": pa.int64(),
-    "INT64": pa.int64(),
     "FLOAT": pa.float64(),
-    "FLOAT64": pa.float64(),
     "STRING": pa.string(),
     "DATE": pa.date32(),
 }

@@ -6,12 +6,11 @@ run of ``ingest check-config`` lists all broken pipelines.
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from service.bigquery_types import TIME_TYPES, TYPES, canonical
 from service.errors import ConfigError
 from service.ledger import RETENTION
 from service.models import Column, TableSpec
@@ -24,26 +23,10 @@ from service.pipeline.config import (
     PipelineSet,
     Transform,
 )
+from service.typed_reader import Section, load_json, load_toml
 
-# BigQuery column types this service can validate and load.
-SUPPORTED_TYPES = frozenset(
-    {
-        "STRING",
-        "INTEGER",
-        "INT64",
-        "FLOAT",
-        "FLOAT64",
-        "NUMERIC",
-        "BOOLEAN",
-        "BOOL",
-        "TIMESTAMP",
-        "DATE",
-        "DATETIME",
-        "BYTES",
-    }
-)
-# Column types a `cast` transform with a strptime format can produce.
-TIME_TYPES = frozenset({"DATE", "DATETIME", "TIMESTAMP"})
+# Where a missing or unreadable pipelines file's path comes from.
+PATH_HINT = " (set INGEST_PIPELINES)"
 # Transform operations and the keys each one requires.
 TRANSFORM_KEYS: dict[str, tuple[str, ...]] = {
     "rename": ("column", "to"),
@@ -55,15 +38,16 @@ TRANSFORM_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def load_pipelines(path: Path) -> PipelineSet:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: pipelines file not found (set INGEST_PIPELINES)") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    entries = raw.get("pipelines", [])
+    """Every pipeline of the file; a file with none is refused (every event would be ignored)."""
+    top = load_toml(path, "pipelines file", PATH_HINT)
+    entries = top.raw.get("pipelines", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: 'pipelines' must be an array of tables ([[pipelines]])")
+    if not entries:
+        raise ConfigError(
+            f"{path}: no pipelines: add a [[pipelines]] table (with none, every event would be"
+            " acknowledged as ignored)"
+        )
     pipelines: list[Pipeline] = []
     errors: list[str] = []
     for i, entry in enumerate(entries):
@@ -84,208 +68,182 @@ class _Parser:
 
     def __init__(self, path: Path, index: int, entry: Any) -> None:
         self.path = path
-        self.entry: dict[str, Any] = entry if isinstance(entry, dict) else {}
-        self.name = str(self.entry.get("name", f"#{index + 1}"))
-
-    def fail(self, field_name: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}: pipeline {self.name!r}: {field_name}: {message}")
-
-    def get(self, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
-        if key not in self.entry:
-            if required:
-                raise self.fail(key, "is required")
-            return default
-        value = self.entry[key]
-        if not isinstance(value, kind):
-            raise self.fail(key, f"must be a {kind.__name__}")
-        return value
-
-    def choice(self, key: str, allowed: tuple[str, ...]) -> Any:
-        value = self.get(key, str, allowed[0])
-        if value not in allowed:
-            raise self.fail(key, f"must be {' or '.join(allowed)}")
-        return value
+        default_name = f"#{index + 1}"
+        self.name = str(
+            entry.get("name", default_name) if isinstance(entry, dict) else default_name
+        )
+        self.entry = Section(path, f"pipeline {self.name!r}: ", entry)
 
     def pipeline(self) -> Pipeline:
-        self.get("name", str, required=True)
-        fmt = self.choice("format", ("csv", "ndjson", "parquet"))
-        compression = self.choice("compression", ("auto", "gzip", "none"))
+        self.entry.get("name", str, required=True)
+        fmt = self.entry.choice("format", ("csv", "ndjson", "parquet"))
+        compression = self.entry.choice("compression", ("auto", "gzip", "none"))
         table = self.table()
         return Pipeline(
             name=self.name,
-            bucket=self.get("bucket", str, required=True),
+            bucket=self.entry.get("bucket", str, required=True),
             table=table,
             format=fmt,
-            prefix=self.get("prefix", str, ""),
-            glob=self.get("glob", str),
+            prefix=self.entry.get("prefix", str, ""),
+            glob=self.entry.get("glob", str),
             compression=compression,
             csv=self.csv(),
             bad_rows=self.bad_rows(),
             transforms=self.transforms(table),
-            lineage=self.get("lineage", bool, True),
-            ignore_unknown_fields=self.get("ignore_unknown_fields", bool, False),
+            lineage=self.entry.get("lineage", bool, True),
+            ignore_unknown_fields=self.entry.get("ignore_unknown_fields", bool, False),
             sweep_lookback_days=self.sweep_lookback_days(),
             **self.write_mode(table),
         )
 
     def sweep_lookback_days(self) -> int:
-        days: int = self.get("sweep_lookback_days", int, DEFAULT_SWEEP_LOOKBACK_DAYS)
+        days: int = self.entry.get("sweep_lookback_days", int, DEFAULT_SWEEP_LOOKBACK_DAYS)
         # Older files than the ledger remembers would be loaded a second time by a sweep.
         if not 1 <= days < RETENTION.days:
-            raise self.fail("sweep_lookback_days", f"must be 1 to {RETENTION.days - 1} days")
+            raise self.entry.fail("sweep_lookback_days", f"must be 1 to {RETENTION.days - 1} days")
         return days
 
     def write_mode(self, table: TableSpec) -> dict[str, Any]:
-        mode = self.choice("write_mode", ("append", "replace_partition"))
-        source = self.choice("partition_date", ("path", "column"))
-        pattern = self.get("partition_pattern", str, DEFAULT_PARTITION_PATTERN)
+        mode = self.entry.choice("write_mode", ("append", "replace_partition"))
+        source = self.entry.choice("partition_date", ("path", "column"))
+        pattern = self.entry.get("partition_pattern", str, DEFAULT_PARTITION_PATTERN)
         try:
             compiled = re.compile(pattern)
         except re.error as exc:
-            raise self.fail("partition_pattern", f"bad regex: {exc}") from exc
+            raise self.entry.fail("partition_pattern", f"bad regex: {exc}") from exc
         if compiled.groups != 1:
-            raise self.fail("partition_pattern", "needs exactly one group: the YYYY-MM-DD date")
+            raise self.entry.fail(
+                "partition_pattern", "needs exactly one group: the YYYY-MM-DD date"
+            )
         if mode == "replace_partition" and table.partition_field is None:
-            raise self.fail("write_mode", "replace_partition needs partition_field")
+            raise self.entry.fail("write_mode", "replace_partition needs partition_field")
         return {"write_mode": mode, "partition_date": source, "partition_pattern": pattern}
 
     def table(self) -> TableSpec:
-        name = self.get("table", str, required=True)
+        name = self.entry.get("table", str, required=True)
         if name.count(".") != 1 or not all(name.split(".")):
-            raise self.fail("table", "must be DATASET.TABLE")
+            raise self.entry.fail("table", "must be DATASET.TABLE")
         columns = self.schema()
         by_name = {c.name: c for c in columns}
         if len(by_name) != len(columns):
-            raise self.fail("schema", "column names must be unique")
-        partition = self.get("partition_field", str)
+            raise self.entry.fail("schema", "column names must be unique")
+        partition = self.entry.get("partition_field", str)
         if partition is not None and partition not in by_name:
-            raise self.fail("partition_field", f"{partition!r} is not a schema column")
+            raise self.entry.fail("partition_field", f"{partition!r} is not a schema column")
         if partition is not None and by_name[partition].type not in TIME_TYPES:
-            raise self.fail("partition_field", "must be a DATE, DATETIME or TIMESTAMP column")
-        clustering = tuple(self.get("clustering", list, []))
+            raise self.entry.fail("partition_field", "must be a DATE, DATETIME or TIMESTAMP column")
+        clustering = tuple(self.entry.get("clustering", list, []))
         if len(clustering) > 4:
-            raise self.fail("clustering", "BigQuery allows at most 4 clustering columns")
+            raise self.entry.fail("clustering", "BigQuery allows at most 4 clustering columns")
         for col in clustering:
             if col not in by_name:
-                raise self.fail("clustering", f"{col!r} is not a schema column")
+                raise self.entry.fail("clustering", f"{col!r} is not a schema column")
         return TableSpec(name, columns, partition, clustering)
 
     def schema(self) -> tuple[Column, ...]:
-        if "schema" not in self.entry:
-            raise self.fail("schema", "is required")
-        ref = self.entry["schema"]
+        ref = self.entry.get("schema", object, required=True)
         if isinstance(ref, list):
             fields: Any = ref  # inline, as [[pipelines.schema]] tables
         elif isinstance(ref, str):
             fields = self._schema_file(ref)
         else:
-            raise self.fail("schema", "must be a JSON schema file name or a list of fields")
+            raise self.entry.fail("schema", "must be a JSON schema file name or a list of fields")
         if isinstance(fields, dict):
             fields = fields.get("fields", fields.get("schema", []))
         if not isinstance(fields, list) or not fields:
-            raise self.fail("schema", "must be a BigQuery JSON schema (a list of fields)")
+            raise self.entry.fail("schema", "must be a BigQuery JSON schema (a list of fields)")
         return tuple(self.column(f, i) for i, f in enumerate(fields))
 
     def _schema_file(self, ref: str) -> Any:
-        schema_path = (self.path.parent / ref).resolve()
         try:
-            return json.loads(schema_path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise self.fail("schema", f"file {schema_path} not found") from exc
-        except json.JSONDecodeError as exc:
-            raise self.fail("schema", f"{schema_path} is not JSON: {exc}") from exc
+            return load_json((self.path.parent / ref).resolve(), "schema file")
+        except ConfigError as exc:
+            raise self.entry.fail("schema", str(exc)) from exc
 
     def column(self, spec: Any, index: int) -> Column:
         if not isinstance(spec, dict) or "name" not in spec or "type" not in spec:
-            raise self.fail(f"schema[{index}]", "each field needs a name and a type")
-        type_ = str(spec["type"]).upper()
-        if type_ not in SUPPORTED_TYPES:
-            raise self.fail(f"schema[{index}].type", f"{type_} is not supported")
+            raise self.entry.fail(f"schema[{index}]", "each field needs a name and a type")
+        type_ = canonical(str(spec["type"]))
+        if type_ not in TYPES:
+            raise self.entry.fail(f"schema[{index}].type", f"{type_} is not supported")
         mode = str(spec.get("mode", "NULLABLE")).upper()
         if mode not in ("NULLABLE", "REQUIRED"):
-            raise self.fail(f"schema[{index}].mode", "must be NULLABLE or REQUIRED")
+            raise self.entry.fail(f"schema[{index}].mode", "must be NULLABLE or REQUIRED")
         return Column(str(spec["name"]), type_, mode, spec.get("description"))
 
     def csv(self) -> CsvOptions:
-        raw = self.get("csv", dict, {})
-        known = set(CsvOptions.__dataclass_fields__)
-        for key in raw:
-            if key not in known:
-                raise self.fail(f"csv.{key}", f"unknown option (known: {', '.join(sorted(known))})")
+        raw = self.entry.section("csv")
+        raw.unknown_keys(set(CsvOptions.__dataclass_fields__))
         defaults = CsvOptions()
         options = CsvOptions(
-            delimiter=self._option(raw, "delimiter", str, defaults.delimiter),
-            header=self._option(raw, "header", bool, defaults.header),
-            quote_char=self._option(raw, "quote_char", str, defaults.quote_char),
-            null_values=tuple(self._option(raw, "null_values", list, list(defaults.null_values))),
-            encoding=self._option(raw, "encoding", str, defaults.encoding),
-            skip_rows=self._option(raw, "skip_rows", int, defaults.skip_rows),
-            allow_quoted_newlines=self._option(
-                raw, "allow_quoted_newlines", bool, defaults.allow_quoted_newlines
+            delimiter=raw.get("delimiter", str, defaults.delimiter),
+            header=raw.get("header", bool, defaults.header),
+            quote_char=raw.get("quote_char", str, defaults.quote_char),
+            null_values=tuple(raw.get("null_values", list, list(defaults.null_values))),
+            encoding=raw.get("encoding", str, defaults.encoding),
+            skip_rows=raw.get("skip_rows", int, defaults.skip_rows),
+            allow_quoted_newlines=raw.get(
+                "allow_quoted_newlines", bool, defaults.allow_quoted_newlines
             ),
         )
         self._check_csv(options)
         return options
 
-    def _option(self, raw: dict[str, Any], key: str, kind: type, default: Any) -> Any:
-        value = raw.get(key, default)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(f"csv.{key}", f"must be a {kind.__name__}")
-        return value
-
     def _check_csv(self, options: CsvOptions) -> None:
         if len(options.delimiter) != 1 or options.delimiter in "\r\n":
-            raise self.fail("csv.delimiter", "must be one character (not a newline)")
+            raise self.entry.fail("csv.delimiter", "must be one character (not a newline)")
         if len(options.quote_char) > 1 or options.quote_char == options.delimiter:
-            raise self.fail("csv.quote_char", "must be one character other than the delimiter")
+            raise self.entry.fail(
+                "csv.quote_char", "must be one character other than the delimiter"
+            )
         if not all(isinstance(v, str) for v in options.null_values):
-            raise self.fail("csv.null_values", "must be a list of strings")
+            raise self.entry.fail("csv.null_values", "must be a list of strings")
         if options.skip_rows < 0:
-            raise self.fail("csv.skip_rows", "must not be negative")
+            raise self.entry.fail("csv.skip_rows", "must not be negative")
         try:
             "".encode(options.encoding)
         except LookupError as exc:
-            raise self.fail("csv.encoding", f"unknown encoding {options.encoding!r}") from exc
+            raise self.entry.fail("csv.encoding", f"unknown encoding {options.encoding!r}") from exc
 
     def bad_rows(self) -> BadRowPolicy:
-        raw = self.get("bad_rows", dict, {})
+        raw = self.entry.get("bad_rows", dict, {})
         quarantine = raw.get("quarantine")
         if quarantine is not None and (
             not isinstance(quarantine, str)
             or not quarantine.startswith("gs://")
             or len(quarantine) <= 5
         ):
-            raise self.fail("bad_rows.quarantine", "must be a gs://BUCKET/PREFIX URI")
+            raise self.entry.fail("bad_rows.quarantine", "must be a gs://BUCKET/PREFIX URI")
         max_count = raw.get("max_count")
         max_ratio = raw.get("max_ratio", 0.0 if max_count is None else None)
         if max_count is not None and (
             not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 0
         ):
-            raise self.fail("bad_rows.max_count", "must be a non-negative integer")
+            raise self.entry.fail("bad_rows.max_count", "must be a non-negative integer")
         if max_ratio is not None and not (
             isinstance(max_ratio, int | float)
             and not isinstance(max_ratio, bool)
             and 0 <= max_ratio <= 1
         ):
-            raise self.fail("bad_rows.max_ratio", "must be between 0 and 1")
+            raise self.entry.fail("bad_rows.max_ratio", "must be between 0 and 1")
         return BadRowPolicy(max_count, max_ratio, quarantine)
 
     def transforms(self, table: TableSpec) -> tuple[Transform, ...]:
-        raw = self.get("transforms", list, [])
+        raw = self.entry.get("transforms", list, [])
         columns = {c.name: c for c in table.columns}
         return tuple(self.transform(i, spec, columns) for i, spec in enumerate(raw))
 
     def transform(self, index: int, spec: Any, columns: dict[str, Column]) -> Transform:
         where = f"transforms[{index}]"
         if not isinstance(spec, dict) or spec.get("op") not in TRANSFORM_KEYS:
-            raise self.fail(f"{where}.op", f"must be one of {', '.join(TRANSFORM_KEYS)}")
+            raise self.entry.fail(f"{where}.op", f"must be one of {', '.join(TRANSFORM_KEYS)}")
         op = spec["op"]
         for key in TRANSFORM_KEYS[op]:
             if key not in spec:
-                raise self.fail(f"{where}.{key}", "is required")
+                raise self.entry.fail(f"{where}.{key}", "is required")
         for key, value in spec.items():
             if key != "op" and not isinstance(value, str):
-                raise self.fail(f"{where}.{key}", "must be a string")
+                raise self.entry.fail(f"{where}.{key}", "must be a string")
         transform = Transform(
             op=op,
             column=spec["column"],
@@ -301,11 +259,13 @@ class _Parser:
         target = t.to if t.op == "rename" else t.column
         key = "to" if t.op == "rename" else "column"
         if t.op != "drop" and target not in columns:
-            raise self.fail(f"{where}.{key}", f"{target!r} is not a schema column")
+            raise self.entry.fail(f"{where}.{key}", f"{target!r} is not a schema column")
         if t.op == "from_path" and t.pattern is not None:
             try:
                 re.compile(t.pattern)
             except re.error as exc:
-                raise self.fail(f"{where}.pattern", f"bad regex: {exc}") from exc
+                raise self.entry.fail(f"{where}.pattern", f"bad regex: {exc}") from exc
         if t.op == "cast" and columns[t.column].type not in TIME_TYPES:
-            raise self.fail(f"{where}.format", "applies to DATE, DATETIME and TIMESTAMP columns")
+            raise self.entry.fail(
+                f"{where}.format", "applies to DATE, DATETIME and TIMESTAMP columns"
+            )

@@ -21,6 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from service.adapters.gcp.errors import translate
+from service.bigquery_types import canonical
 from service.errors import IngestError, PermanentError
 from service.models import LoadResult, TableSpec, UriSource
 from service.settings import Settings
@@ -34,8 +35,6 @@ STAGING_LIFETIME = timedelta(days=8)
 MAX_JOB_ATTEMPTS = 8
 # Submits one load job under the attempt id it is given, to the destination given.
 Submit = Callable[[str, bigquery.LoadJobConfig, str], Any]
-# BigQuery type spellings that mean the same type, for comparing a table with a schema.
-SAME_TYPE = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN"}
 
 
 class BigQueryWarehouse:
@@ -262,8 +261,8 @@ class BigQueryWarehouse:
 
 def schema_difference(table: TableSpec, fields: list[Any]) -> str | None:
     """What differs between the pipeline's schema and a table's fields; None when they agree."""
-    have = {f.name: (_type(f.field_type), (f.mode or "NULLABLE").upper()) for f in fields}
-    want = {c.name: (_type(c.type), c.mode) for c in table.columns}
+    have = {f.name: (canonical(f.field_type), (f.mode or "NULLABLE").upper()) for f in fields}
+    want = {c.name: (c.type, c.mode) for c in table.columns}
     for name, spec in want.items():
         if name not in have:
             return f"column {name!r} is missing from the table"
@@ -271,11 +270,6 @@ def schema_difference(table: TableSpec, fields: list[Any]) -> str | None:
             return f"column {name!r} is {' '.join(have[name])} in the table, {' '.join(spec)} here"
     extra = sorted(set(have) - set(want))
     return f"the table has columns the schema lacks: {', '.join(extra)}" if extra else None
-
-
-def _type(name: str) -> str:
-    upper = name.upper()
-    return SAME_TYPE.get(upper, upper)
 
 
 def _schema(table: TableSpec) -> list[bigquery.SchemaField]:

@@ -19,16 +19,13 @@ from service.models import LoadResult, TableSpec
 
 T = TypeVar("T")
 
-# BigQuery column types and the DuckDB types that hold the same values.
+# BigQuery column types (canonical names) and the DuckDB types that hold the same values.
 DUCKDB_TYPES = {
     "STRING": "VARCHAR",
     "INTEGER": "BIGINT",
-    "INT64": "BIGINT",
     "FLOAT": "DOUBLE",
-    "FLOAT64": "DOUBLE",
     "NUMERIC": "DECIMAL(38, 9)",
     "BOOLEAN": "BOOLEAN",
-    "BOOL": "BOOLEAN",
     "TIMESTAMP": "TIMESTAMPTZ",
     "DATE": "DATE",
     "DATETIME": "TIMESTAMP",

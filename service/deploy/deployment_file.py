@@ -10,15 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
-from service.errors import ConfigError
+from service.events.storage import BUCKET_NAME
 from service.pipeline.config import DEFAULT_QUARANTINE_PREFIX
 from service.pipeline.pipelines_file import load_pipelines
 from service.settings import reference
+from service.typed_reader import Section, load_yaml
 
 # Google Cloud's naming rules, as far as the plan relies on them.
 PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -27,7 +25,6 @@ ACCOUNT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 RESOURCE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,47}[a-z0-9])?$")
 TOPIC = re.compile(r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
-BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MEMORY = re.compile(r"^[0-9]+(Mi|Gi)$")
 LOCATION = re.compile(r"^[A-Za-z0-9-]+$")
@@ -129,13 +126,7 @@ class Deployment:
 
 
 def load_deployment(path: Path) -> Deployment:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    top = Section(path, "", raw)
+    top = load_yaml(path, "deployment file")
     pipelines_file = path.parent / top.get("pipelines", str, required=True)
     pipelines = pipeline_facts(pipelines_file)
     return _Reader(path, top, pipelines).deployment()
@@ -148,47 +139,6 @@ def pipeline_facts(pipelines_file: Path) -> tuple[PipelineFacts, ...]:
         q_bucket, _, q_prefix = target.removeprefix("gs://").partition("/")
         facts.append(PipelineFacts(p.name, p.bucket, p.table.dataset, q_bucket, q_prefix))
     return tuple(facts)
-
-
-class Section:
-    """One mapping of the file, with typed look-ups whose errors say where."""
-
-    def __init__(self, path: Path, where: str, raw: Any) -> None:
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: {where.rstrip('.') or 'the file'}: must be a mapping")
-        self.path = path
-        self.where = where
-        self.raw: dict[str, Any] = raw
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {self.where}{key}: {message}")
-
-    def get(self, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
-        value = self.raw.get(key, default)
-        if value is None:
-            if required:
-                raise self.fail(key, "is required")
-            return None
-        if kind is str and isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)  # YAML reads `cpu: 2` as a number
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(key, f"must be {kind.__name__}, not {type(value).__name__}")
-        return value
-
-    def named(self, key: str, pattern: re.Pattern[str], default: str | None = None) -> str:
-        value: str = self.get(key, str, default, required=True)
-        if not pattern.match(value):
-            raise self.fail(key, f"{value!r} is not a valid name")
-        return value
-
-    def number(self, key: str, default: int, low: int, high: int) -> int:
-        value: int = self.get(key, int, default)
-        if not low <= value <= high:
-            raise self.fail(key, f"must be between {low} and {high}")
-        return value
-
-    def section(self, key: str) -> Section:
-        return Section(self.path, f"{self.where}{key}.", self.raw.get(key) or {})
 
 
 class _Reader:
@@ -274,7 +224,7 @@ class _Reader:
         s = self.top.section("buckets")
         declared = {}
         for name, location in s.raw.items():
-            if not BUCKET.match(str(name)):
+            if not BUCKET_NAME.fullmatch(str(name)):
                 raise s.fail(str(name), "is not a valid bucket name")
             if not isinstance(location, str) or not LOCATION.match(location):
                 raise s.fail(str(name), "must be the bucket's location, e.g. EU or europe-west1")
@@ -319,7 +269,7 @@ class _Reader:
         names = {p.name for p in self.pipelines}
         schedules = []
         for index, entry in enumerate(raw):
-            s = Section(self.path, f"schedules[{index}].", entry)
+            s = Section(self.path, f"schedules[{index}].", entry, numbers_as_text=True)
             pipeline = s.get("pipeline", str, required=True)
             if pipeline not in names:
                 raise s.fail("pipeline", f"{pipeline!r} is not in the pipelines file")
