@@ -12,6 +12,7 @@ from service.errors import (
     IngestError,
     LeaseLostError,
     PermanentError,
+    RowsRejected,
     StageError,
     TransientError,
 )
@@ -37,7 +38,7 @@ from service.models import (
 )
 from service.outcomes import DiscardOutcomes, unit_ended
 from service.pipeline.config import Pipeline, PipelineSet
-from service.pipeline.runner import RowsRejected, Runner
+from service.pipeline.runner import Runner
 from service.ports import ObjectStore, OutcomePublisher
 
 log = logging.getLogger(__name__)
