@@ -179,6 +179,9 @@ class NoWarehouse:
     ) -> LoadResult:
         return LoadResult(job_id, pq.ParquetFile(path).metadata.num_rows)
 
+    async def load_running(self, job_id: str) -> bool:
+        return False
+
     async def count_rows(self, table: str) -> int:
         return 0
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from service.errors import PermanentError
 from service.models import EventMeta, ObjectInfo, UnitKey
 from service.pipeline.config import Pipeline
+from service.pipeline.progress import Progress
 
 # The first bytes of every gzip member.
 GZIP_MAGIC = b"\x1f\x8b"
@@ -29,6 +30,8 @@ class UnitContext:
     object: ObjectInfo
     event: EventMeta
     started_at: datetime
+    # The stages report here as they work; the watchdog reads it.
+    progress: Progress = field(default_factory=Progress, compare=False, repr=False)
 
     @property
     def job_id(self) -> str:

@@ -32,6 +32,7 @@ from service.pipeline.extract import extract
 from service.pipeline.feed import Feed
 from service.pipeline.load import load
 from service.pipeline.parse import parse_batches
+from service.pipeline.progress import Progress
 from service.pipeline.quarantine import QuarantineSpool
 from service.pipeline.spool import ParquetSpool
 from service.pipeline.transform import Transformed, Transformer
@@ -78,9 +79,14 @@ class Runner:
         self.blocks = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ingest-block")
 
     def context(
-        self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta
+        self,
+        key: UnitKey,
+        pipeline: Pipeline,
+        info: ObjectInfo,
+        meta: EventMeta,
+        progress: Progress | None = None,
     ) -> UnitContext:
-        return UnitContext(key, pipeline, info, meta, datetime.now(UTC))
+        return UnitContext(key, pipeline, info, meta, datetime.now(UTC), progress or Progress())
 
     async def run(self, ctx: UnitContext) -> UnitResult:
         direct = await self._guard("load", ctx, load_direct(self.store, self.warehouse, ctx))
@@ -139,10 +145,13 @@ class Runner:
 
     async def _extract(self, unit: _Unit, feed: Feed) -> None:
         started = time.perf_counter()
+        progress = unit.ctx.progress
         try:
             async for chunk in extract(self.store, unit.ctx, self.chunk_bytes):
-                await unit.allowance.acquire(len(chunk))
-                await feed.put(chunk)
+                progress.advance("extract")
+                with progress.waiting_for_room("extract"):
+                    await unit.allowance.acquire(len(chunk))
+                    await feed.put(chunk)
         finally:
             feed.close()
             unit.tally.timed("extract", time.perf_counter() - started)
@@ -160,10 +169,12 @@ class Runner:
             started = time.perf_counter()
             item = await loop.run_in_executor(parser, next, batches, None)
             unit.tally.timed("parse", time.perf_counter() - started)
+            unit.ctx.progress.advance("parse")
             if item is None and not feed.ended:
                 # Rows after this point would be lost, and extract would wait for room forever.
                 raise PermanentError("the parser stopped before the end of the file")
-            await out.put(item)
+            with unit.ctx.progress.waiting_for_room("parse"):
+                await out.put(item)
             if item is None:
                 return
 
@@ -185,7 +196,9 @@ class Runner:
             if bad:
                 await asyncio.to_thread(unit.quarantine.add, bad)
             tally.timed("validate", time.perf_counter() - started)
-            await out.put((result, item.raw_bytes))
+            unit.ctx.progress.advance("validate")
+            with unit.ctx.progress.waiting_for_room("validate"):
+                await out.put((result, item.raw_bytes))
             if limit is not None and tally.bad > limit:
                 raise _StopReading
         await out.put(None)
@@ -203,6 +216,7 @@ class Runner:
             unit.tally.rows_valid += result.batch.num_rows
             unit.allowance.release(raw_bytes)
             unit.tally.timed("spool", time.perf_counter() - started)
+            unit.ctx.progress.advance("spool")
 
     # ---- endings ----------------------------------------------------------------------------
 
@@ -214,7 +228,9 @@ class Runner:
         path = await spool.finish()
         started = time.perf_counter()
         table = ctx.pipeline.output_table
-        done = await self._guard("load", ctx, load(self.warehouse, ctx, path, table, ending.day))
+        with ctx.progress.probing(lambda: self.warehouse.load_running(ctx.job_id)):
+            loading = load(self.warehouse, ctx, path, table, ending.day)
+            done = await self._guard("load", ctx, loading)
         tally.timed("load", time.perf_counter() - started)
         if done.rows_loaded != tally.rows_valid:
             log.warning(
@@ -241,7 +257,8 @@ class Runner:
 
     async def _guard(self, stage: str, ctx: UnitContext, work: Awaitable[T]) -> T:
         try:
-            return await work
+            with ctx.progress.working(stage):
+                return await work
         except (StageError, _StopReading):
             raise
         except IngestError as exc:

@@ -47,9 +47,10 @@ async def load_direct(
         day = ctx.path_partition_day()
         partition = day.isoformat() if day is not None else None
         # Same job id as the streamed load would use: whichever runs first, the rows load once.
-        loaded = await warehouse.load_uri(
-            ctx.pipeline.output_table, source, ctx.job_id, replace_partition=partition
-        )
+        with ctx.progress.probing(lambda: warehouse.load_running(ctx.job_id)):
+            loaded = await warehouse.load_uri(
+                ctx.pipeline.output_table, source, ctx.job_id, replace_partition=partition
+            )
     except PermanentError as exc:
         # The stream path will say exactly which rows are bad (or fail the same way).
         log.warning("unit %s: direct load refused (%s); streaming instead", ctx.key, exc)
