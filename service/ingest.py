@@ -304,18 +304,7 @@ class Ingestor:
             ctx = self.runner.context(key, pipeline, current, meta, progress)
             return await self.runner.run(ctx)
 
-        work = asyncio.ensure_future(run())
-        watcher = asyncio.create_task(watchdog.watch(work))
-        try:
-            return await work
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if watchdog.stalled is None or (task is not None and task.cancelling()):
-                raise  # cancelled from outside (shutdown), not by the watchdog
-            cause = TransientError(f"no progress for {watchdog.stall_seconds:g} s")
-            raise StageError(watchdog.stalled, str(key), cause) from None
-        finally:
-            watcher.cancel()
+        return await watchdog.guard(str(key), run())
 
     async def _stage_failed(
         self, lease: Any, key: UnitKey, pipeline: Pipeline, exc: StageError

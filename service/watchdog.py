@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
-from service.errors import IngestError
+from service.errors import IngestError, StageError, TransientError
 from service.pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # Checks per stall bound: a stalled unit is cancelled within 1.25 bounds of its last progress.
 CHECKS_PER_BOUND = 4
 
@@ -40,6 +41,21 @@ class Watchdog:
         if self.stalled is not None:
             return False
         return self._moved_at is None or self._clock() - self._moved_at < self.stall_seconds
+
+    async def guard(self, unit: str, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` watched: a stall ends it as a transient failure of the stage blamed."""
+        task = asyncio.ensure_future(work)
+        watcher = asyncio.create_task(self.watch(task))
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.stalled is None or (current is not None and current.cancelling()):
+                raise  # cancelled from outside (shutdown), not by the watchdog
+            cause = TransientError(f"no progress for {self.stall_seconds:g} s")
+            raise StageError(self.stalled, unit, cause) from None
+        finally:
+            watcher.cancel()
 
     async def watch(self, unit: asyncio.Future[Any]) -> None:
         """Cancel ``unit`` once it has made no progress for the bound; until it ends."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
-from service.errors import TransientError
+import pytest
+
+from service.errors import StageError, TransientError
 from service.pipeline.progress import Progress
 from service.watchdog import Watchdog
 
@@ -112,4 +114,29 @@ async def test_a_unit_that_ends_is_left_alone() -> None:
     watchdog = Watchdog(Progress(), BOUND, Clock())
     unit = asyncio.ensure_future(asyncio.sleep(0))
     await asyncio.wait_for(watchdog.watch(unit), 10)
+    assert watchdog.stalled is None
+
+
+async def test_a_guarded_stall_is_a_transient_failure_of_the_stage() -> None:
+    progress = Progress()
+    watchdog = Watchdog(progress, BOUND, Clock())
+
+    async def stuck() -> None:
+        with progress.working("parse"):
+            await never()
+
+    with pytest.raises(StageError) as failed:
+        await asyncio.wait_for(watchdog.guard("orders:gs://landing/a.csv#1", stuck()), 10)
+    assert failed.value.stage == "parse"
+    assert failed.value.transient
+    assert "no progress for 0.04 s" in str(failed.value)
+
+
+async def test_a_guarded_unit_cancelled_from_outside_stays_cancelled() -> None:
+    watchdog = Watchdog(Progress(), 3600.0)
+    outer = asyncio.create_task(watchdog.guard("u", never()))
+    await asyncio.sleep(0)
+    outer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await outer
     assert watchdog.stalled is None

@@ -113,13 +113,13 @@ class BigQueryWarehouse:
         submit: Submit,
         replace_partition: str | None,
     ) -> LoadResult:
-        if table not in self._tables:
-            async with self._creating:
-                await self._ensure_dataset(table.dataset)
-                await self._ensure_table(table)
-        what = f"load {table.name} job {job_id}"
         self._loading[job_id] = None
         try:
+            if table not in self._tables:
+                async with self._creating:
+                    await self._ensure_dataset(table.dataset)
+                    await self._ensure_table(table)
+            what = f"load {table.name} job {job_id}"
             if replace_partition is None:
                 destination = self._ref(table.name)
                 job, attempt_id, adopted = await self._call(
