@@ -67,8 +67,8 @@ from service.pipeline import csv_format, feed  # noqa: E402
 from service.pipeline import runner as runner_module  # noqa: E402
 from service.pipeline.config import BadRowPolicy, Pipeline  # noqa: E402
 from service.pipeline.context import RowNumbers, UnitContext  # noqa: E402
-from service.pipeline.load import ParquetSpool  # noqa: E402
 from service.pipeline.runner import Runner  # noqa: E402
+from service.pipeline.spool import ParquetSpool  # noqa: E402
 from service.pipeline.transform import Transformer  # noqa: E402
 
 MIB = 1024 * 1024
@@ -178,6 +178,9 @@ class NoWarehouse:
         self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
     ) -> LoadResult:
         return LoadResult(job_id, pq.ParquetFile(path).metadata.num_rows)
+
+    async def load_running(self, job_id: str) -> bool:
+        return False
 
     async def count_rows(self, table: str) -> int:
         return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from service.models import UnitResult
+
 
 class IngestError(Exception):
     """Root of every error this service raises on purpose."""
@@ -17,6 +19,17 @@ class PermanentError(IngestError):
 
 class ConfigError(PermanentError):
     """Settings or the pipelines file are invalid; raised at start-up."""
+
+
+class RowsRejected(PermanentError):
+    """The file is rejected whole: too many bad rows, or a fault in the file or its table.
+
+    ``result`` holds the counts the ledger records (every row read counts as quarantined).
+    """
+
+    def __init__(self, message: str, result: UnitResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class NotFoundError(PermanentError):

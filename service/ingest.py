@@ -13,6 +13,7 @@ from service.errors import (
     IngestError,
     LeaseLostError,
     PermanentError,
+    RowsRejected,
     StageError,
     TransientError,
 )
@@ -35,11 +36,14 @@ from service.models import (
     ObjectRef,
     SweepRequested,
     UnitKey,
+    UnitResult,
 )
 from service.outcomes import DiscardOutcomes, unit_ended
 from service.pipeline.config import Pipeline, PipelineSet
-from service.pipeline.runner import RowsRejected, Runner
+from service.pipeline.progress import Progress
+from service.pipeline.runner import Runner
 from service.ports import ObjectStore, OutcomePublisher
+from service.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +139,7 @@ class Ingestor:
         runner: Runner,
         *,
         renew_every_seconds: float,
+        stall_seconds: float,
         max_units_in_flight: int,
         outcomes: OutcomePublisher | None = None,
     ) -> None:
@@ -144,6 +149,7 @@ class Ingestor:
         self.ledger = ledger
         self.runner = runner
         self.renew_every = renew_every_seconds
+        self.stall_seconds = stall_seconds
         self.slots = asyncio.Semaphore(max_units_in_flight)
         self.claim_slots = asyncio.Semaphore(max(64, max_units_in_flight * 16))
         # Shutdown: ``draining`` starts no new unit; ``abandon`` cancels the running ones.
@@ -257,14 +263,15 @@ class Ingestor:
         self, claim: Claimed, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta
     ) -> UnitOutcome:
         unit = str(key)
+        watchdog = Watchdog(Progress(), self.stall_seconds)
         try:
-            # The heartbeat starts first: the lease is renewed while the unit waits for a slot.
+            # The heartbeat starts first: the lease is renewed while the unit waits for a slot,
+            # then only while the watchdog sees the unit make progress.
             async with (
-                self.ledger.heartbeat(claim.lease, self.renew_every) as holder,
+                self.ledger.heartbeat(claim.lease, self.renew_every, watchdog.alive) as holder,
                 self.slots,
             ):
-                info = await self._current(info)
-                result = await self.runner.run(self.runner.context(key, pipeline, info, meta))
+                result = await self._watched(watchdog, key, pipeline, info, meta)
         except StageError as exc:
             return await self._stage_failed(holder.lease, key, pipeline, exc)
         except LeaseLostError as exc:
@@ -282,6 +289,25 @@ class Ingestor:
         record = await self.ledger.complete(holder.lease, result)
         await self._announce(key, pipeline, record)
         return UnitOutcome(unit, Status.LOADED, result.rows_loaded, result.rows_quarantined)
+
+    async def _watched(
+        self,
+        watchdog: Watchdog,
+        key: UnitKey,
+        pipeline: Pipeline,
+        info: ObjectInfo,
+        meta: EventMeta,
+    ) -> UnitResult:
+        """Run the unit under the watchdog: a stall ends it as a transient failure of its stage."""
+        progress = watchdog.progress
+
+        async def run() -> UnitResult:
+            with progress.working("extract"):
+                current = await self._current(info)
+            ctx = self.runner.context(key, pipeline, current, meta, progress)
+            return await self.runner.run(ctx)
+
+        return await watchdog.guard(str(key), run())
 
     async def _stage_failed(
         self, lease: Any, key: UnitKey, pipeline: Pipeline, exc: StageError

@@ -213,13 +213,16 @@ class Ledger:
         return Lease(lease.key, lease.unit, lease.owner, version, record)
 
     @contextlib.asynccontextmanager
-    async def heartbeat(self, lease: Lease, every_seconds: float) -> AsyncIterator[LeaseHolder]:
-        """Keep the lease alive while the body runs; the holder always has the latest lease.
+    async def heartbeat(
+        self, lease: Lease, every_seconds: float, alive: Callable[[], bool] | None = None
+    ) -> AsyncIterator[LeaseHolder]:
+        """Keep the lease alive while the body runs (and, given ``alive``, only while it says
+        so); the holder always has the latest lease.
 
         A lease lost meanwhile is raised as LeaseLostError when the body ends normally.
         """
         holder = LeaseHolder(lease)
-        task = asyncio.create_task(self._renew_loop(holder, every_seconds))
+        task = asyncio.create_task(self._renew_loop(holder, every_seconds, alive))
         try:
             yield holder
         finally:
@@ -229,11 +232,15 @@ class Ledger:
         if holder.lost is not None:
             raise holder.lost
 
-    async def _renew_loop(self, holder: LeaseHolder, every_seconds: float) -> None:
+    async def _renew_loop(
+        self, holder: LeaseHolder, every_seconds: float, alive: Callable[[], bool] | None
+    ) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(holder.stopping.wait(), every_seconds)
                 return
+            if alive is not None and not alive():
+                continue  # a stalled unit's lease runs out; the watchdog cancels the unit
             try:
                 holder.lease = await self.renew(holder.lease)
             except LeaseLostError as exc:

@@ -50,6 +50,11 @@ class Warehouse(Protocol):
         """Load the file once: a second call with the same job id adopts the first result."""
         ...
 
+    async def load_running(self, job_id: str) -> bool:
+        """Whether the load of that job id (``load_parquet`` or ``load_uri``) is still running:
+        the watchdog counts it as the unit's progress."""
+        ...
+
     async def count_rows(self, table: str) -> int: ...
 
     async def tables(self) -> list[tuple[str, int]]:

@@ -115,6 +115,14 @@ class Settings:
         default=4,
         metadata=_env("MAX_UNITS_IN_FLIGHT", _positive_int, doc="units run at once, globally"),
     )
+    stall_seconds: int = field(
+        default=120,
+        metadata=_env(
+            "STALL_SECONDS",
+            _positive_int,
+            doc="a unit with no progress this long is cancelled and retried",
+        ),
+    )
     max_buffered_bytes: int = field(
         default=64 * MIB,
         metadata=_env("MAX_BUFFERED_BYTES", _positive_int, doc="bytes buffered between stages"),

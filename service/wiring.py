@@ -87,6 +87,7 @@ def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSe
         ledger,
         runner,
         renew_every_seconds=settings.renew_every_seconds,
+        stall_seconds=settings.stall_seconds,
         max_units_in_flight=settings.max_units_in_flight,
         outcomes=backends.outcomes,
     )

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse, qualified
-from service.errors import StageError
+from service.errors import RowsRejected, StageError
 from service.models import (
     Column,
     EventMeta,
@@ -34,9 +34,9 @@ from service.pipeline.batches import ParsedBatch
 from service.pipeline.config import BadRowPolicy, Pipeline
 from service.pipeline.context import UnitContext
 from service.pipeline.feed import Feed
-from service.pipeline.load import quarantine_ref
 from service.pipeline.parse import parse_batches
-from service.pipeline.runner import RowsRejected, Runner
+from service.pipeline.quarantine import quarantine_ref
+from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore
 
 BUCKET = "landing"

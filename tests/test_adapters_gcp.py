@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from pathlib import Path
@@ -79,8 +80,17 @@ async def test_bigquery_load_is_idempotent_by_job_id(
     path = tmp_path / "rows.parquet"
     schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("name", pa.string())])
     pq.write_table(pa.table({"id": [1, 2, 3], "name": ["a", "b", None]}, schema=schema), path)
-    first = await warehouse.load_parquet(table, path, f"job_{unique}")
+    loading = asyncio.create_task(warehouse.load_parquet(table, path, f"job_{unique}"))
+    seen = []
+    for _ in range(6000):  # bounded: a minute at most
+        await asyncio.sleep(0.01)
+        if loading.done():
+            break
+        seen.append(await warehouse.load_running(f"job_{unique}"))
+    first = await loading
     assert (first.rows_loaded, first.adopted) == (3, False)
+    assert seen[:1] == [True]  # running from the start (the table is created first)
+    assert not await warehouse.load_running(f"job_{unique}")
     again = await warehouse.load_parquet(table, path, f"job_{unique}")
     assert (again.rows_loaded, again.adopted) == (3, True)
     assert await warehouse.count_rows(table.name) == 3

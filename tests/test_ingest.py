@@ -6,7 +6,9 @@ and a fake clock, so lease expiry is a step of the test rather than a wait.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -32,7 +34,7 @@ from service.models import (
 from service.pipeline.context import UnitContext
 from service.pipeline.pipelines_file import load_pipelines
 from service.pipeline.runner import Runner
-from service.ports import IdempotencyStore
+from service.ports import IdempotencyStore, ObjectStore
 from service.settings import Settings
 from tests.conftest import EXAMPLES, seed_examples
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
@@ -58,15 +60,19 @@ class World:
         *,
         ledger_store: IdempotencyStore | None = None,
         runner: Runner | None = None,
+        objects: ObjectStore | None = None,
+        stall_seconds: float = LEASE / 2,
     ) -> Ingestor:
         store = ledger_store or self.ledger_store
         ledger = Ledger(store, owner=name, lease_seconds=LEASE, clock=self.clock)
+        objects = objects or self.objects
         return Ingestor(
             load_pipelines(EXAMPLES / "pipelines.toml"),
-            self.objects,
+            objects,
             ledger,
-            runner or Runner(self.objects, self.warehouse, chunk_bytes=64 * 1024),
+            runner or Runner(objects, self.warehouse, chunk_bytes=64 * 1024),
             renew_every_seconds=LEASE / 3,
+            stall_seconds=stall_seconds,
             max_units_in_flight=4,
         )
 
@@ -286,3 +292,35 @@ async def test_claimed_unit_has_a_live_lease_while_it_runs(world: World) -> None
     [running] = seen
     assert (running.state, running.owner) == (UnitState.IN_PROGRESS, "instance-1")
     assert running.lease_expires_at == world.clock.now + timedelta(seconds=LEASE)
+
+
+class StallingStore(DirectoryObjectStore):
+    """A store whose read hands out the first chunk, then never yields more data."""
+
+    async def read(self, ref: ObjectRef, chunk_bytes: int) -> AsyncIterator[bytes]:
+        async for chunk in super().read(ref, chunk_bytes):
+            yield chunk
+            await asyncio.Event().wait()
+
+
+async def test_a_unit_whose_read_stalls_is_cancelled_and_its_lease_released(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = await world.event()
+    stalling = StallingStore(world.settings.data_dir / "buckets")
+    stuck = world.instance("instance-1", objects=stalling, stall_seconds=0.2)
+    with caplog.at_level(logging.INFO):
+        outcome = await asyncio.wait_for(stuck.handle(event), 30)  # bounded: hangs on old code
+    unit = only(outcome.units)
+    assert (outcome.status, unit.status, unit.stage) == (
+        Status.TRANSIENT,
+        Status.TRANSIENT,
+        "extract",
+    )
+    assert (await world.record(event.object)).lease_expires_at <= world.clock.now  # released
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("no progress for 0.2 s in stage extract" in line for line in lines), lines
+    assert any("transient" in line and "in stage extract" in line for line in lines), lines
+    again = await world.instance("instance-2").handle(event)  # no need to wait for the lease
+    assert again.status is Status.LOADED
+    assert await world.rows() == ORDERS_ROWS

@@ -412,6 +412,32 @@ async def test_heartbeat_renews_while_the_body_runs(
     await ledger.complete(holder.lease, RESULT)  # the latest lease is the one that counts
 
 
+async def test_heartbeat_does_not_renew_while_the_unit_is_not_alive(
+    store: IdempotencyStore, clock: FakeClock
+) -> None:
+    ledger = worker(store, clock)
+    lease = claimed(await ledger.claim(UNIT, "md5:AAA")).lease
+    asked: list[bool] = []
+
+    def alive() -> bool:
+        asked.append(len(asked) >= 3)  # stalled for three renewals, then moving again
+        return asked[-1]
+
+    async with ledger.heartbeat(lease, every_seconds=0.01, alive=alive) as holder:
+        for _ in range(500):  # bounded: a renewal is due every 10 ms
+            if len(asked) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        assert holder.lease.version == lease.version  # asked three times, renewed never
+        for _ in range(500):
+            if holder.lease.version != lease.version:
+                break
+            clock.advance(1)
+            await asyncio.sleep(0.01)
+        assert holder.lease.version != lease.version  # alive again: renewed again
+    await ledger.complete(holder.lease, RESULT)
+
+
 async def test_heartbeat_reports_a_lease_lost_during_the_body(
     store: IdempotencyStore, clock: FakeClock
 ) -> None:

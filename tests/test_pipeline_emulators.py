@@ -122,6 +122,7 @@ class Cloud:
             ledger,
             runner,
             renew_every_seconds=LEASE / 3,
+            stall_seconds=LEASE / 2,
             max_units_in_flight=4,
         )
 

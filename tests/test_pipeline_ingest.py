@@ -63,6 +63,7 @@ class World:
             ledger,
             runner or self.rig.runner,
             renew_every_seconds=LEASE / 3,
+            stall_seconds=LEASE / 2,
             max_units_in_flight=slots,
         )
 

@@ -1,5 +1,5 @@
-"""load: the Parquet spool, the embedded warehouse's once-only loads, the quarantine, and when
-the warehouse may read a gs:// URI itself."""
+"""load: the embedded warehouse's once-only loads of a spooled file, and how the BigQuery
+adapter's errors decide retry or not."""
 
 from __future__ import annotations
 
@@ -15,12 +15,8 @@ from google.api_core import exceptions as gexc
 from service.adapters.gcp.errors import translate
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
 from service.errors import IngestError, PermanentError, TransientError
-from service.models import Column, LoadResult, ObjectInfo, ObjectRef, TableSpec, UriSource
-from service.pipeline.config import CsvOptions, Transform
-from service.pipeline.context import BadRow
-from service.pipeline.load import ParquetSpool, QuarantineSpool, quarantine_ref, uri_source
-from service.pipeline.transform import output_schema
-from tests.pipeline_support import Rig, pipeline
+from service.models import Column, LoadResult, TableSpec
+from service.pipeline.spool import ParquetSpool
 
 TABLE = TableSpec(
     "sales.events", (Column("id", "INTEGER", "REQUIRED"), Column("day", "DATE")), "day"
@@ -74,76 +70,6 @@ async def test_a_table_with_another_schema_is_refused(
     with pytest.raises(PermanentError, match="exists with another schema: column 'id'"):
         await warehouse.load_parquet(changed, await spooled(tmp_path, [2], date(2026, 11, 20)), "b")
     assert await warehouse.count_rows(TABLE.name) == 1
-
-
-async def test_the_spool_writes_lineage_text_as_dictionaries(tmp_path: Path) -> None:
-    schema = output_schema(pipeline(lineage=True))
-    assert pa.types.is_dictionary(schema.field("_source_uri").type)
-    async with ParquetSpool(schema, tmp_path) as spool:
-        path = await spool.finish()
-        assert path.exists()
-    assert not path.exists()  # the spool cleans up after itself
-
-
-async def test_the_quarantine_is_one_jsonl_object_per_unit(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
-    info = await rig.put("orders/a.csv", b"id\n1\n")
-    p = pipeline(bad_rows=replace(pipeline().bad_rows, quarantine="gs://quarantine/bad"))
-    spool = QuarantineSpool()
-    spool.add([BadRow(2, "id: 'x' is not a valid INTEGER", '{"id": "x"}')])
-    spool.add([])
-    written = await spool.publish(rig.store, rig.context(p, info), "rejected")
-    spool.close()
-    assert written is not None and written.rows == 1
-    assert written.uri == f"gs://quarantine/bad/orders/orders/a.csv#{info.ref.generation}.jsonl"
-    assert rig.quarantine(p, info) == [
-        {"row": 2, "reason": "id: 'x' is not a valid INTEGER", "raw": '{"id": "x"}'},
-        {"row": None, "reason": "rejected", "raw": None},
-    ]
-    await rig.close()
-
-
-def test_the_default_quarantine_is_beside_the_source(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
-    info = ObjectInfo(ObjectRef("landing", "in/x.csv", 3), 1)
-    ref = quarantine_ref(rig.context(pipeline(), info))
-    assert ref == ObjectRef("landing", "_quarantine/orders/in/x.csv#3.jsonl")
-
-
-class UriWarehouse(DuckDbWarehouse):
-    async def load_uri(
-        self,
-        table: TableSpec,
-        source: UriSource,
-        job_id: str,
-        *,
-        replace_partition: str | None = None,
-    ) -> LoadResult:
-        raise AssertionError("not called here")
-
-
-def test_the_fast_path_is_for_untransformed_native_uncompressed_files(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
-    fast = UriWarehouse(tmp_path / "u.duckdb")
-    info = ObjectInfo(ObjectRef("landing", "in/x.csv", 3), 1)
-    plain = pipeline()
-    source = uri_source(rig.context(plain, info), fast)
-    assert source == UriSource("gs://landing/in/x.csv", "CSV", skip_leading_rows=1)
-    assert uri_source(rig.context(plain, info), rig.warehouse) is None  # DuckDB cannot
-    refused = [
-        pipeline(lineage=True),
-        pipeline(transforms=(Transform("drop", "x"),)),
-        pipeline(compression="gzip"),
-        pipeline(csv=CsvOptions(encoding="utf-16")),
-        pipeline(csv=CsvOptions(null_values=("NA", "NULL"))),
-        pipeline(write_mode="replace_partition", partition_date="column"),
-    ]
-    for p in refused:
-        assert uri_source(rig.context(p, info), fast) is None, p
-    gz = ObjectInfo(ObjectRef("landing", "in/x.csv.gz", 3), 1)
-    assert uri_source(rig.context(plain, gz), fast) is None
-    json_source = uri_source(rig.context(pipeline(format="ndjson"), info), fast)
-    assert json_source is not None and json_source.format == "NEWLINE_DELIMITED_JSON"
 
 
 @pytest.mark.parametrize(

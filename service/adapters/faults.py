@@ -87,6 +87,9 @@ class FaultyWarehouse:
             ),
         )
 
+    async def load_running(self, job_id: str) -> bool:
+        return await self.inner.load_running(job_id)
+
     async def count_rows(self, table: str) -> int:
         return await self.inner.count_rows(table)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.events.storage import BUCKET_NAME
-from service.pipeline.config import DEFAULT_QUARANTINE_PREFIX
 from service.pipeline.pipelines_file import load_pipelines
 from service.settings import reference
 from service.typed_reader import Section, load_yaml
@@ -135,8 +134,7 @@ def load_deployment(path: Path) -> Deployment:
 def pipeline_facts(pipelines_file: Path) -> tuple[PipelineFacts, ...]:
     facts = []
     for p in load_pipelines(pipelines_file).pipelines:
-        target = p.bad_rows.quarantine or f"gs://{p.bucket}/{DEFAULT_QUARANTINE_PREFIX}"
-        q_bucket, _, q_prefix = target.removeprefix("gs://").partition("/")
+        q_bucket, q_prefix = p.quarantine_location
         facts.append(PipelineFacts(p.name, p.bucket, p.table.dataset, q_bucket, q_prefix))
     return tuple(facts)
 

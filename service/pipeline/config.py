@@ -98,9 +98,16 @@ class Pipeline:
 
     def _is_own_quarantine(self, bucket: str, name: str) -> bool:
         """Quarantine files must never be ingested by the pipeline that wrote them."""
+        q_bucket, q_prefix = self.quarantine_location
+        return bucket == q_bucket and name.startswith(q_prefix)
+
+    @property
+    def quarantine_location(self) -> tuple[str, str]:
+        """(bucket, prefix) of this pipeline's quarantine files: the policy's ``gs://`` URI, or
+        ``_quarantine/`` in the source bucket."""
         target = self.bad_rows.quarantine or f"gs://{self.bucket}/{DEFAULT_QUARANTINE_PREFIX}"
         q_bucket, _, q_prefix = target.removeprefix("gs://").partition("/")
-        return bucket == q_bucket and name.startswith(q_prefix)
+        return q_bucket, q_prefix
 
     def _matches_template(self, name: str) -> bool:
         head, _, tail = self.prefix.partition("{date}")

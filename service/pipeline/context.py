@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from dataclasses import dataclass
-from datetime import datetime
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
+from service.errors import PermanentError
 from service.models import EventMeta, ObjectInfo, UnitKey
 from service.pipeline.config import Pipeline
+from service.pipeline.progress import Progress
 
+# The first bytes of every gzip member.
+GZIP_MAGIC = b"\x1f\x8b"
 # Raw content kept per quarantined row; longer rows are clipped (a 10 MB line stays readable).
 MAX_RAW_CHARS = 64 * 1024
 
@@ -25,12 +30,45 @@ class UnitContext:
     object: ObjectInfo
     event: EventMeta
     started_at: datetime
+    # The stages report here as they work; the watchdog reads it.
+    progress: Progress = field(default_factory=Progress, compare=False, repr=False)
 
     @property
     def job_id(self) -> str:
         """Derived from the unit and the pipeline's version: a retried load reuses it."""
         digest = hashlib.sha256(f"{self.key}|{self.pipeline.version}".encode()).hexdigest()
         return f"ingest_{self.pipeline.name}_{digest[:32]}"[:1000]
+
+    @property
+    def declared_gzip(self) -> bool | None:
+        """Whether the pipeline or the object's metadata (a ``.gz`` name, ``Content-Encoding:
+        gzip``) say the object is gzip; None when only its first bytes can tell."""
+        mode = self.pipeline.compression
+        if mode != "auto":
+            return mode == "gzip"
+        info = self.object
+        named = info.ref.name.endswith(".gz") or (info.content_encoding or "").lower() == "gzip"
+        return True if named else None
+
+    def path_partition_day(self) -> date | None:
+        """The partition a replace-partition pipeline replaces, when the path names it."""
+        p = self.pipeline
+        if p.write_mode != "replace_partition" or p.partition_date != "path":
+            return None
+        found = re.search(p.partition_pattern, self.object.ref.name)
+        if found is None:
+            raise PermanentError(
+                f"replace_partition: no date matching {p.partition_pattern!r} in the object name"
+            )
+        try:
+            return date.fromisoformat(found.group(1))
+        except ValueError as exc:
+            raise PermanentError(f"replace_partition: {found.group(1)!r} is not a date") from exc
+
+    def is_gzip(self, head: bytes) -> bool:
+        """The gzip rule: what was declared, else the magic bytes at the head of the object."""
+        declared = self.declared_gzip
+        return head.startswith(GZIP_MAGIC) if declared is None else declared
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,8 @@ from service.pipeline.checksum import Digest, ExpectedChecksum, expected_checksu
 from service.pipeline.context import UnitContext
 from service.ports import ObjectStore
 
-GZIP_MAGIC = b"\x1f\x8b"
 # Inflated output is produced at most this many bytes at a time (a zip bomb stays bounded).
 INFLATE_STEP = 4 * 1024 * 1024
-
-
-def is_gzip(ctx: UnitContext, head: bytes) -> bool:
-    mode = ctx.pipeline.compression
-    if mode != "auto":
-        return mode == "gzip"
-    info = ctx.object
-    named = info.ref.name.endswith(".gz") or (info.content_encoding or "").lower() == "gzip"
-    return named or head.startswith(GZIP_MAGIC)
 
 
 class Gunzip:
@@ -75,7 +65,7 @@ async def extract(store: ObjectStore, ctx: UnitContext, chunk_bytes: int) -> Asy
             await _hash(digest, chunk, inline=inline)
         if first:
             first = False
-            if is_gzip(ctx, chunk):
+            if ctx.is_gzip(chunk):
                 gunzip = Gunzip()
         if gunzip is None:
             yield chunk

@@ -4,12 +4,7 @@ extract (event loop) -> feed -> parse (the unit's own thread) -> queue -> valida
 thread) -> queue -> spool (worker thread) -> load. Each stage is a task; the queues and the
 shared byte budget bound memory; the first failure cancels the rest and is reported with the
 stage's name and the unit. A unit whose rows need no transform may instead be loaded by the
-warehouse straight from its gs:// URI.
-
-Every ending is defined: loaded (rows read = loaded + quarantined), rejected whole
-(``RowsRejected``: too many bad rows, or a file-level fault such as a truncated gzip or a table
-with another schema; all rows read count as quarantined, loaded is 0), or a transient failure
-to retry. The ledger records the counts of the first two.
+warehouse straight from its gs:// URI (``uri_load``). How a unit ends is ``endings``'s to say.
 """
 
 from __future__ import annotations
@@ -21,30 +16,28 @@ import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import pyarrow as pa
 
-from service.errors import IngestError, PermanentError, StageError, TransientError
-from service.models import EventMeta, ObjectInfo, ObjectRef, UnitKey, UnitResult
+from service.errors import IngestError, PermanentError, RowsRejected, StageError, TransientError
+from service.models import EventMeta, ObjectInfo, UnitKey, UnitResult
 from service.pipeline.batches import ParsedBatch
 from service.pipeline.budget import Allowance, ByteBudget
 from service.pipeline.config import Pipeline
 from service.pipeline.context import UnitContext
-from service.pipeline.csv_format import header_names
+from service.pipeline.endings import Reject, Tally, loaded, rejection, verdict
 from service.pipeline.extract import extract
 from service.pipeline.feed import Feed
-from service.pipeline.load import (
-    ParquetSpool,
-    QuarantineSpool,
-    load,
-    load_uri,
-    uri_source,
-)
+from service.pipeline.load import load
 from service.pipeline.parse import parse_batches
-from service.pipeline.transform import Transformed, Transformer, partition_day_of
-from service.ports import ObjectStore, UriLoader, Warehouse
+from service.pipeline.progress import Progress
+from service.pipeline.quarantine import QuarantineSpool
+from service.pipeline.spool import ParquetSpool
+from service.pipeline.transform import Transformed, Transformer
+from service.pipeline.uri_load import load_direct
+from service.ports import ObjectStore, Warehouse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,28 +45,6 @@ T = TypeVar("T")
 QUEUE_DEPTH = 2  # batches waiting between two stages
 FEED_DEPTH = 4  # chunks waiting for the parser
 DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
-# Stages whose failure means the file was not read to its end.
-UNREADABLE_STAGES = frozenset({"extract", "parse"})
-
-
-@dataclass
-class Tally:
-    rows_read: int = 0
-    rows_valid: int = 0
-    bad: int = 0
-    days: set[date] = field(default_factory=set)
-    durations: dict[str, float] = field(default_factory=dict)
-
-    def timed(self, stage: str, seconds: float) -> None:
-        self.durations[stage] = round(self.durations.get(stage, 0.0) + seconds, 6)
-
-
-class RowsRejected(PermanentError):
-    """The file is rejected whole: too many bad rows, or a fault in the file or its table."""
-
-    def __init__(self, message: str, result: UnitResult) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 class _StopReading(Exception):
@@ -108,12 +79,17 @@ class Runner:
         self.blocks = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ingest-block")
 
     def context(
-        self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta
+        self,
+        key: UnitKey,
+        pipeline: Pipeline,
+        info: ObjectInfo,
+        meta: EventMeta,
+        progress: Progress | None = None,
     ) -> UnitContext:
-        return UnitContext(key, pipeline, info, meta, datetime.now(UTC))
+        return UnitContext(key, pipeline, info, meta, datetime.now(UTC), progress or Progress())
 
     async def run(self, ctx: UnitContext) -> UnitResult:
-        direct = await self._guard("load", ctx, self._direct(ctx))
+        direct = await self._guard("load", ctx, load_direct(self.store, self.warehouse, ctx))
         if direct is not None:
             return direct
         feed = Feed(asyncio.get_running_loop(), FEED_DEPTH, on_starve=self.budget.wake)
@@ -123,48 +99,6 @@ class Runner:
         finally:
             unit.quarantine.close()
             unit.allowance.release_all()
-
-    # ---- the gs:// fast path ----------------------------------------------------------------
-
-    async def _direct(self, ctx: UnitContext) -> UnitResult | None:
-        source = uri_source(ctx, self.warehouse)
-        if source is None or not isinstance(self.warehouse, UriLoader):
-            return None
-        ref = ctx.object.ref
-        started = time.perf_counter()
-        try:
-            live = await self.store.stat(ObjectRef(ref.bucket, ref.name))
-            if live.ref.generation != ref.generation:
-                return None  # the URI names the live generation: the stream reads this one
-            if ctx.pipeline.format == "csv" and not await self._header_in_order(ctx):
-                return None
-            loaded = await load_uri(self.warehouse, ctx, source, partition_day_of(ctx))
-        except PermanentError as exc:
-            # The stream path will say exactly which rows are bad (or fail the same way).
-            log.warning("unit %s: direct load refused (%s); streaming instead", ctx.key, exc)
-            return None
-        took = {"load": round(time.perf_counter() - started, 6)}
-        rows = loaded.rows_loaded
-        return UnitResult(rows, rows, 0, loaded.job_id, ctx.pipeline.table.name, None, took)
-
-    async def _header_in_order(self, ctx: UnitContext) -> bool:
-        """BigQuery maps CSV columns by position: the header must list the schema in order."""
-        opts = ctx.pipeline.csv
-        if not opts.header:
-            return True
-        head = b""
-        reader = self.store.read(ctx.object.ref, 64 * 1024)
-        try:
-            async for chunk in reader:
-                head += chunk
-                if head.count(b"\n") > opts.skip_rows or len(head) > 1024 * 1024:
-                    break
-        finally:
-            close = getattr(reader, "aclose", None)
-            if close is not None:
-                await close()
-        names = header_names(head + b"\n", opts)
-        return names == [c.name for c in ctx.pipeline.table.columns]
 
     # ---- the streaming path -----------------------------------------------------------------
 
@@ -178,9 +112,8 @@ class Runner:
         except StageError as exc:
             if exc.transient or isinstance(exc.cause, RowsRejected):
                 raise
-            # A file that cannot be read whole has no row counts: only the reason is kept.
-            whole = exc.stage not in UNREADABLE_STAGES
-            raise await self._reject(unit, exc.stage, str(exc.cause), whole=whole) from exc
+            ending = rejection(unit.tally, exc.stage, str(exc.cause))
+            raise await self._reject(unit, ending) from exc
 
     async def _stream(self, unit: _Unit, transformer: Transformer, spool: ParquetSpool) -> bool:
         """Runs the stages to the end of the file; True when reading stopped early."""
@@ -212,10 +145,13 @@ class Runner:
 
     async def _extract(self, unit: _Unit, feed: Feed) -> None:
         started = time.perf_counter()
+        progress = unit.ctx.progress
         try:
             async for chunk in extract(self.store, unit.ctx, self.chunk_bytes):
-                await unit.allowance.acquire(len(chunk))
-                await feed.put(chunk)
+                progress.advance("extract")
+                with progress.waiting_for_room("extract"):
+                    await unit.allowance.acquire(len(chunk))
+                    await feed.put(chunk)
         finally:
             feed.close()
             unit.tally.timed("extract", time.perf_counter() - started)
@@ -233,10 +169,12 @@ class Runner:
             started = time.perf_counter()
             item = await loop.run_in_executor(parser, next, batches, None)
             unit.tally.timed("parse", time.perf_counter() - started)
+            unit.ctx.progress.advance("parse")
             if item is None and not feed.ended:
                 # Rows after this point would be lost, and extract would wait for room forever.
                 raise PermanentError("the parser stopped before the end of the file")
-            await out.put(item)
+            with unit.ctx.progress.waiting_for_room("parse"):
+                await out.put(item)
             if item is None:
                 return
 
@@ -258,7 +196,9 @@ class Runner:
             if bad:
                 await asyncio.to_thread(unit.quarantine.add, bad)
             tally.timed("validate", time.perf_counter() - started)
-            await out.put((result, item.raw_bytes))
+            unit.ctx.progress.advance("validate")
+            with unit.ctx.progress.waiting_for_room("validate"):
+                await out.put((result, item.raw_bytes))
             if limit is not None and tally.bad > limit:
                 raise _StopReading
         await out.put(None)
@@ -276,83 +216,49 @@ class Runner:
             unit.tally.rows_valid += result.batch.num_rows
             unit.allowance.release(raw_bytes)
             unit.tally.timed("spool", time.perf_counter() - started)
+            unit.ctx.progress.advance("spool")
 
     # ---- endings ----------------------------------------------------------------------------
 
     async def _finish(self, unit: _Unit, spool: ParquetSpool, stopped: bool) -> UnitResult:
         ctx, tally = unit.ctx, unit.tally
-        policy = ctx.pipeline.bad_rows
-        if stopped or policy.exceeded(tally.bad, tally.rows_read):
-            where = f" (reading stopped at row {tally.rows_read})" if stopped else ""
-            reason = f"{tally.bad} bad rows of {tally.rows_read} exceed the pipeline's threshold"
-            raise await self._reject(unit, "validate", reason + where)
-        day = self._partition(unit)
+        ending = verdict(tally, ctx.pipeline, stopped=stopped)
+        if isinstance(ending, Reject):
+            raise await self._reject(unit, ending)
         path = await spool.finish()
         started = time.perf_counter()
         table = ctx.pipeline.output_table
-        loaded = await self._guard("load", ctx, load(self.warehouse, ctx, path, table, day))
+        with ctx.progress.probing(lambda: self.warehouse.load_running(ctx.job_id)):
+            loading = load(self.warehouse, ctx, path, table, ending.day)
+            done = await self._guard("load", ctx, loading)
         tally.timed("load", time.perf_counter() - started)
-        if loaded.rows_loaded != tally.rows_valid:
+        if done.rows_loaded != tally.rows_valid:
             log.warning(
                 "unit %s: job %s loaded %d rows, this run validated %d",
                 ctx.key,
-                loaded.job_id,
-                loaded.rows_loaded,
+                done.job_id,
+                done.rows_loaded,
                 tally.rows_valid,
             )
         quarantine = await self._guard("quarantine", ctx, unit.quarantine.publish(self.store, ctx))
-        return UnitResult(
-            rows_read=tally.rows_read,
-            rows_loaded=loaded.rows_loaded,
-            rows_quarantined=tally.bad,
-            job_id=loaded.job_id,
-            table=ctx.pipeline.table.name,
-            quarantine_uri=quarantine.uri if quarantine else None,
-            durations=tally.durations,
-        )
+        uri = quarantine.uri if quarantine else None
+        return loaded(tally, done, ctx.pipeline.table.name, uri)
 
-    def _partition(self, unit: _Unit) -> date | None:
-        """The partition a replace-partition pipeline overwrites, once all rows are seen."""
-        p = unit.ctx.pipeline
-        if p.write_mode != "replace_partition":
-            return None
-        days = sorted(unit.tally.days)
-        if len(days) > 1:
-            raise StageError(
-                "validate",
-                str(unit.ctx.key),
-                PermanentError(f"the file spans {len(days)} partitions; it may replace only one"),
-            )
-        return days[0] if days else None
-
-    async def _reject(
-        self, unit: _Unit, stage: str, reason: str, *, whole: bool = True
-    ) -> StageError:
-        """Reject the file: every row read counts as quarantined, none is loaded.
-
-        ``whole`` is False when the file could not be read to its end (a truncated gzip, a
-        corrupt Parquet footer): then there are no row counts (they would depend on how far the
-        stages got) and no quarantine object; the ledger keeps the reason.
-        """
-        ctx, tally = unit.ctx, unit.tally
-        read = tally.rows_read if whole else 0
+    async def _reject(self, unit: _Unit, ending: Reject) -> StageError:
+        """The rejection as the stage's error, after the quarantine object (with the reason)."""
+        ctx = unit.ctx
         quarantine = None
-        if read or (whole and tally.bad):
-            publish = unit.quarantine.publish(self.store, ctx, reason)
+        if ending.quarantine:
+            publish = unit.quarantine.publish(self.store, ctx, ending.reason)
             quarantine = await self._guard("quarantine", ctx, publish)
-        result = UnitResult(
-            rows_read=read,
-            rows_loaded=0,
-            rows_quarantined=read,
-            table=ctx.pipeline.table.name,
-            quarantine_uri=quarantine.uri if quarantine else None,
-            durations=tally.durations,
-        )
-        return StageError(stage, str(ctx.key), RowsRejected(reason, result))
+        uri = quarantine.uri if quarantine else None
+        result = ending.result(ctx.pipeline.table.name, uri, unit.tally)
+        return StageError(ending.stage, str(ctx.key), RowsRejected(ending.reason, result))
 
     async def _guard(self, stage: str, ctx: UnitContext, work: Awaitable[T]) -> T:
         try:
-            return await work
+            with ctx.progress.working(stage):
+                return await work
         except (StageError, _StopReading):
             raise
         except IngestError as exc:

@@ -51,7 +51,7 @@ class Transformer:
         self.drops = {t.column for t in transforms if t.op == "drop"}
         self.formats = {t.column: t.format for t in transforms if t.op == "cast"}
         self.computed = self._computed_values()
-        self.partition_day = partition_day_of(ctx)
+        self.partition_day = ctx.path_partition_day()
         self._checked_columns = False
 
     def _computed_values(self) -> dict[str, pa.Scalar]:
@@ -185,22 +185,6 @@ def output_schema(pipeline: Pipeline) -> pa.Schema:
 def _constant_text(value: str, count: int) -> pa.Array:
     zeros = pa.repeat(pa.scalar(0, pa.int32()), count)
     return pa.DictionaryArray.from_arrays(zeros, pa.array([value], pa.string()))
-
-
-def partition_day_of(ctx: UnitContext) -> date | None:
-    """The partition a replace-partition pipeline replaces, when the path names it."""
-    p = ctx.pipeline
-    if p.write_mode != "replace_partition" or p.partition_date != "path":
-        return None
-    found = re.search(p.partition_pattern, ctx.object.ref.name)
-    if found is None:
-        raise PermanentError(
-            f"replace_partition: no date matching {p.partition_pattern!r} in the object name"
-        )
-    try:
-        return date.fromisoformat(found.group(1))
-    except ValueError as exc:
-        raise PermanentError(f"replace_partition: {found.group(1)!r} is not a date") from exc
 
 
 def _reformat(text: str, fmt: str, column: Column) -> str:

@@ -45,6 +45,9 @@ class BigQueryWarehouse:
         self._tables: set[TableSpec] = set()  # checked against BigQuery in this process
         # Units of one table start together (a sweep): one of them creates it, once.
         self._creating = asyncio.Lock()
+        # Loads under way, by the unit's job id: the id of the BigQuery job now awaited, or None
+        # while none is (creating the table, uploading the file).
+        self._loading: dict[str, str | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BigQueryWarehouse:
@@ -109,18 +112,36 @@ class BigQueryWarehouse:
         submit: Submit,
         replace_partition: str | None,
     ) -> LoadResult:
-        if table not in self._tables:
-            async with self._creating:
-                await self._ensure_dataset(table.dataset)
-                await self._ensure_table(table)
-        what = f"load {table.name} job {job_id}"
-        if replace_partition is None:
-            destination = self._ref(table.name)
-            job, attempt_id, adopted = await self._call(
-                what, self._run_job, job_id, lambda jid: submit(destination, config, jid)
-            )
-            return LoadResult(attempt_id, int(job.output_rows or 0), adopted)
-        return await self._replace(table, job_id, config, submit, replace_partition)
+        self._loading[job_id] = None
+        try:
+            if table not in self._tables:
+                async with self._creating:
+                    await self._ensure_dataset(table.dataset)
+                    await self._ensure_table(table)
+            what = f"load {table.name} job {job_id}"
+            if replace_partition is None:
+                destination = self._ref(table.name)
+                job, attempt_id, adopted = await self._call(
+                    what, self._run_job, job_id, lambda jid: submit(destination, config, jid)
+                )
+                return LoadResult(attempt_id, int(job.output_rows or 0), adopted)
+            return await self._replace(table, job_id, config, submit, replace_partition)
+        finally:
+            self._loading.pop(job_id, None)
+
+    async def load_running(self, job_id: str) -> bool:
+        if job_id not in self._loading:
+            return False
+        attempt = self._loading[job_id]
+        if attempt is None:
+            return True  # no job yet: the upload is bounded by the client's own timeouts
+        # jobs.get: whoever creates a job is granted bigquery.jobs.get on it; one call per
+        # watchdog check and unit, far below the API's per-user request rate; the client
+        # retries 5xx and rate-limit answers itself (the call is idempotent).
+        job = await self._call(
+            f"get job {attempt}", self.client.get_job, attempt, location=self.location
+        )
+        return bool(job.state != "DONE")
 
     async def _replace(
         self,
@@ -143,6 +164,7 @@ class BigQueryWarehouse:
             self._run_job,
             f"{job_id}_stage",
             lambda jid: submit(staging, config, jid),
+            job_id,
         )
         _, attempt_id, adopted = await self._call(
             what, self._run_job, job_id, lambda jid: self._swap(table, staging, day, jid)
@@ -182,10 +204,13 @@ class BigQueryWarehouse:
     def _ref(self, name: str) -> str:
         return f"{self.client.project}.{name}"
 
-    def _run_job(self, base_id: str, submit: Callable[[str], Any]) -> tuple[Any, str, bool]:
+    def _run_job(
+        self, base_id: str, submit: Callable[[str], Any], unit_job: str | None = None
+    ) -> tuple[Any, str, bool]:
         """Runs in a thread: submit (or adopt) the unit's job; skip over failed attempts.
 
-        Returns the finished job, the id it ran under and whether it was adopted.
+        Returns the finished job, the id it ran under and whether it was adopted. The job
+        awaited is noted under ``unit_job`` (default ``base_id``) for ``load_running``.
         """
         for attempt in range(MAX_JOB_ATTEMPTS):
             job_id = base_id if attempt == 0 else f"{base_id}_r{attempt}"
@@ -194,6 +219,8 @@ class BigQueryWarehouse:
             except gexc.Conflict:
                 # The job id exists: an earlier attempt submitted it. Wait for it and adopt it.
                 job, adopted = self.client.get_job(job_id, location=self.location), True
+            if (unit_job or base_id) in self._loading:  # not after a cancelled load ended
+                self._loading[unit_job or base_id] = job.job_id
             try:
                 job.result(timeout=JOB_TIMEOUT_SECONDS)
             except gexc.GoogleAPICallError:

@@ -79,6 +79,7 @@ class DuckDbWarehouse:
         self._conn.execute(JOBS_DDL)
         # DuckDB connections are not safe to share between threads at once.
         self._lock = threading.Lock()
+        self._loading: set[str] = set()  # job ids whose load runs (or waits for the lock)
 
     async def _run(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         def call() -> T:
@@ -105,7 +106,15 @@ class DuckDbWarehouse:
             conn.execute("COMMIT")
             return result
 
-        return await self._run(op)
+        self._loading.add(job_id)
+        try:
+            return await self._run(op)
+        finally:
+            self._loading.discard(job_id)
+
+    async def load_running(self, job_id: str) -> bool:
+        # In process: a load runs while its call does (a local file cannot hang on a network).
+        return job_id in self._loading
 
     def _load_in_transaction(
         self,

@@ -1,0 +1,114 @@
+"""The gs:// fast path: the warehouse reads the unit's object itself, no bytes through us.
+
+Only for rows that need no transform (no lineage, renames, computed columns), in a format
+BigQuery reads natively, uncompressed, with options it can express, from the generation the
+event named, and (CSV) with a header that lists the schema in order. Anything else, or a load
+the warehouse refuses as permanent, goes the streaming way, which says exactly which rows are bad.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from service.errors import PermanentError
+from service.models import ObjectRef, UnitResult, UriSource
+from service.pipeline.config import Pipeline
+from service.pipeline.context import UnitContext
+from service.pipeline.csv_format import header_names
+from service.ports import ObjectStore, UriLoader, Warehouse
+
+log = logging.getLogger(__name__)
+
+# BigQuery's names for the formats it can load from a gs:// URI itself.
+NATIVE_FORMATS = {"csv": "CSV", "ndjson": "NEWLINE_DELIMITED_JSON", "parquet": "PARQUET"}
+# Encodings BigQuery reads in CSV files, by the names Python gives them.
+BIGQUERY_ENCODINGS = {"utf-8": "UTF-8", "utf8": "UTF-8", "latin-1": "ISO-8859-1"}
+# How much of a CSV file is read, at most, to find its header.
+HEADER_READ_BYTES = 64 * 1024
+HEADER_MAX_BYTES = 1024 * 1024
+
+
+async def load_direct(
+    store: ObjectStore, warehouse: Warehouse, ctx: UnitContext
+) -> UnitResult | None:
+    """The unit loaded from its gs:// URI, or None when it must be streamed instead."""
+    source = uri_source(ctx, warehouse)
+    if source is None or not isinstance(warehouse, UriLoader):
+        return None
+    ref = ctx.object.ref
+    started = time.perf_counter()
+    try:
+        live = await store.stat(ObjectRef(ref.bucket, ref.name))
+        if live.ref.generation != ref.generation:
+            return None  # the URI names the live generation: the stream reads this one
+        if ctx.pipeline.format == "csv" and not await _header_in_order(store, ctx):
+            return None
+        day = ctx.path_partition_day()
+        partition = day.isoformat() if day is not None else None
+        # Same job id as the streamed load would use: whichever runs first, the rows load once.
+        with ctx.progress.probing(lambda: warehouse.load_running(ctx.job_id)):
+            loaded = await warehouse.load_uri(
+                ctx.pipeline.output_table, source, ctx.job_id, replace_partition=partition
+            )
+    except PermanentError as exc:
+        # The stream path will say exactly which rows are bad (or fail the same way).
+        log.warning("unit %s: direct load refused (%s); streaming instead", ctx.key, exc)
+        return None
+    took = {"load": round(time.perf_counter() - started, 6)}
+    rows = loaded.rows_loaded
+    return UnitResult(rows, rows, 0, loaded.job_id, ctx.pipeline.table.name, None, took)
+
+
+def uri_source(ctx: UnitContext, warehouse: Warehouse) -> UriSource | None:
+    """How the warehouse can read this unit's object itself, or None when the service must.
+
+    The CSV header is checked separately (BigQuery maps CSV columns by position).
+    """
+    p = ctx.pipeline
+    if not isinstance(warehouse, UriLoader) or p.needs_transform or ctx.declared_gzip:
+        return None
+    if p.write_mode == "replace_partition" and p.partition_date != "path":
+        return None
+    uri = ctx.object.ref.uri
+    if p.format != "csv":
+        return UriSource(uri, NATIVE_FORMATS[p.format])
+    return _csv_source(p, uri)
+
+
+def _csv_source(p: Pipeline, uri: str) -> UriSource | None:
+    opts = p.csv
+    encoding = BIGQUERY_ENCODINGS.get(opts.encoding.lower())
+    markers = [m for m in opts.null_values if m != ""]
+    if encoding is None or len(markers) > 1 or not opts.quote_char:
+        return None
+    return UriSource(
+        uri,
+        "CSV",
+        field_delimiter=opts.delimiter,
+        quote_character=opts.quote_char,
+        skip_leading_rows=opts.skip_rows + (1 if opts.header else 0),
+        encoding=encoding,
+        null_marker=markers[0] if markers else None,
+        allow_quoted_newlines=opts.allow_quoted_newlines,
+    )
+
+
+async def _header_in_order(store: ObjectStore, ctx: UnitContext) -> bool:
+    """BigQuery maps CSV columns by position: the header must list the schema in order."""
+    opts = ctx.pipeline.csv
+    if not opts.header:
+        return True
+    head = b""
+    reader = store.read(ctx.object.ref, HEADER_READ_BYTES)
+    try:
+        async for chunk in reader:
+            head += chunk
+            if head.count(b"\n") > opts.skip_rows or len(head) > HEADER_MAX_BYTES:
+                break
+    finally:
+        close = getattr(reader, "aclose", None)
+        if close is not None:
+            await close()
+    names = header_names(head + b"\n", opts)
+    return names == [c.name for c in ctx.pipeline.table.columns]
