@@ -38,6 +38,7 @@ from service.models import (
 from service.outcomes import DiscardOutcomes, unit_ended
 from service.pipeline.config import Pipeline, PipelineSet
 from service.pipeline.runner import RowsRejected, Runner
+from service.plans import sweep_prefix, swept_objects, unit_key
 from service.ports import ObjectStore, OutcomePublisher
 
 log = logging.getLogger(__name__)
@@ -171,12 +172,12 @@ class Ingestor:
         pipeline = self.pipelines.get(event.pipeline)
         if pipeline is None:
             return Outcome(Status.IGNORED, event.meta.event_id, "unknown pipeline")
-        prefix = event.prefix or pipeline.prefix_for(event.date)
+        prefix = sweep_prefix(pipeline, event)
         try:
             listed = await self.store.list(pipeline.bucket, prefix)
         except TransientError as exc:
             return Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
-        objects = [o for o in listed if pipeline.matches(o.ref.bucket, o.ref.name)]
+        objects = swept_objects(pipeline, listed)
         # Every unit waits for one of the global slots: the sweep's concurrency is bounded.
         units = await asyncio.gather(
             *(self.run_unit(pipeline, o, event.meta, force=force) for o in objects)
@@ -187,9 +188,7 @@ class Ingestor:
     async def run_unit(
         self, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool = False
     ) -> UnitOutcome:
-        ref = info.ref
-        assert ref.generation is not None
-        key = UnitKey(pipeline.name, ref.bucket, ref.name, ref.generation)
+        key = unit_key(pipeline, info.ref)
         task = asyncio.current_task()
         assert task is not None
         self._running.add(task)

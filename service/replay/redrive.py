@@ -2,8 +2,9 @@
 
 A dead-lettered message is the original one (data and attributes) plus Pub/Sub's
 ``CloudPubSubDeadLetter*`` attributes. Re-driving rebuilds the push envelope the service would
-have been sent and runs it the way ``ingest replay`` does (over HTTP or in-process); a message is
-acknowledged only when its event ended in a final state, and every other one is given back.
+have been sent and sends it the way ``ingest replay`` does (``replay.delivery``: over HTTP or
+in-process); a message is acknowledged only when its answer is final (``answers.is_final``), and
+every other one is given back.
 """
 
 from __future__ import annotations
@@ -17,20 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from service.errors import EnvelopeError, IngestError, UnsupportedMediaError
-from service.events import decode
-from service.models import Event
+from service.answers import Refusal, is_final
+from service.errors import IngestError
 from service.ports import MessageSource, PulledMessage
 from service.recording import RecordedRequest
 
 if TYPE_CHECKING:
-    from service.cli.replaying import Result
+    from service.replay.delivery import Result
 
 # Attributes Pub/Sub adds when it dead-letters a message; the original has none of them.
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 SOURCE_DELIVERIES = "CloudPubSubDeadLetterSourceDeliveryCount"
-# Outcomes after which nothing is left to do for an event: only these are acknowledged.
-FINAL = frozenset({"loaded", "duplicate", "ignored", "failed"})
 # Leases on pulled messages: the longest Pub/Sub allows, renewed while a run goes on.
 LEASE_SECONDS = 600
 RENEW_EVERY_SECONDS = 120.0
@@ -85,14 +83,6 @@ def _stamp(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def event_of(request: RecordedRequest) -> Event | str:
-    """The event a request carries, or why it is not one (what the service would answer 400)."""
-    try:
-        return decode(request.headers, request.body)
-    except (EnvelopeError, UnsupportedMediaError) as exc:
-        return str(exc)
-
-
 async def pull_all(source: MessageSource, limit: int, wait_seconds: float) -> list[Held]:
     """Pull until ``limit`` messages or a pull that brings nothing new; all of them leased."""
     found: dict[str, Held] = {}
@@ -143,11 +133,6 @@ async def kept(source: MessageSource, held: list[Held]) -> AsyncIterator[None]:
             await task
 
 
-def handled(http_status: int, status: str) -> bool:
-    """What a push subscription would acknowledge, for an event that needs nothing more."""
-    return 200 <= http_status < 300 and http_status != 202 and status in FINAL
-
-
 @dataclass(frozen=True)
 class Redriven:
     held: Held
@@ -157,7 +142,7 @@ class Redriven:
 
     @property
     def status(self) -> str:
-        return str(self.body.get("status", "error"))
+        return str(self.body.get("status", Refusal.ERROR))
 
 
 async def redrive(
@@ -165,7 +150,7 @@ async def redrive(
 ) -> list[Redriven]:
     """Run each held message's event; acknowledge the handled ones, give the rest back.
 
-    ``run`` is replay's runner (over HTTP or in-process): requests in, results (with
+    ``run`` sends them (``replay.delivery``, over HTTP or in-process): requests in, results (with
     ``http_status`` and ``body``) out, in order. If it raises, every message is given back.
     """
     requests = [push_request(h.message, subscription) for h in held]
@@ -177,7 +162,7 @@ async def redrive(
             await give_back(source, held)
         raise
     rows = [
-        Redriven(h, r.http_status, r.body, handled(r.http_status, str(r.body.get("status"))))
+        Redriven(h, r.http_status, r.body, is_final(r.http_status, r.status))
         for h, r in zip(held, results, strict=True)
     ]
     try:
