@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ async def in_process(
     settings: Settings, requests: list[RecordedRequest], sending: Sending, tick: Tick
 ) -> list[Result]:
     async with serving(settings, force=sending.force) as app:
+        # httpx logs each request at INFO; the route's own line for each event says more.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         # Quart's __call__ is typed with hypercorn's scope types, httpx's with plain dicts.
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, timeout=None) as client:
