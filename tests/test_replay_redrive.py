@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.models import ObjectFinalized, ObjectRef, SweepRequested
+from service.models import ObjectFinalized, ObjectRef, SweepRequested, UnitKey
+from service.pipeline.pipelines_file import load_pipelines
 from service.ports import PulledMessage
 from service.recording import RecordedRequest, event_of
 from service.replay import delivery, redrive
@@ -191,3 +192,38 @@ async def test_in_process_redrive_loads_once_and_keeps_what_it_cannot_run(
     assert by_id["broken"].http_status == 400
     assert sorted(source.acked) == ["ack-a", "ack-a-again", "ack-b"]
     assert source.given_back == ["ack-broken"]
+
+
+def message(data: bytes, message_id: str, **attributes: str) -> PulledMessage:
+    deliveries = {"CloudPubSubDeadLetterSourceDeliveryCount": "5"}
+    return PulledMessage(f"ack-{message_id}", message_id, data, {**attributes, **deliveries}, None)
+
+
+def test_describe_says_what_each_message_carries() -> None:
+    pipelines = load_pipelines(EXAMPLES / "pipelines.toml")
+    resource = object_resource("landing", "orders/a.csv", 7, b"x")
+    gcs = {
+        "eventType": "OBJECT_FINALIZE",
+        "payloadFormat": "JSON_API_V1",
+        "bucketId": "landing",
+        "objectId": "orders/a.csv",
+        "objectGeneration": "7",
+    }
+    stored = redrive.describe(message(json.dumps(resource).encode(), "m1", **gcs), "s", pipelines)
+    assert (stored.kind, stored.target, stored.deliveries) == (
+        "OBJECT_FINALIZE",
+        "gs://landing/orders/a.csv#7",
+        5,
+    )
+    assert stored.units == (UnitKey("orders", "landing", "orders/a.csv", 7),)
+    elsewhere = {**gcs, "bucketId": "other"}
+    unmatched = redrive.describe(message(b"", "m2", **elsewhere), "s", pipelines)
+    assert unmatched.units == () and unmatched.ledger == "no pipeline matches"
+    sweep = redrive.describe(
+        message(b'{"pipeline": "orders", "date": "2026-11-20"}', "m3"), "s", None
+    )
+    assert (sweep.kind, sweep.target) == ("sweep", "pipeline orders date 2026-11-20")
+    ignored = redrive.describe(message(b"{}", "m4"), "s", pipelines)
+    assert (ignored.kind, ignored.error) == ("ignored", "message names no pipeline")
+    broken = redrive.describe(message(b"{not json", "m5", **gcs), "s", pipelines)
+    assert broken.kind == "undecodable" and broken.error == "GCS notification data is not JSON"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -26,14 +26,14 @@ from service.cli.common import (
 )
 from service.cli.render import cell, number, outcome, table
 from service.errors import ConfigError
-from service.models import Ignored, SweepRequested, UnitKey
-from service.ports import MessageSource, PulledMessage
+from service.ports import MessageSource
 from service.recording import RecordedRequest
 
 if TYPE_CHECKING:
     from service.pipeline.config import PipelineSet
     from service.replay import redrive as redriving
     from service.replay.delivery import Result
+    from service.replay.redrive import Peeked
     from service.settings import Settings
 
 
@@ -55,19 +55,6 @@ def _wait_option(fn: Any) -> Any:
         show_default=True,
         help="Seconds one pull waits for messages; an empty pull ends the collection.",
     )(fn)
-
-
-@dataclass(frozen=True)
-class Peeked:
-    """What one dead-lettered message carries, as far as can be told without running it."""
-
-    message_id: str
-    kind: str
-    target: str
-    deliveries: int | None
-    error: str | None
-    units: tuple[UnitKey, ...] = ()
-    ledger: str | None = None
 
 
 @deadletter.command("list")
@@ -132,7 +119,7 @@ async def _peek(
     try:
         held = await redriving.pull_all(source, limit, wait)
         try:
-            rows = [describe(h.message, subscription, pipelines) for h in held]
+            rows = [redriving.describe(h.message, subscription, pipelines) for h in held]
             if pipelines is not None and any(r.units for r in rows):
                 rows = await _with_ledger(settings, rows)
         finally:
@@ -140,31 +127,6 @@ async def _peek(
     finally:
         await source.close()
     return rows
-
-
-def describe(message: PulledMessage, subscription: str, pipelines: PipelineSet | None) -> Peeked:
-    from service.plans import plan
-    from service.recording import event_of
-    from service.replay import redrive as redriving
-
-    count = redriving.deliveries(message)
-    event = event_of(redriving.push_request(message, subscription))
-    if isinstance(event, str):
-        return Peeked(message.message_id, "undecodable", "", count, event)
-    if isinstance(event, Ignored):
-        return Peeked(message.message_id, "ignored", event.meta.event_type, count, event.reason)
-    if isinstance(event, SweepRequested):
-        scope = f" date {event.date}" if event.date else ""
-        scope += f" prefix {event.prefix}" if event.prefix else ""
-        return Peeked(message.message_id, "sweep", f"pipeline {event.pipeline}{scope}", count, None)
-    ref = event.object.ref
-    units: tuple[UnitKey, ...] = ()
-    ledger = None
-    if pipelines is not None and ref.generation is not None:
-        units = plan(pipelines, event).units
-        ledger = None if units else "no pipeline matches"
-    target = f"{ref.uri}#{ref.generation}"
-    return Peeked(message.message_id, event.meta.event_type, target, count, None, units, ledger)
 
 
 async def _with_ledger(settings: Settings, rows: list[Peeked]) -> list[Peeked]:

@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from service.answers import Refusal, is_final
 from service.errors import IngestError
+from service.models import Ignored, SweepRequested, UnitKey
+from service.plans import plan
 from service.ports import MessageSource, PulledMessage
-from service.recording import RecordedRequest
+from service.recording import RecordedRequest, event_of
 
 if TYPE_CHECKING:
+    from service.pipeline.config import PipelineSet
     from service.replay.delivery import Result
 
 # Attributes Pub/Sub adds when it dead-letters a message; the original has none of them.
@@ -81,6 +84,41 @@ def push_request(message: PulledMessage, subscription: str) -> RecordedRequest:
 
 def _stamp(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+@dataclass(frozen=True)
+class Peeked:
+    """What one dead-lettered message carries, as far as can be told without running it."""
+
+    message_id: str
+    kind: str
+    target: str
+    deliveries: int | None
+    error: str | None
+    units: tuple[UnitKey, ...] = ()
+    ledger: str | None = None
+
+
+def describe(message: PulledMessage, subscription: str, pipelines: PipelineSet | None) -> Peeked:
+    """What a dead-lettered message carries, and the units it would run (with ``pipelines``)."""
+    count = deliveries(message)
+    event = event_of(push_request(message, subscription))
+    if isinstance(event, str):
+        return Peeked(message.message_id, "undecodable", "", count, event)
+    if isinstance(event, Ignored):
+        return Peeked(message.message_id, "ignored", event.meta.event_type, count, event.reason)
+    if isinstance(event, SweepRequested):
+        scope = f" date {event.date}" if event.date else ""
+        scope += f" prefix {event.prefix}" if event.prefix else ""
+        return Peeked(message.message_id, "sweep", f"pipeline {event.pipeline}{scope}", count, None)
+    ref = event.object.ref
+    units: tuple[UnitKey, ...] = ()
+    ledger = None
+    if pipelines is not None and ref.generation is not None:
+        units = plan(pipelines, event).units
+        ledger = None if units else "no pipeline matches"
+    target = f"{ref.uri}#{ref.generation}"
+    return Peeked(message.message_id, event.meta.event_type, target, count, None, units, ledger)
 
 
 async def pull_all(source: MessageSource, limit: int, wait_seconds: float) -> list[Held]:
