@@ -204,10 +204,10 @@ def flask_app(data_dir: str, delay: float, units: int | None = None) -> Any:
     """The same handler on Flask, for gunicorn's gthread worker (one event loop per thread)."""
     from flask import Flask, jsonify, request
 
+    from service import answers
     from service.errors import EnvelopeError, UnsupportedMediaError
     from service.ingest import Ingestor
     from service.logs import configure_logging
-    from service.routes.events import HTTP_STATUS, public_summary
     from service.wiring import build_ingestor, load_config
 
     settings = bench_settings(Path(data_dir), units)
@@ -231,9 +231,11 @@ def flask_app(data_dir: str, delay: float, units: int | None = None) -> Any:
         try:
             decoded = decode(dict(request.headers), body)
         except EnvelopeError as exc:
-            return jsonify({"status": "bad_request", "reason": str(exc)}), 400
+            refused = answers.bad_request(str(exc))
+            return jsonify(refused.body), refused.http_status
         except UnsupportedMediaError as exc:
-            return jsonify({"status": "unsupported_media_type", "reason": str(exc)}), 415
+            refused = answers.unsupported_media(str(exc))
+            return jsonify(refused.body), refused.http_status
         runner, ingestor = thread_ingestor()
         outcome = runner.run(ingestor.handle(decoded))
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -246,7 +248,8 @@ def flask_app(data_dir: str, delay: float, units: int | None = None) -> Any:
             elapsed_ms,
             extra={"event_id": decoded.meta.event_id, "outcome": outcome.status.value},
         )
-        return jsonify(public_summary(outcome)), HTTP_STATUS[outcome.status]
+        answer = answers.of_outcome(outcome)
+        return jsonify(answer.body), answer.http_status
 
     return app
 

@@ -12,6 +12,7 @@ from quart.json.provider import DefaultJSONProvider
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from service import answers
 from service.auth import TokenVerifier
 from service.logs import bind_trace, configure_logging, trace_from_raw_headers
 from service.routes import events, health, status
@@ -19,10 +20,12 @@ from service.runtime import Runtime
 from service.settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> Quart:
+def create_app(settings: Settings | None = None, *, detailed_answers: bool = False) -> Quart:
+    """The app; ``detailed_answers`` is for in-process replay only (the operator is the caller)."""
     settings = settings or Settings.from_env()
     configure_logging(settings)
     app = Quart("service")
+    app.config[events.DETAILED_ANSWERS] = detailed_answers
     app.json = FastJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Quart enforces these by running each body read and each answer in a task of its own,
@@ -45,8 +48,8 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> ResponseReturnValue:
-        code = error.code or 500
-        return jsonify({"status": "error", "reason": error.name}), code
+        answer = answers.http_error(error.code or 500, error.name)
+        return jsonify(answer.body), answer.http_status
 
     events.register(app)
     app.register_blueprint(health.blueprint)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -42,6 +42,7 @@ from service.outcomes import DiscardOutcomes, unit_ended
 from service.pipeline.config import Pipeline, PipelineSet
 from service.pipeline.progress import Progress
 from service.pipeline.runner import Runner
+from service.plans import sweep_prefix, swept_objects, unit_key
 from service.ports import ObjectStore, OutcomePublisher
 from service.watchdog import Watchdog
 
@@ -178,14 +179,12 @@ class Ingestor:
         pipeline = self.pipelines.get(event.pipeline)
         if pipeline is None:
             return Outcome(Status.IGNORED, event.meta.event_id, "unknown pipeline")
-        prefix = event.prefix or pipeline.prefix_for(event.date)
+        prefix = sweep_prefix(pipeline, event)
         try:
             listed = await self.store.list(pipeline.bucket, prefix)
         except TransientError as exc:
             return Outcome(Status.TRANSIENT, event.meta.event_id, str(exc))
-        objects = [o for o in listed if pipeline.matches(o.ref.bucket, o.ref.name)]
-        if event.date is None and event.prefix is None:
-            objects = recent(objects, pipeline.sweep_lookback_days)
+        objects = swept_objects(pipeline, event, listed, datetime.now(UTC))
         # Every unit waits for one of the global slots: the sweep's concurrency is bounded.
         units = await asyncio.gather(
             *(self.run_unit(pipeline, o, event.meta, force=force) for o in objects)
@@ -196,9 +195,7 @@ class Ingestor:
     async def run_unit(
         self, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool = False
     ) -> UnitOutcome:
-        ref = info.ref
-        assert ref.generation is not None
-        key = UnitKey(pipeline.name, ref.bucket, ref.name, ref.generation)
+        key = unit_key(pipeline, info.ref)
         task = asyncio.current_task()
         assert task is not None
         self._running.add(task)
@@ -370,17 +367,6 @@ class Ingestor:
             crc32c_base64=info.crc32c_base64 or stored.crc32c_base64,
             updated=info.updated or stored.updated,
         )
-
-
-def recent(objects: list[ObjectInfo], lookback_days: int) -> list[ObjectInfo]:
-    """The objects written within the lookback window.
-
-    An undated sweep lists the pipeline's whole prefix; a file older than the ledger's
-    retention has no record left, so without this bound it would be loaded a second time.
-    A sweep for a date (or a prefix) is an operator's deliberate backfill and is not bounded.
-    """
-    cutoff = datetime.now(UTC) - timedelta(days=lookback_days)
-    return [o for o in objects if o.updated is None or o.updated >= cutoff]
 
 
 def log_outcome(outcome: UnitOutcome) -> None:

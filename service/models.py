@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -68,6 +69,10 @@ class Ignored:
 Event = ObjectFinalized | SweepRequested | Ignored
 
 
+# A unit as `ingest` prints it (``str(UnitKey)``): PIPELINE:gs://BUCKET/NAME#GENERATION.
+UNIT_PATTERN = re.compile(r"^(?P<pipeline>[^:]+):gs://(?P<bucket>[^/]+)/(?P<name>.+)#(?P<gen>\d+)$")
+
+
 class UnitState(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
@@ -85,6 +90,14 @@ class UnitKey:
 
     def __str__(self) -> str:
         return f"{self.pipeline}:gs://{self.bucket}/{self.name}#{self.generation}"
+
+    @classmethod
+    def parse(cls, text: str) -> UnitKey | None:
+        """The unit a printed unit string names, or None when the text is not one."""
+        found = UNIT_PATTERN.match(text.strip())
+        if found is None:
+            return None
+        return cls(found["pipeline"], found["bucket"], found["name"], int(found["gen"]))
 
     @property
     def digest(self) -> str:

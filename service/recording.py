@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.errors import EnvelopeError
+from service.answers import FORCE_HEADER
+from service.errors import EnvelopeError, UnsupportedMediaError
+from service.events import decode
+from service.models import Event
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 # Headers never written to a recording: credentials, and an operator's one-off forced re-run.
-UNRECORDED_HEADERS = frozenset({"authorization", "x-ingest-force"})
+UNRECORDED_HEADERS = frozenset({"authorization", FORCE_HEADER.lower()})
 # File suffixes that replay reads from a folder.
 EVENT_SUFFIXES = (".json", ".jsonl", ".ndjson")
 
@@ -29,6 +32,14 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     source: str = ""
+
+
+def event_of(request: RecordedRequest) -> Event | str:
+    """The event a request carries, or why it is not one (what the service would answer 400)."""
+    try:
+        return decode(request.headers, request.body)
+    except (EnvelopeError, UnsupportedMediaError) as exc:
+        return str(exc)
 
 
 def to_json(headers: dict[str, str], body: bytes) -> dict[str, Any]:

@@ -24,12 +24,8 @@ from service.adapters.gcp.bigquery import BigQueryWarehouse
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.gcp.gcs import GcsObjectStore
 from service.cli import main
-from service.cli.deadletter import describe
 from service.models import ObjectInfo, ObjectRef, UnitKey, UnitState
-from service.pipeline.pipelines_file import load_pipelines
-from service.ports import PulledMessage
-from service.samples import object_resource, resource_from_info, storage_notification_push
-from tests.conftest import EXAMPLES
+from service.samples import resource_from_info, storage_notification_push
 from tests.emulator_fixtures import Emulators
 from tests.pubsub_kit import PubSubKit, csv_rows, pipelines_file, pubsub_kit, warm_up
 from tests.serving import Server, start_ingest_serve
@@ -54,39 +50,6 @@ def test_list_help_says_it_is_a_peek() -> None:
     assert result.exit_code == 0
     assert "This is a peek" in result.output
     assert "nothing is acknowledged" in result.output
-
-
-def message(data: bytes, message_id: str, **attributes: str) -> PulledMessage:
-    deliveries = {"CloudPubSubDeadLetterSourceDeliveryCount": "5"}
-    return PulledMessage(f"ack-{message_id}", message_id, data, {**attributes, **deliveries}, None)
-
-
-def test_describe_says_what_each_message_carries() -> None:
-    pipelines = load_pipelines(EXAMPLES / "pipelines.toml")
-    resource = object_resource("landing", "orders/a.csv", 7, b"x")
-    gcs = {
-        "eventType": "OBJECT_FINALIZE",
-        "payloadFormat": "JSON_API_V1",
-        "bucketId": "landing",
-        "objectId": "orders/a.csv",
-        "objectGeneration": "7",
-    }
-    stored = describe(message(json.dumps(resource).encode(), "m1", **gcs), "s", pipelines)
-    assert (stored.kind, stored.target, stored.deliveries) == (
-        "OBJECT_FINALIZE",
-        "gs://landing/orders/a.csv#7",
-        5,
-    )
-    assert stored.units == (UnitKey("orders", "landing", "orders/a.csv", 7),)
-    elsewhere = {**gcs, "bucketId": "other"}
-    unmatched = describe(message(b"", "m2", **elsewhere), "s", pipelines)
-    assert unmatched.units == () and unmatched.ledger == "no pipeline matches"
-    sweep = describe(message(b'{"pipeline": "orders", "date": "2026-11-20"}', "m3"), "s", None)
-    assert (sweep.kind, sweep.target) == ("sweep", "pipeline orders date 2026-11-20")
-    ignored = describe(message(b"{}", "m4"), "s", pipelines)
-    assert (ignored.kind, ignored.error) == ("ignored", "message names no pipeline")
-    broken = describe(message(b"{not json", "m5", **gcs), "s", pipelines)
-    assert broken.kind == "undecodable" and broken.error == "GCS notification data is not JSON"
 
 
 class Setup:

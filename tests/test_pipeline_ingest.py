@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
-from service.ingest import Ingestor, Status, recent
+from service.ingest import Ingestor, Status
 from service.ledger import Ledger
 from service.models import (
     EventMeta,
     LedgerRecord,
     ObjectFinalized,
     ObjectInfo,
-    ObjectRef,
     SweepRequested,
     UnitResult,
     UnitState,
@@ -229,17 +228,3 @@ async def test_an_undated_sweep_after_the_ledger_forgot_loads_nothing_twice(
         await forgetful.close()
     assert second["sweep"]["objects"] == 0
     assert await world.rig.warehouse.count_rows("sales.orders") == 200
-
-
-def test_recent_keeps_objects_inside_the_lookback_window() -> None:
-    now = datetime.now(UTC)
-    objects = [
-        ObjectInfo(ObjectRef("b", name, 1), 1, updated=when)
-        for name, when in (
-            ("new", now),
-            ("edge", now - timedelta(days=2)),
-            ("old", now - timedelta(days=4)),
-            ("unknown", None),
-        )
-    ]
-    assert [o.ref.name for o in recent(objects, 3)] == ["new", "edge", "unknown"]

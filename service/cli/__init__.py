@@ -20,7 +20,7 @@ def main() -> None:
     """
 
 
-import service.cli.config
+import service.cli.check_config
 import service.cli.deadletter
 import service.cli.deploy
 import service.cli.event
@@ -29,5 +29,6 @@ import service.cli.replay
 import service.cli.serve
 import service.cli.sweep
 import service.cli.tables
+import service.cli.upload
 
 __all__ = ["main"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -26,13 +26,14 @@ from service.cli.common import (
 )
 from service.cli.render import cell, number, outcome, table
 from service.errors import ConfigError
-from service.models import Ignored, ObjectFinalized, SweepRequested, UnitKey
-from service.ports import MessageSource, PulledMessage
+from service.ports import MessageSource
 from service.recording import RecordedRequest
 
 if TYPE_CHECKING:
-    from service.cli import relay, replaying
     from service.pipeline.config import PipelineSet
+    from service.replay import redrive as redriving
+    from service.replay.delivery import Result
+    from service.replay.redrive import Peeked
     from service.settings import Settings
 
 
@@ -54,19 +55,6 @@ def _wait_option(fn: Any) -> Any:
         show_default=True,
         help="Seconds one pull waits for messages; an empty pull ends the collection.",
     )(fn)
-
-
-@dataclass(frozen=True)
-class Peeked:
-    """What one dead-lettered message carries, as far as can be told without running it."""
-
-    message_id: str
-    kind: str
-    target: str
-    deliveries: int | None
-    error: str | None
-    units: tuple[UnitKey, ...] = ()
-    ledger: str | None = None
 
 
 @deadletter.command("list")
@@ -124,46 +112,21 @@ async def _peek(
     wait: float,
     pipelines: PipelineSet | None,
 ) -> list[Peeked]:
-    from service.cli import relay
+    from service.replay import redrive as redriving
     from service.wiring import open_subscription
 
     source = open_subscription(settings, subscription)
     try:
-        held = await relay.pull_all(source, limit, wait)
+        held = await redriving.pull_all(source, limit, wait)
         try:
-            rows = [describe(h.message, subscription, pipelines) for h in held]
+            rows = [redriving.describe(h.message, subscription, pipelines) for h in held]
             if pipelines is not None and any(r.units for r in rows):
                 rows = await _with_ledger(settings, rows)
         finally:
-            await relay.give_back(source, held)
+            await redriving.give_back(source, held)
     finally:
         await source.close()
     return rows
-
-
-def describe(message: PulledMessage, subscription: str, pipelines: PipelineSet | None) -> Peeked:
-    from service.cli import relay
-
-    count = relay.deliveries(message)
-    event = relay.event_of(relay.push_request(message, subscription))
-    if isinstance(event, str):
-        return Peeked(message.message_id, "undecodable", "", count, event)
-    if isinstance(event, Ignored):
-        return Peeked(message.message_id, "ignored", event.meta.event_type, count, event.reason)
-    if isinstance(event, SweepRequested):
-        scope = f" date {event.date}" if event.date else ""
-        scope += f" prefix {event.prefix}" if event.prefix else ""
-        return Peeked(message.message_id, "sweep", f"pipeline {event.pipeline}{scope}", count, None)
-    assert isinstance(event, ObjectFinalized)
-    ref = event.object.ref
-    units: tuple[UnitKey, ...] = ()
-    ledger = None
-    if pipelines is not None and ref.generation is not None:
-        matching = pipelines.matching(ref.bucket, ref.name)
-        units = tuple(UnitKey(p.name, ref.bucket, ref.name, ref.generation) for p in matching)
-        ledger = None if units else "no pipeline matches"
-    target = f"{ref.uri}#{ref.generation}"
-    return Peeked(message.message_id, event.meta.event_type, target, count, None, units, ledger)
 
 
 async def _with_ledger(settings: Settings, rows: list[Peeked]) -> list[Peeked]:
@@ -255,61 +218,53 @@ def redrive(
     settings = load_settings()
     pipelines = load_pipelines(settings) if (dry_run or in_process) else None
     # Imported here: the decoders and the HTTP client are not needed for `ingest --help`.
-    from service.cli import relay, replaying
+    from service.replay import delivery
+    from service.replay import redrive as redriving
 
     started = time.perf_counter()
+    sending = delivery.Sending(concurrency, headers=extra if url else {}, timeout=timeout)
 
-    async def run_one_batch(requests: list[RecordedRequest]) -> list[replaying.Result]:
+    async def run_one_batch(requests: list[RecordedRequest]) -> list[Result]:
         if url:
-            return await replaying.over_http(
-                url,
-                requests,
-                concurrency=concurrency,
-                force=False,
-                extra_headers=extra,
-                request_timeout=timeout,
-                tick=lambda: None,
-            )
-        assert pipelines is not None
-        return await replaying.in_process(
-            settings, pipelines, requests, concurrency=concurrency, force=False, tick=lambda: None
-        )
+            return await delivery.over_http(url, requests, sending, lambda: None)
+        return await delivery.in_process(settings, requests, sending, lambda: None)
 
-    async def work() -> list[relay.Redriven]:
+    async def work() -> list[redriving.Redriven]:
         from service.wiring import open_subscription
 
         source = open_subscription(settings, subscription)
         try:
-            held = await relay.pull_all(source, limit, wait)
+            held = await redriving.pull_all(source, limit, wait)
             if dry_run:
                 assert pipelines is not None
                 return await _dry_run(source, subscription, held, pipelines)
-            return await relay.redrive(source, subscription, held, run_one_batch)
+            return await redriving.redrive(source, subscription, held, run_one_batch)
         finally:
             await source.close()
 
     try:
         rows = run_async(work)
-    except replaying.Unreachable as exc:
+    except delivery.Unreachable as exc:
         raise click.ClickException(f"{exc}; every message was given back") from exc
     _report(subscription, rows, time.perf_counter() - started, as_json=as_json, dry=dry_run)
 
 
 async def _dry_run(
-    source: MessageSource, subscription: str, held: list[relay.Held], pipelines: PipelineSet
-) -> list[relay.Redriven]:
-    from service.cli import relay, replaying
+    source: MessageSource, subscription: str, held: list[redriving.Held], pipelines: PipelineSet
+) -> list[redriving.Redriven]:
+    from service.replay import redrive as redriving
+    from service.replay.dry_run import dry_run
 
     try:
-        requests = [relay.push_request(h.message, subscription) for h in held]
-        plans = replaying.dry_run(pipelines, requests)
+        requests = [redriving.push_request(h.message, subscription) for h in held]
+        plans = dry_run(pipelines, requests)
     finally:
-        await relay.give_back(source, held)
-    return [relay.Redriven(h, 0, p.body, acked=False) for h, p in zip(held, plans, strict=True)]
+        await redriving.give_back(source, held)
+    return [redriving.Redriven(h, 0, p.body, acked=False) for h, p in zip(held, plans, strict=True)]
 
 
 def _report(
-    subscription: str, rows: list[relay.Redriven], seconds: float, *, as_json: bool, dry: bool
+    subscription: str, rows: list[redriving.Redriven], seconds: float, *, as_json: bool, dry: bool
 ) -> None:
     if as_json:
         for row in rows:

@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from service.ingest import Ingestor, UnitOutcome
     from service.ports import IdempotencyStore
 
-# A unit as `ingest` prints it: PIPELINE:gs://BUCKET/NAME#GENERATION.
-UNIT_PATTERN = re.compile(r"^(?P<pipeline>[^:]+):gs://(?P<bucket>[^/]+)/(?P<name>.+)#(?P<gen>\d+)$")
 # A ledger key: 40 hex digits, or (to look one up) its first 6 or more.
 KEY_PATTERN = re.compile(r"^[0-9a-f]{6,40}$")
 # How many of the most recent units a key prefix is looked up among.
@@ -194,7 +192,9 @@ def retry(keys: tuple[str, ...], all_failed: bool, since: str | None, pipeline: 
             cell(o.error),
         )
     console.print(t)
-    bad = [o for o in outcomes if o.status.value != "loaded"]
+    from service.ingest import Status
+
+    bad = [o for o in outcomes if o.status is not Status.LOADED]
     if bad:
         raise click.ClickException(f"{len(bad)} of {len(outcomes)} units did not load")
 
@@ -218,7 +218,7 @@ async def _rerun(ingestor: Ingestor, record: LedgerRecord) -> UnitOutcome:
     so that one missing object does not hide what the other retries did."""
     from service.ingest import Status, UnitOutcome
 
-    unit = parse_unit(record.unit)
+    unit = UnitKey.parse(record.unit)
     pipeline = ingestor.pipelines.get(unit.pipeline) if unit else None
     if unit is None or pipeline is None:
         why = "names no object" if unit is None else f"unknown pipeline {unit.pipeline!r}"
@@ -236,17 +236,10 @@ async def _rerun(ingestor: Ingestor, record: LedgerRecord) -> UnitOutcome:
     return await ingestor.run_unit(pipeline, info, meta, force=True)
 
 
-def parse_unit(text: str) -> UnitKey | None:
-    found = UNIT_PATTERN.match(text.strip())
-    if found is None:
-        return None
-    return UnitKey(found["pipeline"], found["bucket"], found["name"], int(found["gen"]))
-
-
 async def find(store: IdempotencyStore, key: str) -> LedgerRecord:
     """The record a KEY names: a full key, a unit string, or a unique key prefix."""
     wanted = key.strip()
-    unit = parse_unit(wanted)
+    unit = UnitKey.parse(wanted)
     if unit is not None:
         wanted = unit.digest
     elif not KEY_PATTERN.match(wanted.lower()):

@@ -34,16 +34,11 @@ from service.errors import IngestError
 from service.recording import RecordedRequest, load_requests, parse_requests
 
 if TYPE_CHECKING:
-    from service.cli.replaying import Result
-    from service.pipeline.config import PipelineSet
+    from service.replay.delivery import Result, Sending
     from service.settings import Settings
 
 # Past this many events the table shows only the ones that did not succeed.
 TABLE_LIMIT = 100
-# Outcomes the platform would redeliver later: replay runs them again itself.
-RETRYABLE = frozenset({"busy", "transient", "shutting_down"})
-# Wait before the first retry round; each later round waits twice as long.
-RETRY_DELAY_SECONDS = 1.0
 
 
 @main.command()
@@ -134,7 +129,7 @@ def replay(
     extra = parse_headers(headers)
     requests = _load(paths)
     if topic:
-        from service.cli.to_topic import replay_to_topic
+        from service.cli.replay_to_topic import replay_to_topic
 
         replay_to_topic(
             load_settings(),
@@ -147,94 +142,47 @@ def replay(
         )
         return
     # Imported here: the decoders and the HTTP client are not needed for `ingest --help`.
-    from service.cli import replaying
+    from service.replay.delivery import Sending
+    from service.replay.dry_run import dry_run as plan_each
+    from service.replay.rounds import with_retries
 
     started = time.perf_counter()
     if dry_run:
-        results = replaying.dry_run(load_pipelines(load_settings()), requests)
-    elif url:
-        target = url
-
-        def run(batch: list[RecordedRequest]) -> list[Result]:
-            return _over_http(
-                target, batch, concurrency=concurrency, force=force, headers=extra, timeout=timeout
-            )
-
-        results = _with_retries(run, requests, retries)
+        results = plan_each(load_pipelines(load_settings()), requests)
     else:
-        settings = load_settings()
-        pipelines = load_pipelines(settings)
+        if url:
+            sending = Sending(concurrency, force, extra, timeout)
+            settings = None
+        else:
+            sending = Sending(concurrency, force)
+            settings = load_settings()
+            load_pipelines(settings)  # a broken pipelines file is one line, before anything runs
 
         def run(batch: list[RecordedRequest]) -> list[Result]:
-            return _in_process(settings, pipelines, batch, concurrency=concurrency, force=force)
+            return _send(url, settings, batch, sending)
 
-        results = _with_retries(run, requests, retries)
+        results = with_retries(run, requests, retries, _announce_retry)
     _report(results, time.perf_counter() - started, as_json=as_json, dry=dry_run)
 
 
-def _over_http(
-    url: str,
-    requests: list[RecordedRequest],
-    *,
-    concurrency: int,
-    force: bool,
-    headers: dict[str, str],
-    timeout: float,
+def _send(
+    url: str | None, settings: Settings | None, requests: list[RecordedRequest], sending: Sending
 ) -> list[Result]:
-    """No local settings or pipelines needed: the service at the URL has its own."""
-    from service.cli import replaying
+    """One round: to the service at ``url``, or in-process through the app."""
+    from service.replay import delivery
 
     with _progress(len(requests)) as tick:
-        work = replaying.over_http(
-            url,
-            requests,
-            concurrency=concurrency,
-            force=force,
-            extra_headers=headers,
-            request_timeout=timeout,
-            tick=tick,
-        )
         try:
-            return asyncio.run(work)
-        except replaying.Unreachable as exc:
+            if url:
+                return asyncio.run(delivery.over_http(url, requests, sending, tick))
+            assert settings is not None
+            return run_async(lambda: delivery.in_process(settings, requests, sending, tick))
+        except delivery.Unreachable as exc:
             raise click.ClickException(str(exc)) from exc
 
 
-def _in_process(
-    settings: Settings,
-    pipelines: PipelineSet,
-    requests: list[RecordedRequest],
-    *,
-    concurrency: int,
-    force: bool,
-) -> list[Result]:
-    from service.cli import replaying
-
-    with _progress(len(requests)) as tick:
-        return run_async(
-            lambda: replaying.in_process(
-                settings, pipelines, requests, concurrency=concurrency, force=force, tick=tick
-            )
-        )
-
-
-def _with_retries(
-    run: Callable[[list[RecordedRequest]], list[Result]],
-    requests: list[RecordedRequest],
-    retries: int,
-) -> list[Result]:
-    """Run, then run again what the platform would redeliver (busy, transient), a few rounds."""
-    results = run(requests)
-    for round_number in range(retries):
-        again = [i for i, r in enumerate(results) if r.status in RETRYABLE]
-        if not again:
-            break
-        delay = RETRY_DELAY_SECONDS * 2**round_number
-        err_console.print(f"retrying {len(again)} busy or unavailable events in {delay:g} s")
-        time.sleep(delay)
-        for index, result in zip(again, run([requests[i] for i in again]), strict=True):
-            results[index] = result
-    return results
+def _announce_retry(count: int, delay: float) -> None:
+    err_console.print(f"retrying {count} busy or unavailable events in {delay:g} s")
 
 
 def _load(paths: tuple[Path, ...]) -> list[RecordedRequest]:

@@ -19,14 +19,11 @@ from service.cli.common import (
     run_async,
 )
 from service.cli.render import cell, number, outcome, table
-from service.models import EventMeta, SweepRequested, UnitKey
+from service.models import EventMeta, SweepRequested
 
 if TYPE_CHECKING:
     from service.ingest import Outcome, UnitOutcome
     from service.pipeline.config import Pipeline
-
-# Unit outcomes that leave nothing to do; any other makes the command exit non-zero.
-DONE = frozenset({"loaded", "duplicate", "ignored"})
 
 
 @main.command()
@@ -53,29 +50,33 @@ def sweep(
     if found is None:
         known = ", ".join(p.name for p in pipelines.pipelines) or "none"
         raise click.ClickException(f"unknown pipeline {pipeline!r} (known: {known})")
-    day = date.date().isoformat() if date else None
-    where = f"gs://{found.bucket}/{found.prefix_for(day)}"
-    if dry_run:
-        _plan(found, day, where)
-        return
+    from service.answers import succeeded
+    from service.ingest import Status
+    from service.plans import plan
+
     meta = EventMeta(
         event_id=f"cli-sweep-{uuid.uuid4().hex[:12]}",
         event_type="ingest.cli.sweep",
         source="ingest sweep",
         shape="cli",
     )
+    event = SweepRequested(meta, pipeline, date=date.date().isoformat() if date else None)
+    where = plan(pipelines, event).where or ""
+    if dry_run:
+        _plan(found, event, where)
+        return
 
     async def run() -> Outcome:
         async with open_ingestor(settings, pipelines) as ingestor:
-            return await ingestor.sweep(SweepRequested(meta, pipeline, date=day), force=force)
+            return await ingestor.sweep(event, force=force)
 
     result = run_async(run)
     if as_json:
         print_json(result.summary() | {"where": where, "units_detail": _units_json(result)})
     else:
         _show(result, where)
-    failed = [u for u in result.units if u.status.value not in DONE]
-    if result.status.value == "transient" and not result.units:
+    failed = [u for u in result.units if not succeeded(u.status)]
+    if result.status is Status.TRANSIENT and not result.units:
         raise click.ClickException(f"sweep of {where} failed: {result.reason}")
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(result.units)} units did not succeed")
@@ -123,18 +124,16 @@ def _unit_json(u: UnitOutcome) -> dict[str, object]:
     }
 
 
-def _plan(pipeline: Pipeline, day: str | None, where: str) -> None:
+def _plan(pipeline: Pipeline, event: SweepRequested, where: str) -> None:
     """What a sweep would find: each matching object and the state the ledger has for it."""
+    from service.plans import sweep_prefix, swept_objects, unit_key
 
     async def look() -> list[tuple[str, str]]:
         async with open_backends(load_settings()) as backends:
-            listed = await backends.store.list(pipeline.bucket, pipeline.prefix_for(day))
+            listed = await backends.store.list(pipeline.bucket, sweep_prefix(pipeline, event))
             rows = []
-            for info in listed:
-                ref = info.ref
-                if ref.generation is None or not pipeline.matches(ref.bucket, ref.name):
-                    continue
-                key = UnitKey(pipeline.name, ref.bucket, ref.name, ref.generation)
+            for info in swept_objects(pipeline, event, listed, dt.datetime.now(dt.UTC)):
+                key = unit_key(pipeline, info.ref)
                 stored = await backends.ledger_store.get(key.digest)
                 rows.append((str(key), stored.record.state.value if stored else "new"))
             return rows

@@ -10,11 +10,12 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from quart import Quart, current_app, jsonify, request
 from quart.typing import ResponseReturnValue
 
+from service import answers
+from service.answers import Answer
 from service.auth import AuthError, TokenVerifier
 from service.errors import EnvelopeError, PermanentError, TransientError, UnsupportedMediaError
 from service.events import decode
@@ -26,32 +27,8 @@ from service.runtime import runtime
 
 log = logging.getLogger(__name__)
 
-# HTTP status for each outcome: 2xx acknowledges, 429 and 503 make the platform redeliver.
-HTTP_STATUS = {
-    Status.LOADED: 200,
-    Status.DUPLICATE: 200,
-    Status.IGNORED: 200,
-    Status.FAILED: 200,
-    Status.BUSY: 429,
-    Status.TRANSIENT: 503,
-}
-# Log level of the one line each event gets, by outcome.
-LOG_LEVEL = {
-    Status.LOADED: logging.INFO,
-    Status.DUPLICATE: logging.INFO,
-    Status.IGNORED: logging.INFO,
-    Status.FAILED: logging.ERROR,
-    Status.BUSY: logging.WARNING,
-    Status.TRANSIENT: logging.WARNING,
-}
-# Asks for a forced re-run of finished units (replay --force); obeyed only with allow_force.
-FORCE_HEADER = "X-Ingest-Force"
-FORCE_REFUSED = "forced re-runs are disabled (INGEST_ALLOW_FORCE=false)"
-# What the answer says instead of an error's own text (which may name objects or hosts).
-PUBLIC_REASON = {
-    Status.TRANSIENT: "a backend is unavailable; retry later",
-    Status.FAILED: "permanent failure; see the service log",
-}
+# App config key: answer with the errors' own text (in-process replay; see answers.of_outcome).
+DETAILED_ANSWERS = "INGEST_DETAILED_ANSWERS"
 
 
 def register(app: Quart) -> None:
@@ -65,7 +42,7 @@ async def receive() -> ResponseReturnValue:
     if rt.draining:
         # Shutting down: 503 makes the platform redeliver the event (to another instance).
         log.warning("refused a request: shutting down")
-        return jsonify({"status": "shutting_down", "reason": PUBLIC_REASON[Status.TRANSIENT]}), 503
+        return _send(answers.shutting_down())
     # One plain dict from the ASGI header list: werkzeug's Headers scans every header
     # per lookup.
     headers = {
@@ -77,15 +54,14 @@ async def receive() -> ResponseReturnValue:
             await verifier.verify(headers.get("authorization"))
         except AuthError as exc:
             log.warning("refused a request: %s", exc.reason)
-            label = "unauthenticated" if exc.status == 401 else "forbidden"
-            return jsonify({"status": label, "reason": exc.reason}), exc.status
+            return _send(answers.auth_refused(exc.status, exc.reason))
         except TransientError as exc:
             log.error("cannot authenticate requests: %s", exc)
-            return jsonify({"status": "transient", "reason": PUBLIC_REASON[Status.TRANSIENT]}), 503
-    force = headers.get(FORCE_HEADER.lower(), "").strip().lower() in {"1", "true"}
+            return _send(answers.auth_unavailable())
+    force = answers.asks_force(headers)
     if force and not rt.settings.allow_force:
         log.warning("refused a forced re-run: INGEST_ALLOW_FORCE is off")
-        return jsonify({"status": "forbidden", "reason": FORCE_REFUSED}), 403
+        return _send(answers.force_refused())
     # Quart stops reading past MAX_CONTENT_LENGTH, whatever Content-Length said: 413.
     raw = await request.get_data(cache=False, as_text=False)
     body = raw.encode() if isinstance(raw, str) else raw
@@ -93,16 +69,21 @@ async def receive() -> ResponseReturnValue:
         event = decode(headers, body)
     except EnvelopeError as exc:
         log.warning("refused a request: %s", exc)
-        return jsonify({"status": "bad_request", "reason": str(exc)}), 400
+        return _send(answers.bad_request(str(exc)))
     except UnsupportedMediaError as exc:
         log.warning("refused a request: %s", exc)
-        return jsonify({"status": "unsupported_media_type", "reason": str(exc)}), 415
+        return _send(answers.unsupported_media(str(exc)))
     bind_labels(event_id=event.meta.event_id)  # on every line logged for this request
     if rt.settings.record_dir is not None:
         await _record(rt.settings.record_dir, event, headers, body)
     outcome = await _handle(rt.ingestor, event, force=force)
     _log_once(event, outcome, started)
-    return jsonify(public_summary(outcome)), HTTP_STATUS[outcome.status]
+    detailed = bool(current_app.config.get(DETAILED_ANSWERS))
+    return _send(answers.of_outcome(outcome, detailed=detailed))
+
+
+def _send(answer: Answer) -> ResponseReturnValue:
+    return jsonify(answer.body), answer.http_status
 
 
 async def _handle(ingestor: Ingestor, event: Event, *, force: bool = False) -> Outcome:
@@ -125,7 +106,7 @@ async def _record(directory: Path, event: Event, headers: dict[str, str], body: 
 def _log_once(event: Event, outcome: Outcome, started: float) -> None:
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     log.log(
-        LOG_LEVEL[outcome.status],
+        answers.LOG_LEVEL[outcome.status],
         "event %s (%s, %s): %s%s in %s ms",
         event.meta.event_id,
         event.meta.shape,
@@ -135,12 +116,3 @@ def _log_once(event: Event, outcome: Outcome, started: float) -> None:
         elapsed_ms,
         extra={"event_id": event.meta.event_id, "outcome": outcome.status.value},
     )
-
-
-def public_summary(outcome: Outcome) -> dict[str, Any]:
-    """The outcome's summary without anything that came from the request or an error text."""
-    body = outcome.summary()
-    body.pop("event_id", None)
-    if outcome.status in PUBLIC_REASON:
-        body["reason"] = PUBLIC_REASON[outcome.status]
-    return body

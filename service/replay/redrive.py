@@ -2,8 +2,9 @@
 
 A dead-lettered message is the original one (data and attributes) plus Pub/Sub's
 ``CloudPubSubDeadLetter*`` attributes. Re-driving rebuilds the push envelope the service would
-have been sent and runs it the way ``ingest replay`` does (over HTTP or in-process); a message is
-acknowledged only when its event ended in a final state, and every other one is given back.
+have been sent and sends it the way ``ingest replay`` does (``replay.delivery``: over HTTP or
+in-process); a message is acknowledged only when its answer is final (``answers.is_final``), and
+every other one is given back.
 """
 
 from __future__ import annotations
@@ -17,20 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from service.errors import EnvelopeError, IngestError, UnsupportedMediaError
-from service.events import decode
-from service.models import Event
+from service.answers import Refusal, is_final
+from service.errors import IngestError
+from service.models import Ignored, SweepRequested, UnitKey
+from service.plans import plan
 from service.ports import MessageSource, PulledMessage
-from service.recording import RecordedRequest
+from service.recording import RecordedRequest, event_of
 
 if TYPE_CHECKING:
-    from service.cli.replaying import Result
+    from service.pipeline.config import PipelineSet
+    from service.replay.delivery import Result
 
 # Attributes Pub/Sub adds when it dead-letters a message; the original has none of them.
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 SOURCE_DELIVERIES = "CloudPubSubDeadLetterSourceDeliveryCount"
-# Outcomes after which nothing is left to do for an event: only these are acknowledged.
-FINAL = frozenset({"loaded", "duplicate", "ignored", "failed"})
 # Leases on pulled messages: the longest Pub/Sub allows, renewed while a run goes on.
 LEASE_SECONDS = 600
 RENEW_EVERY_SECONDS = 120.0
@@ -85,12 +86,39 @@ def _stamp(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def event_of(request: RecordedRequest) -> Event | str:
-    """The event a request carries, or why it is not one (what the service would answer 400)."""
-    try:
-        return decode(request.headers, request.body)
-    except (EnvelopeError, UnsupportedMediaError) as exc:
-        return str(exc)
+@dataclass(frozen=True)
+class Peeked:
+    """What one dead-lettered message carries, as far as can be told without running it."""
+
+    message_id: str
+    kind: str
+    target: str
+    deliveries: int | None
+    error: str | None
+    units: tuple[UnitKey, ...] = ()
+    ledger: str | None = None
+
+
+def describe(message: PulledMessage, subscription: str, pipelines: PipelineSet | None) -> Peeked:
+    """What a dead-lettered message carries, and the units it would run (with ``pipelines``)."""
+    count = deliveries(message)
+    event = event_of(push_request(message, subscription))
+    if isinstance(event, str):
+        return Peeked(message.message_id, "undecodable", "", count, event)
+    if isinstance(event, Ignored):
+        return Peeked(message.message_id, "ignored", event.meta.event_type, count, event.reason)
+    if isinstance(event, SweepRequested):
+        scope = f" date {event.date}" if event.date else ""
+        scope += f" prefix {event.prefix}" if event.prefix else ""
+        return Peeked(message.message_id, "sweep", f"pipeline {event.pipeline}{scope}", count, None)
+    ref = event.object.ref
+    units: tuple[UnitKey, ...] = ()
+    ledger = None
+    if pipelines is not None and ref.generation is not None:
+        units = plan(pipelines, event).units
+        ledger = None if units else "no pipeline matches"
+    target = f"{ref.uri}#{ref.generation}"
+    return Peeked(message.message_id, event.meta.event_type, target, count, None, units, ledger)
 
 
 async def pull_all(source: MessageSource, limit: int, wait_seconds: float) -> list[Held]:
@@ -143,11 +171,6 @@ async def kept(source: MessageSource, held: list[Held]) -> AsyncIterator[None]:
             await task
 
 
-def handled(http_status: int, status: str) -> bool:
-    """What a push subscription would acknowledge, for an event that needs nothing more."""
-    return 200 <= http_status < 300 and http_status != 202 and status in FINAL
-
-
 @dataclass(frozen=True)
 class Redriven:
     held: Held
@@ -157,7 +180,7 @@ class Redriven:
 
     @property
     def status(self) -> str:
-        return str(self.body.get("status", "error"))
+        return str(self.body.get("status", Refusal.ERROR))
 
 
 async def redrive(
@@ -165,7 +188,7 @@ async def redrive(
 ) -> list[Redriven]:
     """Run each held message's event; acknowledge the handled ones, give the rest back.
 
-    ``run`` is replay's runner (over HTTP or in-process): requests in, results (with
+    ``run`` sends them (``replay.delivery``, over HTTP or in-process): requests in, results (with
     ``http_status`` and ``body``) out, in order. If it raises, every message is given back.
     """
     requests = [push_request(h.message, subscription) for h in held]
@@ -177,7 +200,7 @@ async def redrive(
             await give_back(source, held)
         raise
     rows = [
-        Redriven(h, r.http_status, r.body, handled(r.http_status, str(r.body.get("status"))))
+        Redriven(h, r.http_status, r.body, is_final(r.http_status, r.status))
         for h, r in zip(held, results, strict=True)
     ]
     try:

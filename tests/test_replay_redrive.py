@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.cli import relay, replaying
-from service.cli.replaying import Result, Unreachable
-from service.models import ObjectFinalized, ObjectRef, SweepRequested
+from service.models import ObjectFinalized, ObjectRef, SweepRequested, UnitKey
+from service.pipeline.pipelines_file import load_pipelines
 from service.ports import PulledMessage
-from service.recording import RecordedRequest
+from service.recording import RecordedRequest, event_of
+from service.replay import delivery, redrive
+from service.replay.delivery import Result, Unreachable
 from service.samples import object_resource, scheduler_push, storage_notification_push
 from service.settings import Settings
-from service.wiring import load_config
 from tests.conftest import EXAMPLES, seed_examples
 
 SUBSCRIPTION = "projects/p/subscriptions/dead"
@@ -89,30 +89,30 @@ class FakeSubscription:
 
 def test_the_push_request_carries_the_original_message() -> None:
     original = orders_notification()
-    request = relay.push_request(dead_lettered(original, "m1"), SUBSCRIPTION)
+    request = redrive.push_request(dead_lettered(original, "m1"), SUBSCRIPTION)
     body = json.loads(request.body)
     sent = json.loads(original.body)["message"]
     assert body["message"]["attributes"] == sent["attributes"]  # dead-letter ones stripped
     assert body["message"]["data"] == sent["data"]
     assert body["message"]["messageId"] == "m1"
     assert body["deliveryAttempt"] == 5
-    event = relay.event_of(request)
+    event = event_of(request)
     assert isinstance(event, ObjectFinalized)
     assert event.object.ref == ObjectRef("landing", "orders/2026-11-20.csv", 1)
     assert event.meta.delivery_attempt == 5
-    sweep = relay.event_of(relay.push_request(dead_lettered(scheduler_push("orders"), "m2"), "s"))
+    sweep = event_of(redrive.push_request(dead_lettered(scheduler_push("orders"), "m2"), "s"))
     assert isinstance(sweep, SweepRequested) and sweep.pipeline == "orders"
 
 
 async def test_pull_all_stops_at_the_limit_and_leases_everything() -> None:
     messages = [dead_lettered(orders_notification(), f"m{i}") for i in range(7)]
     source = FakeSubscription(messages)
-    held = await relay.pull_all(source, 5, 1.0)
+    held = await redrive.pull_all(source, 5, 1.0)
     assert [h.message.message_id for h in held] == [f"m{i}" for i in range(5)]
-    assert {a for a, s in source.extended if s == relay.LEASE_SECONDS} == {
+    assert {a for a, s in source.extended if s == redrive.LEASE_SECONDS} == {
         f"ack-m{i}" for i in range(5)
     }
-    everything = await relay.pull_all(FakeSubscription(messages), 100, 1.0)
+    everything = await redrive.pull_all(FakeSubscription(messages), 100, 1.0)
     assert len(everything) == 7
 
 
@@ -133,13 +133,13 @@ async def test_only_handled_messages_are_acknowledged() -> None:
         "odd": (202, "loaded"),  # a 202 would be a nack on the emulator: not handled
     }
     source = FakeSubscription([dead_lettered(orders_notification(), m) for m in answers])
-    held = await relay.pull_all(source, 100, 1.0)
+    held = await redrive.pull_all(source, 100, 1.0)
 
     async def run(requests: list[RecordedRequest]) -> list[Result]:
         ids = [json.loads(r.body)["message"]["messageId"] for r in requests]
         return [result(r, *answers[i]) for r, i in zip(requests, ids, strict=True)]
 
-    rows = await relay.redrive(source, SUBSCRIPTION, held, run)
+    rows = await redrive.redrive(source, SUBSCRIPTION, held, run)
     acked = {"ack-loaded", "ack-duplicate", "ack-ignored", "ack-failed"}
     assert set(source.acked) == acked
     assert set(source.given_back) == {f"ack-{m}" for m in answers} - acked
@@ -149,13 +149,13 @@ async def test_only_handled_messages_are_acknowledged() -> None:
 
 async def test_a_runner_that_fails_gives_everything_back() -> None:
     source = FakeSubscription([dead_lettered(orders_notification(), f"m{i}") for i in range(3)])
-    held = await relay.pull_all(source, 100, 1.0)
+    held = await redrive.pull_all(source, 100, 1.0)
 
     async def unreachable(requests: list[RecordedRequest]) -> list[Result]:
         raise Unreachable("cannot reach http://127.0.0.1:9/")
 
     with pytest.raises(Unreachable):
-        await relay.redrive(source, SUBSCRIPTION, held, unreachable)
+        await redrive.redrive(source, SUBSCRIPTION, held, unreachable)
     assert source.acked == []
     assert sorted(source.given_back) == ["ack-m0", "ack-m1", "ack-m2"]
 
@@ -164,7 +164,6 @@ async def test_in_process_redrive_loads_once_and_keeps_what_it_cannot_run(
     embedded_settings: Settings,
 ) -> None:
     seed_examples(embedded_settings)
-    pipelines = load_config(embedded_settings)
     broken = PulledMessage(
         ack_id="ack-broken",
         message_id="broken",
@@ -180,17 +179,51 @@ async def test_in_process_redrive_loads_once_and_keeps_what_it_cannot_run(
             broken,
         ]
     )
-    held = await relay.pull_all(source, 100, 1.0)
+    held = await redrive.pull_all(source, 100, 1.0)
 
     async def run(requests: list[RecordedRequest]) -> list[Result]:
-        return await replaying.in_process(
-            embedded_settings, pipelines, requests, concurrency=1, force=False, tick=lambda: None
-        )
+        sending = delivery.Sending(concurrency=1)
+        return await delivery.in_process(embedded_settings, requests, sending, lambda: None)
 
-    rows = await relay.redrive(source, SUBSCRIPTION, held, run)
+    rows = await redrive.redrive(source, SUBSCRIPTION, held, run)
     by_id = {r.held.message.message_id: r for r in rows}
     assert by_id["a"].status == "loaded" and by_id["b"].status == "loaded"
     assert by_id["a-again"].status == "duplicate"  # the same unit: loaded once
     assert by_id["broken"].http_status == 400
     assert sorted(source.acked) == ["ack-a", "ack-a-again", "ack-b"]
     assert source.given_back == ["ack-broken"]
+
+
+def message(data: bytes, message_id: str, **attributes: str) -> PulledMessage:
+    deliveries = {"CloudPubSubDeadLetterSourceDeliveryCount": "5"}
+    return PulledMessage(f"ack-{message_id}", message_id, data, {**attributes, **deliveries}, None)
+
+
+def test_describe_says_what_each_message_carries() -> None:
+    pipelines = load_pipelines(EXAMPLES / "pipelines.toml")
+    resource = object_resource("landing", "orders/a.csv", 7, b"x")
+    gcs = {
+        "eventType": "OBJECT_FINALIZE",
+        "payloadFormat": "JSON_API_V1",
+        "bucketId": "landing",
+        "objectId": "orders/a.csv",
+        "objectGeneration": "7",
+    }
+    stored = redrive.describe(message(json.dumps(resource).encode(), "m1", **gcs), "s", pipelines)
+    assert (stored.kind, stored.target, stored.deliveries) == (
+        "OBJECT_FINALIZE",
+        "gs://landing/orders/a.csv#7",
+        5,
+    )
+    assert stored.units == (UnitKey("orders", "landing", "orders/a.csv", 7),)
+    elsewhere = {**gcs, "bucketId": "other"}
+    unmatched = redrive.describe(message(b"", "m2", **elsewhere), "s", pipelines)
+    assert unmatched.units == () and unmatched.ledger == "no pipeline matches"
+    sweep = redrive.describe(
+        message(b'{"pipeline": "orders", "date": "2026-11-20"}', "m3"), "s", None
+    )
+    assert (sweep.kind, sweep.target) == ("sweep", "pipeline orders date 2026-11-20")
+    ignored = redrive.describe(message(b"{}", "m4"), "s", pipelines)
+    assert (ignored.kind, ignored.error) == ("ignored", "message names no pipeline")
+    broken = redrive.describe(message(b"{not json", "m5", **gcs), "s", pipelines)
+    assert broken.kind == "undecodable" and broken.error == "GCS notification data is not JSON"

@@ -1,4 +1,4 @@
-"""``ingest replay --to-topic``: recorded events published as the Pub/Sub messages that carry them.
+"""Recorded events published as the Pub/Sub messages that carry them (``replay --to-topic``).
 
 Each recorded event goes out as the message that would have brought it, so it travels the real
 delivery path (subscription, push, retries): the very message of a recorded push (wrapped or
@@ -11,31 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import Any
 
-import click
-
-from service.cli.common import console, err_console, run_async
-from service.cli.relay import event_of
-from service.cli.render import cell, source_label, table
-from service.errors import ConfigError, EnvelopeError, IngestError
+from service.errors import EnvelopeError, IngestError
 from service.events.decode import TRANSPORT_HEADERS, TRANSPORT_PREFIXES
 from service.events.event_types import GCS_ATTRIBUTES, LEGACY_PUBSUB_TYPES, PUBSUB_PUBLISHED
 from service.events.pubsub import Message, message_from_json
 from service.models import Ignored, ObjectFinalized, SweepRequested
 from service.ports import MessageSink
-from service.recording import RecordedRequest
+from service.recording import RecordedRequest, event_of
 from service.samples import resource_from_info, storage_notification_push
 
-if TYPE_CHECKING:
-    from service.settings import Settings
 
-# Colour of each result in the table.
-STYLES = {"published": "green", "would-publish": "green", "skipped": "dim"}
+class Publication(StrEnum):
+    """What became of one recorded event."""
+
+    PUBLISHED = "published"
+    WOULD_PUBLISH = "would-publish"  # a dry run
+    SKIPPED = "skipped"  # no message can carry it
+    ERROR = "error"  # not an event, or the topic refused it
 
 
 def carried_message(request: RecordedRequest) -> Message | None:
@@ -119,14 +116,14 @@ class Published:
     dry: bool = False
 
     @property
-    def status(self) -> str:
+    def status(self) -> Publication:
         if self.message_id is not None:
-            return "published"
+            return Publication.PUBLISHED
         if self.item.bad or self.error:
-            return "error"
+            return Publication.ERROR
         if self.dry and self.item.data is not None:
-            return "would-publish"
-        return "skipped"
+            return Publication.WOULD_PUBLISH
+        return Publication.SKIPPED
 
     @property
     def reason(self) -> str | None:
@@ -149,72 +146,3 @@ async def publish_all(
         return Published(item, message_id)
 
     return list(await asyncio.gather(*(one(item) for item in items)))
-
-
-def replay_to_topic(
-    settings: Settings,
-    topic: str,
-    requests: list[RecordedRequest],
-    *,
-    concurrency: int,
-    force: bool,
-    dry_run: bool,
-    as_json: bool,
-) -> None:
-    """``ingest replay --to-topic``: publish, report, exit non-zero when any event failed."""
-    from service.wiring import open_topic
-
-    if force:
-        raise click.UsageError("--force cannot travel through a topic: replay --to URL instead")
-
-    items = [outgoing(r) for r in requests]
-    started = time.perf_counter()
-    if dry_run:
-        results = [Published(item, dry=True) for item in items]
-    else:
-        try:
-            sink = open_topic(settings, topic)
-        except ConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="--to-topic") from exc
-
-        async def publish() -> list[Published]:
-            try:
-                return await publish_all(sink, items, concurrency)
-            finally:
-                await sink.close()
-
-        results = run_async(publish)
-    _report(topic, results, time.perf_counter() - started, as_json=as_json)
-
-
-def _report(topic: str, results: list[Published], seconds: float, *, as_json: bool) -> None:
-    if as_json:
-        for r in results:
-            line = {
-                "source": r.item.source,
-                "event_id": r.item.event_id,
-                "status": r.status,
-                "message_id": r.message_id,
-                "attributes": r.item.attributes,
-                "reason": r.reason,
-            }
-            click.echo(json.dumps(line, ensure_ascii=False))
-    else:
-        t = table(f"replay to {topic}", ["event", "id", "outcome", "message id", "reason"])
-        for r in results:
-            t.add_row(
-                cell(source_label(r.item.source)),
-                cell(r.item.event_id),
-                cell(r.status, STYLES.get(r.status, "bold red")),
-                cell(r.message_id),
-                cell(r.reason),
-            )
-        console.print(t)
-    counts = Counter(r.status for r in results)
-    parts = ", ".join(f"{n} {status}" for status, n in counts.most_common())
-    (err_console if as_json else console).print(
-        f"{len(results)} events in {seconds:.2f} s: {parts}", highlight=False
-    )
-    failed = counts.get("error", 0)
-    if failed:
-        raise click.ClickException(f"{failed} of {len(results)} events could not be published")

@@ -20,8 +20,6 @@ from click.testing import CliRunner, Result
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.gcp.gcs import GcsObjectStore
 from service.cli import main
-from service.cli.relay import event_of
-from service.cli.to_topic import outgoing
 from service.models import (
     Event,
     Ignored,
@@ -32,7 +30,8 @@ from service.models import (
     UnitState,
 )
 from service.ports import IdempotencyStore
-from service.recording import RecordedRequest, from_json, to_json
+from service.recording import RecordedRequest, event_of, from_json, to_json
+from service.replay.publishing import outgoing
 from service.samples import (
     resource_from_info,
     scheduler_push,
