@@ -111,6 +111,20 @@ class Settings:
         default=32 * MIB,
         metadata=_env("MAX_BODY_BYTES", _positive_int, doc="largest request body accepted"),
     )
+    body_timeout_seconds: int = field(
+        default=60,
+        metadata=_env(
+            "BODY_TIMEOUT_SECONDS", _positive_int, doc="a request body not in by then gets 408"
+        ),
+    )
+    max_arriving_body_bytes: int = field(
+        default=128 * MIB,
+        metadata=_env(
+            "MAX_ARRIVING_BODY_BYTES",
+            _positive_int,
+            doc="bytes all bodies still arriving may hold; past it 503",
+        ),
+    )
     max_units_in_flight: int = field(
         default=4,
         metadata=_env("MAX_UNITS_IN_FLIGHT", _positive_int, doc="units run at once, globally"),
