@@ -56,7 +56,11 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 
 def _csv_list(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    if not items:
+        # Set but naming nothing would turn the check off: most likely a mistake, never silent.
+        raise ValueError("lists nothing; leave it unset to allow every caller")
+    return items
 
 
 def _env(name: str, parse: Callable[[str], Any], *, doc: str, plain: bool = False) -> Any:
