@@ -145,6 +145,14 @@ class Settings:
         default=None,
         metadata=_env("RECORD_DIR", Path, doc="write every accepted event here for replay"),
     )
+    record_max_body_bytes: int = field(
+        default=1 * MIB,
+        metadata=_env(
+            "RECORD_MAX_BODY_BYTES",
+            _positive_int,
+            doc="a recorded body over this is left out (size and SHA-256 kept)",
+        ),
+    )
     allow_force: bool = field(
         default=False,
         metadata=_env(
