@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 # At shutdown, how long the units given up get to release their leases before clients close.
 ABANDON_TIMEOUT_SECONDS = 1.5
+# At shutdown, how long the clients get to close (a client stuck in a call must not hold exit).
+CLOSE_TIMEOUT_SECONDS = 1.0
 
 
 class Runtime:
@@ -60,7 +62,10 @@ class Runtime:
     async def close(self) -> None:
         await self.abandon()  # anything still running when serving ends
         if self._backends is not None:
-            await self._backends.close()
+            try:
+                await asyncio.wait_for(self._backends.close(), CLOSE_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.warning("shutdown: clients not closed in %ss; leaving", CLOSE_TIMEOUT_SECONDS)
             self._backends = None
             self._ingestor = None
 
