@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -14,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from service import answers
 from service.auth import TokenVerifier
+from service.body_limits import ASGIApp, BodyLimits
 from service.logs import bind_trace, configure_logging, trace_from_raw_headers
 from service.routes import events, health, status
 from service.runtime import Runtime
@@ -54,8 +54,11 @@ def create_app(settings: Settings | None = None, *, detailed_answers: bool = Fal
     events.register(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(status.blueprint)
+    limited = BodyLimits(
+        app.asgi_app, settings.body_timeout_seconds, settings.max_arriving_body_bytes
+    )
     # Every line logged while a request is handled carries its trace (Cloud Logging).
-    app.asgi_app = TraceBinding(app.asgi_app)  # type: ignore[method-assign]
+    app.asgi_app = TraceBinding(limited)  # type: ignore[method-assign]
     return app
 
 
@@ -80,9 +83,6 @@ class FastJSONProvider(DefaultJSONProvider):
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return orjson.loads(s) if not kwargs else super().loads(s, **kwargs)
-
-
-ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
 
 
 class TraceBinding:

@@ -104,16 +104,24 @@ class CertificateCache:
         self._certs: dict[str, str] = {}
         self._expires = 0.0
         self._fetched = float("-inf")
-        self._lock = asyncio.Lock()
+        # The fetch under way, if any: every request that needs fresh certificates awaits this
+        # one, so a hanging endpoint costs them all one fetch timeout, not one each in a queue.
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def get(self, key_id: str | None) -> dict[str, str]:
         """The certificates, refreshed when stale or when ``key_id`` is new to us."""
         if self._fresh(key_id):
             return self._certs
-        async with self._lock:
-            if not self._fresh(key_id):
-                await self._refresh()
+        if self._refreshing is None:
+            self._refreshing = asyncio.create_task(self._refresh())
+            self._refreshing.add_done_callback(self._refreshed)
+        # Shielded: a waiter that is cancelled (its client left) does not cancel the others' fetch.
+        await asyncio.shield(self._refreshing)
         return self._certs
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        if self._refreshing is task:
+            self._refreshing = None
 
     def _fresh(self, key_id: str | None) -> bool:
         now = time.monotonic()
@@ -192,10 +200,17 @@ def _key_id(token: str) -> str | None:
 
 def _verified_claims(token: str, certs: Mapping[str, str]) -> Mapping[str, Any]:
     try:
-        # Signature, iat and exp; the audience is checked by the caller to tell 401 from 403.
+        # Signature, iat and exp (nbf below); the caller checks the audience (401 versus 403).
         claims = decode_jwt(token, certs=certs, clock_skew_in_seconds=CLOCK_SKEW_SECONDS)
     except Exception as exc:  # a token that fails in any way to verify is unauthenticated
         raise AuthError(401, "the bearer token is invalid or expired") from exc
-    if not isinstance(claims, Mapping):
+    if not isinstance(claims, Mapping) or not _valid_yet(claims.get("nbf", 0)):
         raise AuthError(401, "the bearer token is invalid or expired")
     return claims
+
+
+def _valid_yet(not_before: object) -> bool:
+    """``nbf`` (google-auth checks only iat and exp), with the same leeway as for ``iat``."""
+    if isinstance(not_before, bool) or not isinstance(not_before, int | float):
+        return False
+    return time.time() >= not_before - CLOCK_SKEW_SECONDS

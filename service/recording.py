@@ -1,7 +1,9 @@
 """Recorded requests: the replayable file format shared by INGEST_RECORD_DIR, tests and replay.
 
 A recording is JSON: {"headers": {...}, "body": "<text>"} or {"headers", "body_base64"} for
-bodies that are not UTF-8. Structured CloudEvents and push envelopes saved as plain JSON files
+bodies that are not UTF-8. A body over the recording cap is left out and its size and SHA-256
+kept instead ({"headers", "body_omitted"}): such a recording names the event but cannot be
+replayed (replay says so). Structured CloudEvents and push envelopes saved as plain JSON files
 are accepted by replay too (they are turned into requests with the right content type).
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -49,12 +52,24 @@ def to_json(headers: dict[str, str], body: bytes) -> dict[str, Any]:
         return {"headers": headers, "body_base64": base64.b64encode(body).decode()}
 
 
-def record_request(directory: Path, event_id: str, headers: dict[str, str], body: bytes) -> Path:
+def record_request(
+    directory: Path,
+    event_id: str,
+    headers: dict[str, str],
+    body: bytes,
+    max_body_bytes: int | None = None,
+) -> Path:
+    """Write one request to ``directory``; a body over ``max_body_bytes`` is left out."""
     directory.mkdir(parents=True, exist_ok=True)
     kept = {k: v for k, v in headers.items() if k.lower() not in UNRECORDED_HEADERS}
     name = SAFE_NAME.sub("_", event_id)[:100] or "event"
     path = directory / f"{name}.json"
-    path.write_text(json.dumps(to_json(kept, body), indent=2, ensure_ascii=False))
+    if max_body_bytes is not None and len(body) > max_body_bytes:
+        omitted = {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        document: dict[str, Any] = {"headers": kept, "body_omitted": omitted}
+    else:
+        document = to_json(kept, body)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False))
     return path
 
 
@@ -62,6 +77,8 @@ def from_json(raw: Any, source: str = "") -> RecordedRequest:
     """A recording, a structured CloudEvent, or a push envelope, as a request to replay."""
     if not isinstance(raw, dict):
         raise EnvelopeError(f"{source}: not a JSON object")
+    if "headers" in raw and "body_omitted" in raw:
+        raise EnvelopeError(f"{source}: recorded without its body (over the recording cap)")
     if "headers" in raw and ("body" in raw or "body_base64" in raw):
         if not isinstance(raw["headers"], dict):
             raise EnvelopeError(f"{source}: recording's headers are not an object")

@@ -10,12 +10,14 @@ from quart import current_app
 from service.ingest import Ingestor
 from service.pipeline.config import PipelineSet
 from service.settings import Settings
-from service.wiring import Backends, build_backends, build_ingestor, load_config
+from service.wiring import Backends, build_backends, build_ingestor, check_data_dir, load_config
 
 log = logging.getLogger(__name__)
 
 # At shutdown, how long the units given up get to release their leases before clients close.
 ABANDON_TIMEOUT_SECONDS = 1.5
+# At shutdown, how long the clients get to close (a client stuck in a call must not hold exit).
+CLOSE_TIMEOUT_SECONDS = 1.0
 
 
 class Runtime:
@@ -23,6 +25,8 @@ class Runtime:
         self.settings = settings
         # The pipelines file is validated at start-up, before any client is opened.
         self.pipelines: PipelineSet = load_config(settings)
+        if settings.backend == "embedded":
+            check_data_dir(settings)  # here, not when serving starts: one line, no traceback
         self._backends: Backends | None = None
         self._ingestor: Ingestor | None = None
         self.draining = False
@@ -58,7 +62,10 @@ class Runtime:
     async def close(self) -> None:
         await self.abandon()  # anything still running when serving ends
         if self._backends is not None:
-            await self._backends.close()
+            try:
+                await asyncio.wait_for(self._backends.close(), CLOSE_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.warning("shutdown: clients not closed in %ss; leaving", CLOSE_TIMEOUT_SECONDS)
             self._backends = None
             self._ingestor = None
 

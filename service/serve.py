@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 ANSWER_MARGIN_SECONDS = 1.0
 # After serving ends, how long worker threads (blocking stage work) get to finish, in all.
 THREAD_JOIN_SECONDS = 1.0
+# Past the grace time, how long the rest of shutdown may take before the process leaves anyway:
+# giving up units, closing clients and joining threads are each bounded, but their sum (1.5 + 1
+# + 1 s) must not carry the exit past Cloud Run's SIGKILL, 10 s after SIGTERM.
+SHUTDOWN_MARGIN_SECONDS = 2.5
 
 CONFIG_NAME = "hypercorn.toml"
 # Where the configuration file is looked for: the working directory (the container's WORKDIR),
@@ -110,6 +114,7 @@ async def serve_until_signalled(app: Quart, config: Config) -> None:
         log.info("%s received: refusing new events, finishing those in flight", signum.name)
         runtime.drain()
         stop.set()
+        shutdown_watchdog(config.graceful_timeout + SHUTDOWN_MARGIN_SECONDS)
         grace = max(0.0, config.graceful_timeout - ANSWER_MARGIN_SECONDS)
         deadline.append(loop.create_task(runtime.give_up_after(grace)))
 
@@ -121,6 +126,23 @@ async def serve_until_signalled(app: Quart, config: Config) -> None:
         for task in deadline:
             task.cancel()
     log.info("stopped")
+
+
+def shutdown_watchdog(seconds: float, leave: Callable[[int], object] = os._exit) -> threading.Timer:
+    """From the signal on, the whole shutdown gets ``seconds``; then the process leaves.
+
+    A thread, not a task: it fires even when the event loop is blocked.
+    """
+
+    def expire() -> None:
+        log.error("shutdown took over %ss; leaving now", seconds)
+        logging.shutdown()
+        leave(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _exit_past_stuck_threads() -> None:

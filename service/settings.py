@@ -56,7 +56,11 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 
 def _csv_list(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    if not items:
+        # Set but naming nothing would turn the check off: most likely a mistake, never silent.
+        raise ValueError("lists nothing; leave it unset to allow every caller")
+    return items
 
 
 def _env(name: str, parse: Callable[[str], Any], *, doc: str, plain: bool = False) -> Any:
@@ -111,6 +115,20 @@ class Settings:
         default=32 * MIB,
         metadata=_env("MAX_BODY_BYTES", _positive_int, doc="largest request body accepted"),
     )
+    body_timeout_seconds: int = field(
+        default=60,
+        metadata=_env(
+            "BODY_TIMEOUT_SECONDS", _positive_int, doc="a request body not in by then gets 408"
+        ),
+    )
+    max_arriving_body_bytes: int = field(
+        default=128 * MIB,
+        metadata=_env(
+            "MAX_ARRIVING_BODY_BYTES",
+            _positive_int,
+            doc="bytes all bodies still arriving may hold; past it 503",
+        ),
+    )
     max_units_in_flight: int = field(
         default=4,
         metadata=_env("MAX_UNITS_IN_FLIGHT", _positive_int, doc="units run at once, globally"),
@@ -134,6 +152,14 @@ class Settings:
     record_dir: Path | None = field(
         default=None,
         metadata=_env("RECORD_DIR", Path, doc="write every accepted event here for replay"),
+    )
+    record_max_body_bytes: int = field(
+        default=1 * MIB,
+        metadata=_env(
+            "RECORD_MAX_BODY_BYTES",
+            _positive_int,
+            doc="a recorded body over this is left out (size and SHA-256 kept)",
+        ),
     )
     allow_force: bool = field(
         default=False,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+from service.errors import ConfigError
 from service.ingest import Ingestor
 from service.ledger import Ledger
 from service.outcomes import DiscardOutcomes
@@ -65,12 +68,25 @@ def _real_backends(settings: Settings) -> Backends:
     from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
     from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 
-    root = settings.data_dir
+    root = check_data_dir(settings)
     return Backends(
         DirectoryObjectStore(root / "buckets"),
         DuckDbWarehouse(root / "warehouse.duckdb"),
         SqliteLedgerStore(root / "ledger.sqlite3"),
     )
+
+
+def check_data_dir(settings: Settings) -> Path:
+    """The embedded backends' folder, made if missing; ConfigError when it cannot be written."""
+    root = settings.data_dir
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):  # a real write: permission bits do not bind root
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"INGEST_DATA_DIR={root}: not a writable folder ({reason})") from exc
+    return root
 
 
 def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSet) -> Ingestor:

@@ -25,6 +25,8 @@ from service.auth import AuthError, CertificateCache, TokenVerifier, fetch_certs
 from service.errors import ConfigError, TransientError
 from service.settings import Settings, replace_settings
 
+# Bound on waiting for a background thread in a test (the loops stop by themselves).
+READY_SECONDS = 30.0
 AUDIENCE = "https://ingest-abc123-uc.a.run.app/"
 PUSHER = "push-invoker@acme-data.iam.gserviceaccount.com"
 
@@ -126,6 +128,8 @@ def tampered(key: Key) -> str:
         (lambda k, o: f"Bearer {tampered(k)}", 401),  # claims changed after signing
         (lambda k, o: f"Bearer {k.token(exp=int(time.time()) - 3600)}", 401),  # expired
         (lambda k, o: f"Bearer {k.token(iat=None)}", 401),  # no issued-at
+        (lambda k, o: f"Bearer {k.token(nbf=int(time.time()) + 3600)}", 401),  # not valid yet
+        (lambda k, o: f"Bearer {k.token(nbf='yesterday')}", 401),
         (lambda k, o: f"Bearer {k.token(iss='https://evil.example')}", 401),
         (lambda k, o: f"Bearer {k.token(aud='https://other.run.app/')}", 403),
         (lambda k, o: f"Bearer {k.token(email='someone@else.com')}", 403),
@@ -144,6 +148,8 @@ def tampered(key: Key) -> str:
         "tampered",
         "expired",
         "no-iat",
+        "future-nbf",
+        "nbf-not-a-time",
         "wrong-issuer",
         "wrong-audience",
         "wrong-email",
@@ -157,6 +163,13 @@ async def test_bad_tokens_are_401_and_wrong_callers_403(
     with pytest.raises(AuthError) as refused:
         await verifier.verify(make(key, other_key))
     assert refused.value.status == status
+
+
+@pytest.mark.parametrize("offset", [-3600, 0, 20])  # past, now, within the clock skew
+async def test_a_token_valid_from_now_or_earlier_passes(
+    key: Key, verifier: TokenVerifier, offset: int
+) -> None:
+    await verifier.verify(f"Bearer {key.token(nbf=int(time.time()) + offset)}")
 
 
 async def test_unsigned_alg_none_tokens_are_refused(key: Key, verifier: TokenVerifier) -> None:
@@ -211,6 +224,33 @@ async def test_unknown_key_ids_cannot_force_a_fetch_per_request(
         with pytest.raises(AuthError):
             await verifier.verify(f"Bearer {other_key.token()}")
     assert len(fetched) == 1
+
+
+class HangingFetch:
+    """A certs endpoint that hangs until released, then fails; counts the fetches."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, url: str) -> tuple[dict[str, str], float | None]:
+        self.calls += 1
+        self.started.set()
+        self.release.wait(READY_SECONDS)
+        raise TimeoutError("the certs endpoint did not answer")
+
+
+async def test_waiters_share_one_fetch_of_a_hanging_certs_endpoint(key: Key) -> None:
+    fetch = HangingFetch()
+    verifier = TokenVerifier(AUDIENCE, (), CertificateCache("https://certs.test/", fetch))
+    waiters = [asyncio.create_task(verifier.verify(f"Bearer {key.token()}")) for _ in range(5)]
+    # The five have all asked by then: they ran before this task's first wait ended.
+    assert await asyncio.to_thread(fetch.started.wait, READY_SECONDS)
+    fetch.release.set()
+    answers = await asyncio.gather(*waiters, return_exceptions=True)
+    assert [type(a) for a in answers] == [TransientError] * 5
+    assert fetch.calls == 1
 
 
 class CertsHandler(BaseHTTPRequestHandler):

@@ -63,6 +63,21 @@ def test_gcp_without_a_project_stops_with_one_line(space: Workspace) -> None:
     assert result.stderr.strip() == "Error: INGEST_PROJECT is required when INGEST_BACKEND=gcp"
 
 
+@pytest.mark.parametrize(
+    ("where", "reason"), [("a-file", "File exists"), ("a-file/below", "Not a directory")]
+)
+def test_an_unusable_data_folder_stops_start_up_with_one_line(
+    space: Workspace, where: str, reason: str
+) -> None:
+    (space.root / "a-file").write_text("not a folder")
+    data = space.root / where
+    result = run_ingest(space, "serve", "--port", "0", INGEST_DATA_DIR=str(data))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: INGEST_DATA_DIR={data}: not a writable folder ({reason})"
+    ]
+
+
 def test_help_names_the_backend_flags() -> None:
     result = run_cli(["serve", "--help"], {})
     assert result.exit_code == 0

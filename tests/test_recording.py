@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from service.app import create_app
 from service.cli import main
+from service.errors import EnvelopeError
 from service.events import decode
 from service.recording import from_json, load_requests, record_request, to_json
 from service.settings import Settings, replace_settings
@@ -46,6 +49,20 @@ def test_recordings_drop_credentials_and_stay_in_their_folder(tmp_path: Path) ->
     assert path.parent == folder
     saved = json.loads(path.read_text())
     assert saved["headers"] == {"ce-id": "x"}
+
+
+def test_a_body_over_the_cap_is_left_out_and_replay_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "recorded"
+    big = b'{"message": {"data": "' + b"A" * 5000 + b'"}}'
+    path = record_request(folder, "big", {"ce-id": "big"}, big, max_body_bytes=4096)
+    small = record_request(folder, "small", {"ce-id": "small"}, b"{}", max_body_bytes=4096)
+    assert path.stat().st_size < 1024  # not the 5 kB body
+    saved = json.loads(path.read_text())
+    assert saved["body_omitted"] == {"bytes": len(big), "sha256": hashlib.sha256(big).hexdigest()}
+    assert "body" not in saved
+    assert load_requests(small)[0].body == b"{}"
+    with pytest.raises(EnvelopeError, match="recorded without its body"):
+        load_requests(path)
 
 
 async def record_all(settings: Settings) -> list[int]:

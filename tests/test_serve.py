@@ -22,7 +22,7 @@ from service.app import create_app
 from service.errors import ConfigError
 from service.ledger import Claimed, Ledger
 from service.models import LedgerRecord, UnitKey, UnitState
-from service.serve import find_config, hypercorn_config
+from service.serve import find_config, hypercorn_config, shutdown_watchdog
 from service.settings import Settings
 from tests.conftest import EXAMPLES, ROOT
 from tests.serving import POLL_SECONDS, READY_SECONDS, Server, free_port, start_server
@@ -242,3 +242,19 @@ def test_more_than_one_worker_is_refused(tmp_path: Path) -> None:
     path.write_text("workers = 4\n")
     with pytest.raises(ConfigError, match="one worker per instance"):
         hypercorn_config("127.0.0.1", 8080, path)
+
+
+def test_the_shutdown_watchdog_leaves_once_the_budget_is_spent() -> None:
+    left: list[int] = []
+    called = threading.Event()
+
+    def leave(code: int) -> None:
+        left.append(code)
+        called.set()
+
+    shutdown_watchdog(0.01, leave)
+    assert called.wait(READY_SECONDS)
+    assert left == [1]
+    spared = shutdown_watchdog(READY_SECONDS, leave)
+    spared.cancel()  # a shutdown that ended in time: the process left before it fired
+    assert left == [1]

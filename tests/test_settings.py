@@ -44,6 +44,9 @@ def test_reads_prefixed_variables() -> None:
         ("INGEST_MAX_BODY_BYTES", "lots"),
         ("INGEST_FAULT_RATE", "1.5"),
         ("INGEST_LOG_FORMAT", "xml"),
+        ("INGEST_AUTH_ALLOWED_EMAILS", " , "),  # would turn the allow-list off
+        ("INGEST_AUTH_ALLOWED_EMAILS", "   "),
+        ("INGEST_BODY_TIMEOUT_SECONDS", "0"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:

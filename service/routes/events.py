@@ -75,7 +75,9 @@ async def receive() -> ResponseReturnValue:
         return _send(answers.unsupported_media(str(exc)))
     bind_labels(event_id=event.meta.event_id)  # on every line logged for this request
     if rt.settings.record_dir is not None:
-        await _record(rt.settings.record_dir, event, headers, body)
+        await _record(
+            rt.settings.record_dir, rt.settings.record_max_body_bytes, event, headers, body
+        )
     outcome = await _handle(rt.ingestor, event, force=force)
     _log_once(event, outcome, started)
     detailed = bool(current_app.config.get(DETAILED_ANSWERS))
@@ -95,10 +97,12 @@ async def _handle(ingestor: Ingestor, event: Event, *, force: bool = False) -> O
         return Outcome(Status.FAILED, event.meta.event_id, str(exc))
 
 
-async def _record(directory: Path, event: Event, headers: dict[str, str], body: bytes) -> None:
+async def _record(
+    directory: Path, cap: int, event: Event, headers: dict[str, str], body: bytes
+) -> None:
     """Keep a replayable copy (INGEST_RECORD_DIR); a failure here never fails intake."""
     try:
-        await asyncio.to_thread(record_request, directory, event.meta.event_id, headers, body)
+        await asyncio.to_thread(record_request, directory, event.meta.event_id, headers, body, cap)
     except OSError as exc:
         log.error("could not record event %s: %s", event.meta.event_id, exc)
 
