@@ -338,3 +338,15 @@ async def test_a_true_event_for_a_false_failure_is_judged_by_crc32c_too(world: W
     true = await world.instance("instance-2").handle(replace(event, object=thin))
     assert true.status is Status.LOADED
     assert await world.rows() == ORDERS_ROWS
+
+
+@pytest.mark.parametrize("alias", ["orders/./2026-11-20.csv", "orders//2026-11-20.csv"])
+async def test_an_alias_of_a_stored_name_is_another_object(world: World, alias: str) -> None:
+    event = await world.event()
+    assert (await world.instance("instance-1").handle(event)).status is Status.LOADED
+    ref = replace(event.object.ref, name=alias)
+    aliased = replace(event, object=replace(event.object, ref=ref, size=0, content_type=None))
+    outcome = await world.instance("instance-1").handle(aliased)
+    assert outcome.status is Status.FAILED  # no such object: the file is not read again
+    assert "does not exist" in (only(outcome.units).error or "")
+    assert await world.rows() == ORDERS_ROWS
