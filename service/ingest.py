@@ -241,6 +241,10 @@ class Ingestor:
         self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool
     ) -> UnitOutcome:
         claim = await self.ledger.claim(key, fingerprint(info), event_id=meta.event_id, force=force)
+        if isinstance(claim, FingerprintMismatch) and await self._object_agrees(info):
+            claim = await self.ledger.claim(
+                key, fingerprint(info), event_id=meta.event_id, object_agrees=True
+            )
         unit = str(key)
         if isinstance(claim, AlreadyDone):
             result = claim.record.result
@@ -283,6 +287,10 @@ class Ingestor:
         except asyncio.CancelledError:
             await self._release(holder.lease)
             raise
+        except Exception as exc:  # a bug, not a verdict on the file: never keep the lease
+            log.exception("unit %s: unexpected %s", key, type(exc).__name__)
+            await self._release(holder.lease)
+            return UnitOutcome(unit, Status.TRANSIENT, error=f"unexpected {type(exc).__name__}")
         record = await self.ledger.complete(holder.lease, result)
         await self._announce(key, pipeline, record)
         return UnitOutcome(unit, Status.LOADED, result.rows_loaded, result.rows_quarantined)
@@ -350,6 +358,17 @@ class Ingestor:
             await self.ledger.release(lease)
         except IngestError as exc:
             log.warning("could not release the lease of unit %s: %s", lease.unit, exc)
+
+    async def _object_agrees(self, info: ObjectInfo) -> bool:
+        """The stored generation's own checksum is the one this event gives (the judge when
+        two events of one generation disagree). A missing object agrees with no event."""
+        try:
+            stored = await self.store.stat(info.ref)
+        except PermanentError:
+            return False
+        kind, _, value = fingerprint(info).partition(":")
+        own = {"md5": stored.md5_base64, "crc32c": stored.crc32c_base64}.get(kind)
+        return own is not None and own == value
 
     async def _current(self, info: ObjectInfo) -> ObjectInfo:
         """Fill in what the event left out (size, encoding) from the store; events may be thin."""

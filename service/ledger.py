@@ -100,8 +100,14 @@ class Ledger:
         *,
         event_id: str | None = None,
         force: bool = False,
+        object_agrees: bool = False,
     ) -> ClaimOutcome:
-        """Take the unit, or say why not. Store failures raise TransientError (retry later)."""
+        """Take the unit, or say why not. Store failures raise TransientError (retry later).
+
+        ``object_agrees``: the stored object's own checksum equals ``fingerprint``, so a record
+        of the same unit with another fingerprint came from a false event; unless it completed,
+        this claim takes it over instead of being refused as other content.
+        """
         fresh = self._new_record(unit, fingerprint, event_id)
         stored: Stored | None = None
         for _ in range(MAX_CAS_ROUNDS):
@@ -111,7 +117,7 @@ class Ledger:
             stored = await self.store.get(fresh.key)
             if stored is None:
                 continue  # deleted (TTL) between our create and get: create again
-            verdict = self._verdict(stored.record, fresh, force=force)
+            verdict = self._verdict(stored.record, fresh, force=force, agrees=object_agrees)
             if verdict is not None:
                 return verdict
             claimed = await self._take_over(stored, fresh)
@@ -120,13 +126,16 @@ class Ledger:
         # Every round lost a race: someone else is moving this unit right now.
         if stored is None:
             raise TransientError(f"ledger could not settle a claim for {unit}")
-        return self._verdict(stored.record, fresh, force=force) or Busy(stored.record)
+        verdict = self._verdict(stored.record, fresh, force=force, agrees=object_agrees)
+        return verdict or Busy(stored.record)
 
     def _verdict(
-        self, current: LedgerRecord, fresh: LedgerRecord, *, force: bool
+        self, current: LedgerRecord, fresh: LedgerRecord, *, force: bool, agrees: bool = False
     ) -> ClaimOutcome | None:
         """The answer for an existing record, or None when the caller may take it over."""
         if _conflicting(current.fingerprint, fresh.fingerprint) and not force:
+            if agrees and current.state is not UnitState.COMPLETED:
+                return self._judged(current, fresh)
             log.warning(
                 "unit %s refused: its content changed (stored %s from event %s, arriving %s"
                 " from event %s)",
@@ -144,6 +153,20 @@ class Ledger:
             return AlreadyDone(current)
         if current.state is UnitState.FAILED and not force:
             return AlreadyFailed(current)
+        return None
+
+    def _judged(self, current: LedgerRecord, fresh: LedgerRecord) -> ClaimOutcome | None:
+        """The object sided with the arriving event: its record yields unless a lease is live."""
+        if current.state is UnitState.IN_PROGRESS and current.lease_expires_at > self.clock():
+            return Busy(current)
+        log.warning(
+            "unit %s: the object's checksum is %s, not %s (event %s): taken over",
+            current.unit,
+            fresh.fingerprint,
+            current.fingerprint,
+            current.event_id,
+            extra={"unit": current.unit, "event_id": fresh.event_id},
+        )
         return None
 
     async def _take_over(self, stored: Stored, fresh: LedgerRecord) -> Claimed | None:

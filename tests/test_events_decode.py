@@ -118,3 +118,47 @@ def test_body_name_wins_over_subject() -> None:
     event = decode(headers, request.body)
     assert isinstance(event, ObjectFinalized)
     assert event.object.ref.name == "orders/2026-11-20.csv"
+
+
+def subject_event(subject: str) -> tuple[dict[str, str], bytes]:
+    """A binary-mode storage CloudEvent naming its object only in ``ce-subject``."""
+    request, _ = load(FILES[0].parent / "eventarc_storage_name_from_subject.json")
+    return {**request.headers, "ce-subject": subject}, request.body
+
+
+# Names Cloud Storage refuses (https://cloud.google.com/storage/docs/naming-objects), as
+# percent-encoded subjects.
+INVALID_SUBJECTS = (
+    "objects/.well-known/acme-challenge/token",
+    "objects/a%0Db.csv",
+    "objects/a%0Ab.csv",
+    "objects/.",
+    "objects/..",
+    "objects/" + "x" * 1025,
+)
+# Hostile to a file system, valid on Cloud Storage: decoded as they are.
+VALID_SUBJECTS = {
+    "objects/orders/a%00b.csv": "orders/a\x00b.csv",
+    "objects/orders/../x.csv": "orders/../x.csv",
+    "objects/orders//x.csv": "orders//x.csv",
+    "objects/orders/" + "x" * 300: "orders/" + "x" * 300,
+    "objects/.well-known/other": ".well-known/other",
+}
+
+
+@pytest.mark.parametrize("subject", INVALID_SUBJECTS)
+def test_a_name_cloud_storage_refuses_is_refused(subject: str) -> None:
+    with pytest.raises(EnvelopeError, match="object name"):
+        decode(*subject_event(subject))
+
+
+def test_a_subject_that_is_not_percent_encoded_utf8_is_refused() -> None:
+    with pytest.raises(EnvelopeError, match="attribute is not percent-encoded UTF-8"):
+        decode(*subject_event("objects/caf%C3.csv"))
+
+
+@pytest.mark.parametrize("subject", sorted(VALID_SUBJECTS))
+def test_a_valid_name_is_decoded_unchanged(subject: str) -> None:
+    event = decode(*subject_event(subject))
+    assert isinstance(event, ObjectFinalized)
+    assert event.object.ref.name == VALID_SUBJECTS[subject]

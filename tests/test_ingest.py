@@ -323,4 +323,67 @@ async def test_a_unit_whose_read_stalls_is_cancelled_and_its_lease_released(
     assert any("transient" in line and "in stage extract" in line for line in lines), lines
     again = await world.instance("instance-2").handle(event)  # no need to wait for the lease
     assert again.status is Status.LOADED
+
+
+async def test_an_unexpected_error_after_the_claim_releases_the_lease(world: World) -> None:
+    event = await world.event()
+
+    class Buggy(Runner):
+        async def run(self, ctx: UnitContext) -> UnitResult:
+            raise ValueError("embedded null byte")
+
+    buggy = world.instance(
+        "instance-1", runner=Buggy(world.objects, world.warehouse, chunk_bytes=65536)
+    )
+    outcome = await buggy.handle(event)
+    assert outcome.status is Status.TRANSIENT  # retried: a bug is not a verdict on the file
+    record = await world.record(event.object)
+    assert (record.state, record.lease_expires_at) == (UnitState.IN_PROGRESS, world.clock.now)
+    again = await world.instance("instance-2").handle(event)
+    assert again.status is Status.LOADED  # taken at once, not 429 until the lease ran out
+    assert await world.rows() == ORDERS_ROWS
+
+
+async def test_a_false_checksum_does_not_block_the_true_event(world: World) -> None:
+    event = await world.event()
+    wrong_md5 = replace(event.object, md5_base64="AAAAAAAAAAAAAAAAAAAAAA==", crc32c_base64=None)
+    false = replace(event, object=wrong_md5)
+    first = await world.instance("instance-1").handle(false)
+    assert first.status is Status.FAILED
+    assert (await world.record(event.object)).state is UnitState.FAILED
+    # The stored object is the judge: the event whose checksum it matches takes the unit over.
+    true = await world.instance("instance-2").handle(event)
+    assert true.status is Status.LOADED
+    record = await world.record(event.object)
+    assert (record.state, record.fingerprint, record.attempt) == (
+        UnitState.COMPLETED,
+        f"md5:{event.object.md5_base64}",
+        2,
+    )
+    # Another false event changes nothing: the unit is done, the rows are there once.
+    late = await world.instance("instance-3").handle(false)
+    assert late.status is Status.FAILED
+    assert "different content" in (only(late.units).error or "")
+    assert await world.rows() == ORDERS_ROWS
+
+
+async def test_a_true_event_for_a_false_failure_is_judged_by_crc32c_too(world: World) -> None:
+    event = await world.event()
+    thin = replace(event.object, md5_base64=None)
+    false = replace(event, object=replace(thin, crc32c_base64="AAAAAA=="))
+    assert (await world.instance("instance-1").handle(false)).status is Status.FAILED
+    true = await world.instance("instance-2").handle(replace(event, object=thin))
+    assert true.status is Status.LOADED
+    assert await world.rows() == ORDERS_ROWS
+
+
+@pytest.mark.parametrize("alias", ["orders/./2026-11-20.csv", "orders//2026-11-20.csv"])
+async def test_an_alias_of_a_stored_name_is_another_object(world: World, alias: str) -> None:
+    event = await world.event()
+    assert (await world.instance("instance-1").handle(event)).status is Status.LOADED
+    ref = replace(event.object.ref, name=alias)
+    aliased = replace(event, object=replace(event.object, ref=ref, size=0, content_type=None))
+    outcome = await world.instance("instance-1").handle(aliased)
+    assert outcome.status is Status.FAILED  # no such object: the file is not read again
+    assert "does not exist" in (only(outcome.units).error or "")
     assert await world.rows() == ORDERS_ROWS

@@ -532,6 +532,40 @@ async def test_force_accepts_new_content_for_a_finished_unit(
     assert rerun.lease.record.fingerprint == "md5:BBB"
 
 
+@pytest.mark.parametrize("ending", ["fail", "expire", "live", "complete"])
+async def test_a_claim_the_object_agrees_with_takes_over_a_false_record(
+    store: IdempotencyStore, clock: FakeClock, ending: str
+) -> None:
+    """The stored object judges two events of one generation: a record from the false one
+    yields, unless it completed (rows are loaded) or its lease is still live (busy)."""
+    ledger = worker(store, clock)
+    lease = claimed(await ledger.claim(UNIT, "md5:FALSE", event_id="e1")).lease
+    if ending == "fail":
+        await ledger.fail(lease, "extract: object md5 does not match the event's checksum")
+    elif ending == "complete":
+        await ledger.complete(lease, RESULT)
+    elif ending == "expire":
+        clock.advance(LEASE + 1)
+    judged = await worker(store, clock, "w2").claim(
+        UNIT, "md5:TRUE", event_id="e2", object_agrees=True
+    )
+    if ending == "live":
+        assert isinstance(judged, Busy)
+    elif ending == "complete":
+        assert isinstance(judged, FingerprintMismatch)
+    else:
+        rec = claimed(judged).lease.record
+        assert (rec.state, rec.owner, rec.fingerprint, rec.attempt, rec.event_id) == (
+            UnitState.IN_PROGRESS,
+            "w2",
+            "md5:TRUE",
+            2,
+            "e2",
+        )
+    unjudged = await worker(store, clock, "w3").claim(UNIT, "md5:OTHER", event_id="e3")
+    assert isinstance(unjudged, FingerprintMismatch)  # without the object's word: refused
+
+
 # --- Firestore only ---------------------------------------------------------------------------
 
 

@@ -13,8 +13,13 @@ import pytest
 
 from service.errors import PermanentError
 from service.pipeline.checksum import crc32c_base64
-from service.pipeline.extract import Gunzip, extract
-from tests.pipeline_support import Rig, pipeline
+from service.pipeline.extract import (
+    INFLATE_ALLOWANCE_BYTES,
+    PARQUET_MAX_INFLATE_RATIO,
+    Gunzip,
+    extract,
+)
+from tests.pipeline_support import Rig, chunks, pipeline
 
 TEXT = b"id,name\n" + b"".join(b"%d,row %d\n" % (i, i) for i in range(20_000))
 
@@ -105,3 +110,40 @@ def test_inflated_output_comes_in_bounded_pieces() -> None:
     inflater.finish()
     assert sum(sizes) == 50 * 1024 * 1024
     assert max(sizes) <= 4 * 1024 * 1024
+
+
+def zeros_gzip(size: int) -> bytes:
+    """A decompression bomb: ``size`` zero bytes in about a thousandth of that."""
+    bomb = zlib.compressobj(9, wbits=31)
+    return bomb.compress(bytes(size)) + bomb.flush()
+
+
+def test_a_bomb_fails_past_the_ratio_before_it_is_all_inflated() -> None:
+    inflater = Gunzip(max_ratio=10, allowance=1024 * 1024)
+    out = 0
+    with pytest.raises(PermanentError, match="decompression bomb"):
+        for chunk in chunks(zeros_gzip(20 * 1024 * 1024), 4096):
+            for piece in inflater.feed(chunk):
+                out += len(piece)
+    assert out <= 1024 * 1024 + 4 * 1024 * 1024  # the allowance and one inflate step at most
+
+
+def test_without_a_ratio_the_same_bytes_inflate_whole() -> None:
+    inflater = Gunzip()
+    assert sum(len(p) for p in inflater.feed(zeros_gzip(20 * 1024 * 1024))) == 20 * 1024 * 1024
+
+
+async def test_a_gzip_bomb_in_a_parquet_pipeline_fails_in_extract(rig: Rig) -> None:
+    size = INFLATE_ALLOWANCE_BYTES + 32 * 1024 * 1024
+    info = await rig.put("bomb.parquet.gz", zeros_gzip(size))
+    rejected = await rig.reject(pipeline(format="parquet"), info)
+    assert rejected.stage == "extract"
+    assert "decompression bomb" in rejected.reason
+
+
+async def test_a_gzip_csv_may_inflate_past_the_parquet_ratio(rig: Rig) -> None:
+    rows = b"id,name,amount,day\n" + b"1,a,1,2026-11-20\n" * 200_000
+    info = await rig.put("many.csv.gz", gzip.compress(rows))
+    ctx = rig.context(pipeline(), info)
+    inflated = b"".join([chunk async for chunk in extract(rig.store, ctx, 4096)])
+    assert len(inflated) > PARQUET_MAX_INFLATE_RATIO * info.size  # streamed, never spooled

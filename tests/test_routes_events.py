@@ -20,7 +20,7 @@ from quart.typing import TestAppProtocol as RunningApp
 from service.app import create_app
 from service.errors import NotFoundError, TransientError
 from service.ingest import Ingestor, Outcome, Status
-from service.models import Event
+from service.models import Event, UnitState
 from service.settings import Settings, replace_settings
 from tests.events import FILES, load
 
@@ -169,6 +169,54 @@ async def test_an_unexpected_error_is_a_json_500(intake_app: RunningApp) -> None
     )
     assert code == 500
     assert json.loads(text) == {"status": "error", "reason": "Internal Server Error"}
+
+
+def storage_event(subject: str, data: dict[str, str]) -> tuple[dict[str, str], bytes]:
+    """A binary-mode Eventarc storage event for the embedded bucket ``landing``."""
+    headers = {
+        "Content-Type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-source": "//storage.googleapis.com/projects/_/buckets/landing",
+        "ce-id": "poison-1",
+        "ce-subject": subject,
+    }
+    return headers, json.dumps({"generation": "1", **data}).encode()
+
+
+LONG_SEGMENT = "x" * 300 + ".csv"
+# Object names that once gave 500 and a lease never released; with and without a size (a size
+# in the event skips the look-up before the run, so the failure comes from the stream instead).
+POISON_EVENTS = {
+    "nul-in-subject": storage_event("objects/orders/a%00b.csv", {}),
+    "nul-in-subject-sized": storage_event("objects/orders/a%00b.csv", {"size": "12"}),
+    "nul-in-data": storage_event("objects/x", {"name": "orders/a\u0000b.csv"}),
+    "long-segment": storage_event(f"objects/orders/{LONG_SEGMENT}", {}),
+    "long-segment-sized": storage_event(f"objects/orders/{LONG_SEGMENT}", {"size": "12"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POISON_EVENTS))
+async def test_a_poison_name_is_a_recorded_failure_and_no_lease_is_left(
+    embedded_app: RunningApp, case: str
+) -> None:
+    headers, body = POISON_EVENTS[case]
+    for _ in range(2):  # the redelivery is answered from the ledger, never 429 or 5xx
+        code, text = await post(embedded_app, headers, body)
+        assert code == 200, text
+        assert json.loads(text)["status"] in ("failed", "duplicate")
+    ingestor: Ingestor = embedded_app.app.extensions["runtime"].ingestor  # type: ignore[attr-defined]
+    records = [stored.record for stored in await ingestor.ledger.store.list()]
+    assert [record.state for record in records] == [UnitState.FAILED]
+    assert "object name" in (records[0].error or "") or "does not exist" in (records[0].error or "")
+
+
+@pytest.mark.parametrize(
+    "subject", ["objects/.well-known/acme-challenge/x", "objects/a%0Ab", "objects/caf%C3"]
+)
+async def test_a_name_cloud_storage_refuses_is_400(embedded_app: RunningApp, subject: str) -> None:
+    code, text = await post(embedded_app, *storage_event(subject, {}))
+    assert (code, json.loads(text)["status"]) == (400, "bad_request")
 
 
 @pytest.mark.parametrize(("method", "code"), [("get", 405), ("put", 405)])

@@ -45,12 +45,22 @@ def is_json_media(media: str) -> bool:
 
 def from_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     """Attributes from ``ce-*`` headers (lower-case names), data from the body."""
-    # The HTTP binding percent-encodes attribute values that are not printable ASCII.
-    attrs = {k[3:]: unquote(v) if "%" in v else v for k, v in headers.items() if k[:3] == "ce-"}
+    attrs = {k[3:]: _attribute(v) for k, v in headers.items() if k[:3] == "ce-"}
     if not is_json_media(media_type(headers.get("content-type"))):
         raise UnsupportedMediaError("CloudEvent data must be JSON")
     data = parse_json(body, "CloudEvent data") if body.strip() else None
     return _event(attrs, data)
+
+
+def _attribute(value: str) -> str:
+    """The HTTP binding percent-encodes attribute values that are not printable ASCII; bytes
+    that are not UTF-8 are refused rather than read as U+FFFD (another object's name)."""
+    if "%" not in value:
+        return value
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise EnvelopeError("a CloudEvent attribute is not percent-encoded UTF-8") from exc
 
 
 def from_structured(body: bytes) -> CloudEvent:

@@ -14,6 +14,8 @@ from service.models import EventMeta, Ignored, ObjectFinalized, ObjectInfo, Obje
 # Cloud Storage bucket names: lower-case letters, digits, '-', '_', '.'; 3 to 222 characters.
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 MAX_OBJECT_NAME_BYTES = 1024
+# Cloud Storage refuses object names under this prefix, so an event naming one is false.
+RESERVED_OBJECT_PREFIX = ".well-known/acme-challenge/"
 
 
 def storage_event(
@@ -64,12 +66,21 @@ def _bucket(name: str) -> str:
 
 
 def _object_name(name: str) -> str:
-    """Cloud Storage's rules: 1 to 1024 bytes of UTF-8, no CR or LF, not "." or ".."."""
+    """Cloud Storage's rules (https://cloud.google.com/storage/docs/naming-objects): 1 to 1024
+    bytes of UTF-8, no CR or LF, not "." or "..", not under ``.well-known/acme-challenge/``.
+    Anything else is a valid name (NUL and other controls are only discouraged): the stores
+    must hold it, and an event naming an object that does not exist fails as not found."""
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError as exc:  # a lone surrogate from a JSON "\\ud800" escape
         raise EnvelopeError("object name is not valid Unicode") from exc
-    if size > MAX_OBJECT_NAME_BYTES or "\r" in name or "\n" in name or name in (".", ".."):
+    if (
+        size > MAX_OBJECT_NAME_BYTES
+        or "\r" in name
+        or "\n" in name
+        or name in (".", "..")
+        or name.startswith(RESERVED_OBJECT_PREFIX)
+    ):
         raise EnvelopeError("object name is not a valid Cloud Storage object name")
     return name
 
