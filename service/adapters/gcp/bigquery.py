@@ -19,9 +19,10 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
+from google.cloud.bigquery.enums import DatasetView
 
 from service.adapters.gcp.errors import translate
-from service.errors import IngestError, PermanentError
+from service.errors import IngestError, NotFoundError, PermanentError
 from service.models import LoadResult, TableSpec, UriSource
 from service.settings import Settings
 
@@ -36,6 +37,17 @@ MAX_JOB_ATTEMPTS = 8
 Submit = Callable[[str, bigquery.LoadJobConfig, str], Any]
 # BigQuery type spellings that mean the same type, for comparing a table with a schema.
 SAME_TYPE = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN"}
+# What a job id may not hold: BigQuery allows letters, digits, "_" and "-", 1,024 at most
+# (https://cloud.google.com/bigquery/docs/reference/rest/v2/JobReference).
+NOT_IN_JOB_ID = re.compile(r"[^A-Za-z0-9_-]")
+# Longest job id BigQuery accepts; the retry suffixes (_r1...) and _stage are kept inside it.
+MAX_JOB_ID = 1024 - len("_stage_r9")
+
+
+def bigquery_job_id(job_id: str) -> str:
+    """The unit's job id as BigQuery accepts it: a pipeline named ``orders.v2`` gives
+    ``orders_v2``. The same id always gives the same job id, so adoption still works."""
+    return NOT_IN_JOB_ID.sub("_", job_id)[:MAX_JOB_ID]
 
 
 class BigQueryWarehouse:
@@ -110,6 +122,7 @@ class BigQueryWarehouse:
         submit: Submit,
         replace_partition: str | None,
     ) -> LoadResult:
+        job_id = bigquery_job_id(job_id)
         if table not in self._tables:
             async with self._creating:
                 await self._ensure_dataset(table.dataset)
@@ -205,13 +218,30 @@ class BigQueryWarehouse:
         raise PermanentError(f"{base_id}: {MAX_JOB_ATTEMPTS} attempts all failed")
 
     async def _ensure_dataset(self, dataset: str) -> None:
+        """Get the dataset, create it only when missing. ``create_dataset(exists_ok=True)``
+        would not do: BigQuery checks ``bigquery.datasets.create`` on the project before it
+        looks whether the dataset exists, and the runner has no such right (the deploy plan
+        creates the datasets and grants dataEditor on each)."""
         if dataset in self._datasets:
             return
-        ref = bigquery.Dataset(f"{self.client.project}.{dataset}")
-        ref.location = self.location
-        await self._call(
-            f"create dataset {dataset}", self.client.create_dataset, ref, exists_ok=True
-        )
+        ref = f"{self.client.project}.{dataset}"
+        try:
+            # datasets.get: bigquery.datasets.get on the dataset (dataEditor); the METADATA
+            # view spares bigquery.datasets.getIamPolicy. The client retries 5xx/rate limits.
+            await self._call(
+                f"get dataset {dataset}",
+                self.client.get_dataset,
+                ref,
+                dataset_view=DatasetView.METADATA,
+            )
+        except NotFoundError:
+            wanted = bigquery.Dataset(ref)
+            wanted.location = self.location
+            # datasets.insert: bigquery.datasets.create on the project, which only a deployment
+            # without the plan's datasets needs. 409 (made meanwhile) counts as done.
+            await self._call(
+                f"create dataset {dataset}", self.client.create_dataset, wanted, exists_ok=True
+            )
         self._datasets.add(dataset)
 
     async def _ensure_table(self, table: TableSpec) -> None:
