@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from google.auth.credentials import AnonymousCredentials
+from google.auth.transport.requests import Request as AuthRequest
 from google.cloud.storage import Client as StorageClient
 
 from service.adapters.gcp.errors import translate
@@ -72,10 +73,16 @@ class GcsObjectStore:
         return ObjectRef(ref.bucket, ref.name, blob.generation)
 
     async def ping(self) -> None:
-        def probe() -> None:
-            next(iter(self.client.list_buckets(max_results=1)), None)
+        """Ready when the client holds credentials that yield a token. No API call: the
+        runner's rights are on named buckets and listing buckets (``storage.buckets.list`` on
+        the project) is not one of them, so a probe of the API would fail the instance."""
 
-        await self._call("ping storage", probe)
+        def token() -> None:
+            credentials = self.client._credentials
+            if not credentials.valid:
+                credentials.refresh(AuthRequest())
+
+        await self._call("ping storage", token)
 
     async def close(self) -> None:
         self.client.close()
