@@ -33,6 +33,6 @@ class RunnerClient:
 
 async def test_ready_needs_no_project_level_permission() -> None:
     client = RunnerClient()
-    store = GcsObjectStore(client)  # type: ignore[arg-type]
+    store = GcsObjectStore(client)
     await store.ping()
     assert client._credentials.refreshed == 1
