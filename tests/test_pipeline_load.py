@@ -16,9 +16,15 @@ from service.adapters.gcp.errors import translate
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
 from service.errors import IngestError, PermanentError, TransientError
 from service.models import Column, LoadResult, ObjectInfo, ObjectRef, TableSpec, UriSource
-from service.pipeline.config import CsvOptions, Transform
+from service.pipeline.config import BadRowPolicy, CsvOptions, Transform
 from service.pipeline.context import BadRow
-from service.pipeline.load import ParquetSpool, QuarantineSpool, quarantine_ref, uri_source
+from service.pipeline.load import (
+    ParquetSpool,
+    QuarantineSpool,
+    quarantine_ref,
+    staging_ref,
+    uri_source,
+)
 from service.pipeline.transform import output_schema
 from tests.pipeline_support import Rig, pipeline
 
@@ -108,6 +114,15 @@ def test_the_default_quarantine_is_beside_the_source(tmp_path: Path) -> None:
     info = ObjectInfo(ObjectRef("landing", "in/x.csv", 3), 1)
     ref = quarantine_ref(rig.context(pipeline(), info))
     assert ref == ObjectRef("landing", "_quarantine/orders/in/x.csv#3.jsonl")
+
+
+def test_the_fast_path_stages_its_copy_under_the_quarantine_prefix(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    info = ObjectInfo(ObjectRef("landing", "in/x.csv", 3), 1)
+    ref = staging_ref(rig.context(pipeline(), info))
+    assert ref == ObjectRef("landing", "_quarantine/_staging/orders/3/in/x.csv")
+    elsewhere = pipeline(bad_rows=BadRowPolicy(quarantine="gs://q/bad"))
+    assert staging_ref(rig.context(elsewhere, info)).name == "bad/_staging/orders/3/in/x.csv"
 
 
 class UriWarehouse(DuckDbWarehouse):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from types import TracebackType
@@ -18,10 +19,13 @@ from types import TracebackType
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from service.errors import IngestError
 from service.models import LoadResult, ObjectRef, TableSpec, UriSource
 from service.pipeline.config import DEFAULT_QUARANTINE_PREFIX, Pipeline
 from service.pipeline.context import BadRow, UnitContext
-from service.ports import ObjectStore, UriLoader, Warehouse
+from service.ports import GenerationCopier, ObjectStore, UriLoader, Warehouse
+
+log = logging.getLogger(__name__)
 
 # BigQuery's names for the formats it can load from a gs:// URI itself.
 NATIVE_FORMATS = {"csv": "CSV", "ndjson": "NEWLINE_DELIMITED_JSON", "parquet": "PARQUET"}
@@ -135,6 +139,25 @@ async def load_uri(
     )
 
 
+async def load_generation(
+    store: GenerationCopier,
+    warehouse: UriLoader,
+    ctx: UnitContext,
+    source: UriSource,
+    day: date | None,
+) -> LoadResult:
+    """Load exactly the event's generation: the warehouse reads a server-side copy of it (the
+    live object may be overwritten meanwhile), which is deleted afterwards."""
+    staged = await store.copy_generation(ctx.object.ref, staging_ref(ctx))
+    try:
+        return await load_uri(warehouse, ctx, replace(source, uri=staged.uri), day)
+    finally:
+        try:
+            await store.delete(staged)
+        except IngestError as exc:  # a leftover copy costs storage, not correctness
+            log.warning("unit %s: staged copy %s not deleted: %s", ctx.key, staged.uri, exc)
+
+
 # ---- the quarantine -------------------------------------------------------------------------
 
 
@@ -145,15 +168,28 @@ class Quarantine:
 
 
 def quarantine_ref(ctx: UnitContext) -> ObjectRef:
-    policy = ctx.pipeline.bad_rows.quarantine
+    bucket, prefix = _quarantine_place(ctx)
     ref = ctx.object.ref
+    return ObjectRef(bucket, f"{prefix}{ctx.pipeline.name}/{ref.name}#{ref.generation}.jsonl")
+
+
+def staging_ref(ctx: UnitContext) -> ObjectRef:
+    """Where the fast path copies the event's generation: under the quarantine prefix, the one
+    place the service may write (and delete) objects."""
+    bucket, prefix = _quarantine_place(ctx)
+    ref = ctx.object.ref
+    return ObjectRef(bucket, f"{prefix}_staging/{ctx.pipeline.name}/{ref.generation}/{ref.name}")
+
+
+def _quarantine_place(ctx: UnitContext) -> tuple[str, str]:
+    policy = ctx.pipeline.bad_rows.quarantine
     if policy:
         bucket, _, prefix = policy.removeprefix("gs://").partition("/")
     else:
-        bucket, prefix = ref.bucket, DEFAULT_QUARANTINE_PREFIX
+        bucket, prefix = ctx.object.ref.bucket, DEFAULT_QUARANTINE_PREFIX
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    return ObjectRef(bucket, f"{prefix}{ctx.pipeline.name}/{ref.name}#{ref.generation}.jsonl")
+    return bucket, prefix
 
 
 class QuarantineSpool:

@@ -27,7 +27,7 @@ from typing import TypeVar
 import pyarrow as pa
 
 from service.errors import IngestError, PermanentError, StageError, TransientError
-from service.models import EventMeta, ObjectInfo, ObjectRef, UnitKey, UnitResult
+from service.models import EventMeta, ObjectInfo, UnitKey, UnitResult
 from service.pipeline.batches import ParsedBatch
 from service.pipeline.budget import Allowance, ByteBudget
 from service.pipeline.config import Pipeline
@@ -39,12 +39,12 @@ from service.pipeline.load import (
     ParquetSpool,
     QuarantineSpool,
     load,
-    load_uri,
+    load_generation,
     uri_source,
 )
 from service.pipeline.parse import parse_batches
 from service.pipeline.transform import Transformed, Transformer, partition_day_of
-from service.ports import ObjectStore, UriLoader, Warehouse
+from service.ports import GenerationCopier, ObjectStore, UriLoader, Warehouse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,17 +128,17 @@ class Runner:
 
     async def _direct(self, ctx: UnitContext) -> UnitResult | None:
         source = uri_source(ctx, self.warehouse)
-        if source is None or not isinstance(self.warehouse, UriLoader):
+        store, warehouse = self.store, self.warehouse
+        if source is None or not isinstance(warehouse, UriLoader):
             return None
-        ref = ctx.object.ref
+        if not isinstance(store, GenerationCopier):
+            return None  # a load URI cannot name the event's generation: stream it
         started = time.perf_counter()
         try:
-            live = await self.store.stat(ObjectRef(ref.bucket, ref.name))
-            if live.ref.generation != ref.generation:
-                return None  # the URI names the live generation: the stream reads this one
             if ctx.pipeline.format == "csv" and not await self._header_in_order(ctx):
                 return None
-            loaded = await load_uri(self.warehouse, ctx, source, partition_day_of(ctx))
+            day = partition_day_of(ctx)
+            loaded = await load_generation(store, warehouse, ctx, source, day)
         except PermanentError as exc:
             # The stream path will say exactly which rows are bad (or fail the same way).
             log.warning("unit %s: direct load refused (%s); streaming instead", ctx.key, exc)

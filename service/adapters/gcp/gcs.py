@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.auth.transport.requests import Request as AuthRequest
 from google.cloud.storage import Client as StorageClient
@@ -71,6 +73,40 @@ class GcsObjectStore:
             f"write {ref.uri}", blob.upload_from_string, data, content_type=content_type
         )
         return ObjectRef(ref.bucket, ref.name, blob.generation)
+
+    async def copy_generation(self, source: ObjectRef, target: ObjectRef) -> ObjectRef:
+        """objects.rewrite with sourceGeneration: storage.objects.get on the source and
+        storage.objects.create on the target (the runner's objectUser on the quarantine
+        prefix). ifGenerationMatch=0 never overwrites; a 412 means an earlier attempt made
+        this very copy (the name holds the generation). Within one location and storage class
+        the copy is one call; otherwise it is repeated with the rewrite token until done.
+        The client retries 429/5xx itself: with a generation precondition the call is
+        idempotent (DEFAULT_RETRY_IF_GENERATION_SPECIFIED)."""
+        origin = self.client.bucket(source.bucket).blob(source.name, generation=source.generation)
+        copy = self.client.bucket(target.bucket).blob(target.name)
+
+        def rewrite() -> int | None:
+            token = None
+            try:
+                while True:
+                    token, _, _ = copy.rewrite(origin, token=token, if_generation_match=0)
+                    if token is None:
+                        return int(copy.generation)
+            except gexc.PreconditionFailed:
+                return None  # the copy exists already: the same bytes
+
+        what = f"copy {source.uri}#{source.generation} to {target.uri}"
+        generation = await self._call(what, rewrite)
+        return ObjectRef(target.bucket, target.name, generation)
+
+    async def delete(self, ref: ObjectRef) -> None:
+        # objects.delete: storage.objects.delete (objectUser on the quarantine prefix).
+        # Not retried by the client without a generation; with one it is idempotent.
+        bucket = self.client.bucket(ref.bucket)
+        with contextlib.suppress(NotFoundError):
+            await self._call(
+                f"delete {ref.uri}", bucket.delete_blob, ref.name, generation=ref.generation
+            )
 
     async def ping(self) -> None:
         """Ready when the client holds credentials that yield a token. No API call: the
