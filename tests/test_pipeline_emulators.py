@@ -22,6 +22,7 @@ import pytest
 from service.adapters.gcp.bigquery import BigQueryWarehouse
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.gcp.gcs import GcsObjectStore
+from service.deploy.permissions import Grant
 from service.ingest import Ingestor, Status
 from service.ledger import Ledger
 from service.models import (
@@ -42,6 +43,7 @@ from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore, ObjectStore, Warehouse
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.emulator_fixtures import Emulators
+from tests.permission_recorder import Recorder, breaches
 from tests.pipeline_support import SCHEMA, csv_rows, ledger_record, pipeline
 
 pytestmark = pytest.mark.emulators
@@ -371,3 +373,27 @@ async def test_a_sweep_lists_gcs_for_its_date_and_skips_what_is_done(cloud: Clou
     second = (await ingestor.handle(SweepRequested(meta, p.name, "2026-11-20"))).summary()
     assert second["sweep"]["skipped"] == 3
     assert await cloud.ids() == [0, 1, 2]
+
+
+async def test_the_runner_calls_only_what_the_deploy_plan_grants(
+    cloud: Cloud, api_calls: Recorder, plan_grants: frozenset[Grant]
+) -> None:
+    start = len(api_calls.calls)
+    fast = cloud.pipeline(lineage=False, bad_rows=BadRowPolicy(max_count=0, max_ratio=None))
+    info = await cloud.put("orders/a.csv", ROWS)
+    assert (await cloud.ingestor(fast).handle(finalized(info))).status is Status.LOADED
+    streamed = cloud.pipeline(lineage=False)  # BigQuery refuses the bad row: streamed
+    info = await cloud.put("orders/b.csv", csv_rows("51,a,1,2026-11-20", "x,b,1,2026-11-20"))
+    assert (await cloud.ingestor(streamed).handle(finalized(info))).status is Status.LOADED
+    calls = api_calls.calls[start:]
+    by_runner = {c.method for c in calls if c.caller.identity == "runner"}
+    assert {
+        "storage.objects.get",
+        "storage.objects.rewrite",
+        "storage.objects.delete",
+        "storage.objects.insert",
+        "bigquery.datasets.get",
+        "bigquery.jobs.insert",
+        "google.firestore.v1.Firestore.Commit",
+    } <= by_runner
+    assert breaches(calls, plan_grants) == []
