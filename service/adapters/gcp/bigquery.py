@@ -4,6 +4,9 @@ A job id is tried once; a 409 means the job exists (an earlier attempt, another 
 for it and adopt its result. A job that ended in failure loaded nothing (load jobs are atomic),
 so the next id of the unit's fixed sequence (``ID``, ``ID_r1``, ``ID_r2``...) may be tried;
 every attempt walks the same sequence, so at most one of them can ever succeed.
+
+Longer than 300 lines: loads, the partition swap and the dataset and table checks share that
+job sequence and the client; each Google API call carries its permission and retry note.
 """
 
 from __future__ import annotations
@@ -81,6 +84,10 @@ class BigQueryWarehouse:
         self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
     ) -> LoadResult:
         def submit(destination: str, config: bigquery.LoadJobConfig, attempt_id: str) -> Any:
+            # jobs.insert (upload): bigquery.jobs.create on the project (jobUser) and
+            # tables.updateData on the table (dataEditor). Load jobs per table per day are
+            # capped (quotas#load_jobs; failed jobs count too). Submitted once per id: a 409
+            # is adopted below, so the client's retry of the upload cannot load twice.
             with path.open("rb") as source:
                 return self.client.load_table_from_file(
                     source,
@@ -102,6 +109,8 @@ class BigQueryWarehouse:
         replace_partition: str | None = None,
     ) -> LoadResult:
         def submit(destination: str, config: bigquery.LoadJobConfig, attempt_id: str) -> Any:
+            # jobs.insert: as above, and the job reads the gs:// object as the runner
+            # (storage.objects.get on the staged copy).
             return self.client.load_table_from_uri(
                 source.uri,
                 destination,
@@ -162,6 +171,7 @@ class BigQueryWarehouse:
             what, self._run_job, job_id, lambda jid: self._swap(table, staging, day, jid)
         )
         try:
+            # tables.delete: bigquery.tables.delete (dataEditor); retried by the client.
             await self._call(
                 f"drop {staging}", self.client.delete_table, staging, not_found_ok=True
             )
@@ -173,6 +183,7 @@ class BigQueryWarehouse:
         name = f"{table.dataset}._ingest_stage_{re.sub(r'[^A-Za-z0-9_]', '_', job_id)}"[:1024]
         staging = bigquery.Table(self._ref(name), schema=_schema(table))
         staging.expires = datetime.now(UTC) + STAGING_LIFETIME
+        # tables.insert: bigquery.tables.create on the dataset (dataEditor); 409 means made.
         await self._call(f"create {name}", self.client.create_table, staging, exists_ok=True)
         return self._ref(name)
 
@@ -189,6 +200,8 @@ class BigQueryWarehouse:
         config = bigquery.QueryJobConfig(
             query_parameters=[bigquery.ScalarQueryParameter("day", "DATE", day)]
         )
+        # jobs.insert (query): bigquery.jobs.create, tables.getData/updateData (dataEditor).
+        # job_retry=None: a failed script is retried under the next id of the sequence.
         return self.client.query(
             script, job_config=config, job_id=job_id, location=self.location, job_retry=None
         )
@@ -207,6 +220,7 @@ class BigQueryWarehouse:
                 job, adopted = submit(job_id), False
             except gexc.Conflict:
                 # The job id exists: an earlier attempt submitted it. Wait for it and adopt it.
+                # jobs.get on one's own job needs only bigquery.jobs.create; retried.
                 job, adopted = self.client.get_job(job_id, location=self.location), True
             try:
                 job.result(timeout=JOB_TIMEOUT_SECONDS)
@@ -254,6 +268,8 @@ class BigQueryWarehouse:
             wanted.time_partitioning = bigquery.TimePartitioning(field=table.partition_field)
         if table.clustering:
             wanted.clustering_fields = list(table.clustering)
+        # tables.insert, then tables.get on 409: bigquery.tables.create/get on the dataset
+        # (dataEditor). Table metadata updates are rate-limited (5 per 10 s per table).
         found = await self._call(
             f"create table {table.name}", self.client.create_table, wanted, exists_ok=True
         )
@@ -266,6 +282,7 @@ class BigQueryWarehouse:
         sql = f"SELECT COUNT(*) AS n FROM `{self.client.project}.{table}`"
 
         def run() -> int:
+            # jobs.insert + jobs.getQueryResults: bigquery.jobs.create, tables.getData.
             rows = list(self.client.query(sql, location=self.location).result())
             return int(rows[0]["n"])
 
@@ -275,6 +292,8 @@ class BigQueryWarehouse:
     async def tables(self) -> list[tuple[str, int]]:
         def names() -> list[str]:
             found = []
+            # datasets.list / tables.list: the datasets the caller may get (dataEditor on
+            # each), no project-level right; reads, retried by the client.
             for dataset in self.client.list_datasets():
                 for table in self.client.list_tables(dataset.dataset_id):
                     found.append(f"{dataset.dataset_id}.{table.table_id}")
@@ -284,6 +303,7 @@ class BigQueryWarehouse:
         return [(name, await self.count_rows(name)) for name in listed]
 
     async def ping(self) -> None:
+        # datasets.list: lists what dataset-level grants allow; needs nothing on the project.
         await self._call("ping bigquery", lambda: list(self.client.list_datasets(max_results=1)))
 
     async def close(self) -> None:

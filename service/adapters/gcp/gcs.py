@@ -42,6 +42,8 @@ class GcsObjectStore:
 
     async def stat(self, ref: ObjectRef) -> ObjectInfo:
         bucket = self.client.bucket(ref.bucket)
+        # objects.get (metadata): storage.objects.get (objectViewer on the source bucket). A
+        # read, so the client retries 408/429/5xx with backoff (Cloud Storage retry strategy).
         blob = await self._call(
             f"stat {ref.uri}", bucket.get_blob, ref.name, generation=ref.generation
         )
@@ -53,6 +55,7 @@ class GcsObjectStore:
         blob = self.client.bucket(ref.bucket).blob(ref.name, generation=ref.generation)
         what = f"read {ref.uri}#{ref.generation}"
         # raw_download keeps gzip-encoded objects compressed: the extract stage inflates them.
+        # objects.get (media), ranged per chunk: storage.objects.get; reads are retried.
         reader = await self._call(what, blob.open, "rb", chunk_size=chunk_bytes, raw_download=True)
         try:
             while chunk := await self._call(what, reader.read, chunk_bytes):
@@ -62,6 +65,7 @@ class GcsObjectStore:
 
     async def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
         def listing() -> list[ObjectInfo]:
+            # objects.list, 1,000 per page: storage.objects.list (objectViewer); retried.
             return [_info(b) for b in self.client.list_blobs(bucket, prefix=prefix)]
 
         result: list[ObjectInfo] = await self._call(f"list gs://{bucket}/{prefix}", listing)
@@ -69,6 +73,9 @@ class GcsObjectStore:
 
     async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef:
         blob = self.client.bucket(ref.bucket).blob(ref.name)
+        # objects.insert: storage.objects.create, and .delete to replace (objectUser on the
+        # quarantine prefix). Without a generation precondition the client does not retry
+        # it; a failure is Transient and the unit's redelivery writes it again.
         await self._call(
             f"write {ref.uri}", blob.upload_from_string, data, content_type=content_type
         )
