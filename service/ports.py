@@ -41,6 +41,24 @@ class ObjectStore(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class GenerationCopier(Protocol):
+    """An object store that copies one exact generation server-side (Cloud Storage).
+
+    A ``gs://`` load URI cannot name a generation; a copy of the event's generation can be
+    loaded instead, so an overwrite meanwhile cannot change what the unit loads.
+    """
+
+    async def copy_generation(self, source: ObjectRef, target: ObjectRef) -> ObjectRef:
+        """Copy exactly ``source.generation`` to ``target`` unless ``target`` exists already
+        (an earlier attempt made the same copy); the copy's ref."""
+        ...
+
+    async def delete(self, ref: ObjectRef) -> None:
+        """Delete the object (the generation named, if one is); a missing one is no error."""
+        ...
+
+
 class Warehouse(Protocol):
     """BigQuery, or DuckDB standing in for it. Loads are idempotent by job id."""
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from service.deploy.permissions import Grant
 from service.settings import Settings
 from tests.emulators import Emulator, emulator_chain, ensure_installed
+from tests.permission_recorder import Recorder, breaches, runner_grants
 
 PROJECT = "test"
 NOTIFY_TOPIC = "gcs-notifications"
@@ -95,6 +97,39 @@ def _client_env(found: Emulators) -> dict[str, str]:
         "STORAGE_EMULATOR_HOST": found.gcs.url,
         "PUBSUB_EMULATOR_HOST": found.pubsub.endpoint,
     }
+
+
+@pytest.fixture(scope="session")
+def api_calls(emulators: Emulators) -> Iterator[Recorder]:
+    """Every Google API method the GCP adapters call from here on, with who calls it."""
+    recorder = Recorder()
+    patch = pytest.MonkeyPatch()
+    recorder.install(patch)
+    try:
+        yield recorder
+    finally:
+        patch.undo()
+
+
+@pytest.fixture(scope="session")
+def plan_grants(tmp_path_factory: pytest.TempPathFactory) -> frozenset[Grant]:
+    return runner_grants(tmp_path_factory.mktemp("plan"))
+
+
+@pytest.fixture(autouse=True)
+def permission_contract(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test on the emulators whose adapters called a Google API method that the
+    permission table does not list, or that the runner calls without the plan granting it."""
+    if "emulators" not in request.fixturenames:
+        yield
+        return
+    recorder: Recorder = request.getfixturevalue("api_calls")
+    grants: frozenset[Grant] = request.getfixturevalue("plan_grants")
+    start = len(recorder.calls)
+    yield
+    problems = breaches(recorder.calls[start:], grants)
+    if problems:
+        pytest.fail("permission contract:\n" + "\n".join(sorted(set(problems))))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from quart.typing import TestAppProtocol as RunningApp
 
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
@@ -21,14 +22,16 @@ async def post(app: RunningApp, path: Path) -> tuple[int, dict[str, object]]:
     return response.status_code, await response.get_json()
 
 
-async def test_healthz(embedded_app: RunningApp) -> None:
-    response = await embedded_app.test_client().get("/healthz")
+@pytest.mark.parametrize("path", ["/health", "/healthz"])
+async def test_health(embedded_app: RunningApp, path: str) -> None:
+    response = await embedded_app.test_client().get(path)
     assert response.status_code == 200
     assert (await response.get_json()) == {"status": "ok"}
 
 
-async def test_readyz_checks_every_backend(embedded_app: RunningApp) -> None:
-    response = await embedded_app.test_client().get("/readyz")
+@pytest.mark.parametrize("path", ["/ready", "/readyz"])  # Cloud Run reaches only /ready
+async def test_ready_checks_every_backend(embedded_app: RunningApp, path: str) -> None:
+    response = await embedded_app.test_client().get(path)
     body = await response.get_json()
     assert response.status_code == 200
     assert body["checks"] == {"object_store": "ok", "warehouse": "ok", "ledger": "ok"}

@@ -9,7 +9,7 @@ import asyncio
 import gzip
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,24 +22,28 @@ import pytest
 from service.adapters.gcp.bigquery import BigQueryWarehouse
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.gcp.gcs import GcsObjectStore
+from service.deploy.permissions import Grant
 from service.ingest import Ingestor, Status
 from service.ledger import Ledger
 from service.models import (
     Column,
     EventMeta,
     LedgerRecord,
+    LoadResult,
     ObjectFinalized,
     ObjectInfo,
     ObjectRef,
     SweepRequested,
     TableSpec,
     UnitState,
+    UriSource,
 )
 from service.pipeline.config import BadRowPolicy, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
-from service.ports import IdempotencyStore, ObjectStore
+from service.ports import IdempotencyStore, ObjectStore, Warehouse
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.emulator_fixtures import Emulators
+from tests.permission_recorder import Recorder, breaches
 from tests.pipeline_support import SCHEMA, csv_rows, ledger_record, pipeline
 
 pytestmark = pytest.mark.emulators
@@ -51,7 +55,7 @@ ROWS = csv_rows(*[f"{i},n{i},{i}.25,2026-11-20" for i in range(1, 51)])
 class CountingStore:
     """An object store that counts the bytes it streams to the service."""
 
-    def __init__(self, inner: ObjectStore) -> None:
+    def __init__(self, inner: GcsObjectStore) -> None:
         self.inner = inner
         self.bytes_read = 0
 
@@ -68,6 +72,51 @@ class CountingStore:
 
     async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef:
         return await self.inner.write(ref, data, content_type)
+
+    async def copy_generation(self, source: ObjectRef, target: ObjectRef) -> ObjectRef:
+        return await self.inner.copy_generation(source, target)
+
+    async def delete(self, ref: ObjectRef) -> None:
+        await self.inner.delete(ref)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class OverwrittenBeforeTheLoad:
+    """BigQuery, but the unit's object is overwritten just before each load from gs:// starts:
+    the race between the service's checks and the load job."""
+
+    def __init__(self, inner: BigQueryWarehouse, overwrite: Callable[[], Awaitable[object]]):
+        self.inner = inner
+        self.overwrite = overwrite
+        self.uris: list[str] = []
+
+    async def load_uri(
+        self, table: TableSpec, source: UriSource, job_id: str, *, replace_partition: str | None
+    ) -> LoadResult:
+        await self.overwrite()
+        self.uris.append(source.uri)
+        return await self.inner.load_uri(table, source, job_id, replace_partition=replace_partition)
+
+    async def load_parquet(
+        self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
+    ) -> LoadResult:
+        return await self.inner.load_parquet(
+            table, path, job_id, replace_partition=replace_partition
+        )
+
+    async def count_rows(self, table: str) -> int:
+        return await self.inner.count_rows(table)
+
+    async def load_running(self, job_id: str) -> bool:
+        return await self.inner.load_running(job_id)
+
+    async def tables(self) -> list[tuple[str, int]]:
+        return await self.inner.tables()
 
     async def ping(self) -> None:
         await self.inner.ping()
@@ -110,12 +159,13 @@ class Cloud:
         *,
         ledger_store: IdempotencyStore | None = None,
         store: ObjectStore | None = None,
+        warehouse: Warehouse | None = None,
     ) -> Ingestor:
         ledger = Ledger(
             ledger_store or self.ledger_store, owner="t", lease_seconds=LEASE, clock=self.clock
         )
         objects = store or self.store
-        runner = Runner(objects, self.warehouse, chunk_bytes=256 * 1024)
+        runner = Runner(objects, warehouse or self.warehouse, chunk_bytes=256 * 1024)
         return Ingestor(
             PipelineSet((p,)),
             objects,
@@ -267,6 +317,21 @@ async def test_the_gs_fast_path_loads_without_the_bytes_passing_through(cloud: C
     assert record.result is not None and set(record.result.durations) == {"load"}
 
 
+async def test_the_fast_path_loads_the_events_generation_though_it_was_overwritten(
+    cloud: Cloud,
+) -> None:
+    p = cloud.pipeline(lineage=False, bad_rows=BadRowPolicy(max_count=0, max_ratio=None))
+    older = await cloud.put("orders/a.csv", csv_rows("1,a,1,2026-11-20", "2,b,1,2026-11-20"))
+    racing = OverwrittenBeforeTheLoad(
+        cloud.warehouse, lambda: cloud.put("orders/a.csv", csv_rows("9,z,1,2026-11-20"))
+    )
+    outcome = await cloud.ingestor(p, warehouse=racing).handle(finalized(older))
+    assert outcome.status is Status.LOADED
+    assert len(racing.uris) == 1  # the fast path ran, on a copy of the older generation
+    assert await cloud.ids() == [1, 2]
+    assert [o.ref.name for o in await cloud.store.list(cloud.name, "")] == ["orders/a.csv"]
+
+
 async def test_the_fast_path_falls_back_to_streaming_when_bigquery_refuses(cloud: Cloud) -> None:
     p = cloud.pipeline(lineage=False)  # up to half the rows may be bad
     info = await cloud.put(
@@ -312,3 +377,27 @@ async def test_a_sweep_lists_gcs_for_its_date_and_skips_what_is_done(cloud: Clou
     second = (await ingestor.handle(SweepRequested(meta, p.name, "2026-11-20"))).summary()
     assert second["sweep"]["skipped"] == 3
     assert await cloud.ids() == [0, 1, 2]
+
+
+async def test_the_runner_calls_only_what_the_deploy_plan_grants(
+    cloud: Cloud, api_calls: Recorder, plan_grants: frozenset[Grant]
+) -> None:
+    start = len(api_calls.calls)
+    fast = cloud.pipeline(lineage=False, bad_rows=BadRowPolicy(max_count=0, max_ratio=None))
+    info = await cloud.put("orders/a.csv", ROWS)
+    assert (await cloud.ingestor(fast).handle(finalized(info))).status is Status.LOADED
+    streamed = cloud.pipeline(lineage=False)  # BigQuery refuses the bad row: streamed
+    info = await cloud.put("orders/b.csv", csv_rows("51,a,1,2026-11-20", "x,b,1,2026-11-20"))
+    assert (await cloud.ingestor(streamed).handle(finalized(info))).status is Status.LOADED
+    calls = api_calls.calls[start:]
+    by_runner = {c.method for c in calls if c.caller.identity == "runner"}
+    assert {
+        "storage.objects.get",
+        "storage.objects.rewrite",
+        "storage.objects.delete",
+        "storage.objects.insert",
+        "bigquery.datasets.get",
+        "bigquery.jobs.insert",
+        "google.firestore.v1.Firestore.Commit",
+    } <= by_runner
+    assert breaches(calls, plan_grants) == []

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
 from service.models import LoadResult, ObjectInfo, ObjectRef, TableSpec, UriSource
-from service.pipeline.config import CsvOptions, Transform
-from service.pipeline.uri_load import uri_source
+from service.pipeline.config import BadRowPolicy, CsvOptions, Transform
+from service.pipeline.uri_load import staging_ref, uri_source
 from tests.pipeline_support import Rig, pipeline
 
 
@@ -45,3 +45,12 @@ def test_the_fast_path_is_for_untransformed_native_uncompressed_files(tmp_path: 
     assert uri_source(rig.context(plain, gz), fast) is None
     json_source = uri_source(rig.context(pipeline(format="ndjson"), info), fast)
     assert json_source is not None and json_source.format == "NEWLINE_DELIMITED_JSON"
+
+
+def test_the_fast_path_stages_its_copy_under_the_quarantine_prefix(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    info = ObjectInfo(ObjectRef("landing", "in/x.csv", 3), 1)
+    ref = staging_ref(rig.context(pipeline(), info))
+    assert ref == ObjectRef("landing", "_quarantine/_staging/orders/3/in/x.csv")
+    elsewhere = pipeline(bad_rows=BadRowPolicy(quarantine="gs://q/bad"))
+    assert staging_ref(rig.context(elsewhere, info)).name == "bad/_staging/orders/3/in/x.csv"

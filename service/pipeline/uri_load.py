@@ -2,7 +2,8 @@
 
 Only for rows that need no transform (no lineage, renames, computed columns), in a format
 BigQuery reads natively, uncompressed, with options it can express, from the generation the
-event named, and (CSV) with a header that lists the schema in order. Anything else, or a load
+event named (a server-side copy of that generation is loaded, as a load URI cannot name a
+generation), and (CSV) with a header that lists the schema in order. Anything else, or a load
 the warehouse refuses as permanent, goes the streaming way, which says exactly which rows are bad.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
-from service.errors import PermanentError
-from service.models import ObjectRef, UnitResult, UriSource
+from service.errors import IngestError, PermanentError
+from service.models import LoadResult, ObjectRef, UnitResult, UriSource
 from service.pipeline.config import Pipeline
 from service.pipeline.context import UnitContext
 from service.pipeline.csv_format import header_names
-from service.ports import ObjectStore, UriLoader, Warehouse
+from service.ports import GenerationCopier, ObjectStore, UriLoader, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +38,17 @@ async def load_direct(
     source = uri_source(ctx, warehouse)
     if source is None or not isinstance(warehouse, UriLoader):
         return None
-    ref = ctx.object.ref
+    if not isinstance(store, GenerationCopier):
+        return None  # a load URI cannot name the event's generation: stream it
     started = time.perf_counter()
     try:
-        live = await store.stat(ObjectRef(ref.bucket, ref.name))
-        if live.ref.generation != ref.generation:
-            return None  # the URI names the live generation: the stream reads this one
         if ctx.pipeline.format == "csv" and not await _header_in_order(store, ctx):
             return None
         day = ctx.path_partition_day()
         partition = day.isoformat() if day is not None else None
         # Same job id as the streamed load would use: whichever runs first, the rows load once.
         with ctx.progress.probing(lambda: warehouse.load_running(ctx.job_id)):
-            loaded = await warehouse.load_uri(
-                ctx.pipeline.output_table, source, ctx.job_id, replace_partition=partition
-            )
+            loaded = await _load_generation(store, warehouse, ctx, source, partition)
     except PermanentError as exc:
         # The stream path will say exactly which rows are bad (or fail the same way).
         log.warning("unit %s: direct load refused (%s); streaming instead", ctx.key, exc)
@@ -58,6 +56,40 @@ async def load_direct(
     took = {"load": round(time.perf_counter() - started, 6)}
     rows = loaded.rows_loaded
     return UnitResult(rows, rows, 0, loaded.job_id, ctx.pipeline.table.name, None, took)
+
+
+async def _load_generation(
+    store: GenerationCopier,
+    warehouse: UriLoader,
+    ctx: UnitContext,
+    source: UriSource,
+    partition: str | None,
+) -> LoadResult:
+    """Load exactly the event's generation: the warehouse reads a server-side copy of it (the
+    live object may be overwritten meanwhile), which is deleted afterwards."""
+    staged = await store.copy_generation(ctx.object.ref, staging_ref(ctx))
+    try:
+        return await warehouse.load_uri(
+            ctx.pipeline.output_table,
+            replace(source, uri=staged.uri),
+            ctx.job_id,
+            replace_partition=partition,
+        )
+    finally:
+        try:
+            await store.delete(staged)
+        except IngestError as exc:  # a leftover copy costs storage, not correctness
+            log.warning("unit %s: staged copy %s not deleted: %s", ctx.key, staged.uri, exc)
+
+
+def staging_ref(ctx: UnitContext) -> ObjectRef:
+    """Where the fast path copies the event's generation: under the quarantine prefix, the one
+    place the service may write (and delete) objects, and never ingested by the pipeline."""
+    bucket, prefix = ctx.pipeline.quarantine_location
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    ref = ctx.object.ref
+    return ObjectRef(bucket, f"{prefix}_staging/{ctx.pipeline.name}/{ref.generation}/{ref.name}")
 
 
 def uri_source(ctx: UnitContext, warehouse: Warehouse) -> UriSource | None:

@@ -1,4 +1,8 @@
-"""Liveness and readiness."""
+"""Liveness and readiness: ``/health`` and ``/ready``.
+
+Cloud Run reserves some paths ending in ``z`` (https://cloud.google.com/run/docs/known-issues),
+so ``/healthz`` and ``/readyz`` may never reach the container there; they stay for local use.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,15 @@ blueprint = Blueprint("health", __name__)
 READY_TIMEOUT_SECONDS = 5.0
 
 
+@blueprint.get("/health")
 @blueprint.get("/healthz")
-async def healthz() -> ResponseReturnValue:
+async def health() -> ResponseReturnValue:
     return jsonify({"status": "ok"})
 
 
+@blueprint.get("/ready")
 @blueprint.get("/readyz")
-async def readyz() -> ResponseReturnValue:
+async def ready() -> ResponseReturnValue:
     backends = runtime().backends
     checks: dict[str, ObjectStore | Warehouse | IdempotencyStore] = {
         "object_store": backends.store,

@@ -4,6 +4,9 @@ A job id is tried once; a 409 means the job exists (an earlier attempt, another 
 for it and adopt its result. A job that ended in failure loaded nothing (load jobs are atomic),
 so the next id of the unit's fixed sequence (``ID``, ``ID_r1``, ``ID_r2``...) may be tried;
 every attempt walks the same sequence, so at most one of them can ever succeed.
+
+Longer than 300 lines: loads, the partition swap and the dataset and table checks share that
+job sequence and the client; each Google API call carries its permission and retry note.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
+from google.cloud.bigquery.enums import DatasetView
 
 from service.adapters.gcp.errors import translate
 from service.bigquery_types import canonical
-from service.errors import IngestError, PermanentError
+from service.errors import IngestError, NotFoundError, PermanentError
 from service.models import LoadResult, TableSpec, UriSource
 from service.settings import Settings
 
@@ -35,6 +39,17 @@ STAGING_LIFETIME = timedelta(days=8)
 MAX_JOB_ATTEMPTS = 8
 # Submits one load job under the attempt id it is given, to the destination given.
 Submit = Callable[[str, bigquery.LoadJobConfig, str], Any]
+# What a job id may not hold: BigQuery allows letters, digits, "_" and "-", 1,024 at most
+# (https://cloud.google.com/bigquery/docs/reference/rest/v2/JobReference).
+NOT_IN_JOB_ID = re.compile(r"[^A-Za-z0-9_-]")
+# Longest job id BigQuery accepts; the retry suffixes (_r1...) and _stage are kept inside it.
+MAX_JOB_ID = 1024 - len("_stage_r9")
+
+
+def bigquery_job_id(job_id: str) -> str:
+    """The unit's job id as BigQuery accepts it: a pipeline named ``orders.v2`` gives
+    ``orders_v2``. The same id always gives the same job id, so adoption still works."""
+    return NOT_IN_JOB_ID.sub("_", job_id)[:MAX_JOB_ID]
 
 
 class BigQueryWarehouse:
@@ -71,6 +86,10 @@ class BigQueryWarehouse:
         self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
     ) -> LoadResult:
         def submit(destination: str, config: bigquery.LoadJobConfig, attempt_id: str) -> Any:
+            # jobs.insert (upload): bigquery.jobs.create on the project (jobUser) and
+            # tables.updateData on the table (dataEditor). Load jobs per table per day are
+            # capped (quotas#load_jobs; failed jobs count too). Submitted once per id: a 409
+            # is adopted below, so the client's retry of the upload cannot load twice.
             with path.open("rb") as source:
                 return self.client.load_table_from_file(
                     source,
@@ -92,6 +111,8 @@ class BigQueryWarehouse:
         replace_partition: str | None = None,
     ) -> LoadResult:
         def submit(destination: str, config: bigquery.LoadJobConfig, attempt_id: str) -> Any:
+            # jobs.insert: as above, and the job reads the gs:// object as the runner
+            # (storage.objects.get on the staged copy).
             return self.client.load_table_from_uri(
                 source.uri,
                 destination,
@@ -112,6 +133,7 @@ class BigQueryWarehouse:
         submit: Submit,
         replace_partition: str | None,
     ) -> LoadResult:
+        job_id = bigquery_job_id(job_id)
         self._loading[job_id] = None
         try:
             if table not in self._tables:
@@ -130,6 +152,7 @@ class BigQueryWarehouse:
             self._loading.pop(job_id, None)
 
     async def load_running(self, job_id: str) -> bool:
+        job_id = bigquery_job_id(job_id)
         if job_id not in self._loading:
             return False
         attempt = self._loading[job_id]
@@ -170,6 +193,7 @@ class BigQueryWarehouse:
             what, self._run_job, job_id, lambda jid: self._swap(table, staging, day, jid)
         )
         try:
+            # tables.delete: bigquery.tables.delete (dataEditor); retried by the client.
             await self._call(
                 f"drop {staging}", self.client.delete_table, staging, not_found_ok=True
             )
@@ -181,6 +205,7 @@ class BigQueryWarehouse:
         name = f"{table.dataset}._ingest_stage_{re.sub(r'[^A-Za-z0-9_]', '_', job_id)}"[:1024]
         staging = bigquery.Table(self._ref(name), schema=_schema(table))
         staging.expires = datetime.now(UTC) + STAGING_LIFETIME
+        # tables.insert: bigquery.tables.create on the dataset (dataEditor); 409 means made.
         await self._call(f"create {name}", self.client.create_table, staging, exists_ok=True)
         return self._ref(name)
 
@@ -197,6 +222,8 @@ class BigQueryWarehouse:
         config = bigquery.QueryJobConfig(
             query_parameters=[bigquery.ScalarQueryParameter("day", "DATE", day)]
         )
+        # jobs.insert (query): bigquery.jobs.create, tables.getData/updateData (dataEditor).
+        # job_retry=None: a failed script is retried under the next id of the sequence.
         return self.client.query(
             script, job_config=config, job_id=job_id, location=self.location, job_retry=None
         )
@@ -218,6 +245,7 @@ class BigQueryWarehouse:
                 job, adopted = submit(job_id), False
             except gexc.Conflict:
                 # The job id exists: an earlier attempt submitted it. Wait for it and adopt it.
+                # jobs.get on one's own job needs only bigquery.jobs.create; retried.
                 job, adopted = self.client.get_job(job_id, location=self.location), True
             if (unit_job or base_id) in self._loading:  # not after a cancelled load ended
                 self._loading[unit_job or base_id] = job.job_id
@@ -231,13 +259,30 @@ class BigQueryWarehouse:
         raise PermanentError(f"{base_id}: {MAX_JOB_ATTEMPTS} attempts all failed")
 
     async def _ensure_dataset(self, dataset: str) -> None:
+        """Get the dataset, create it only when missing. ``create_dataset(exists_ok=True)``
+        would not do: BigQuery checks ``bigquery.datasets.create`` on the project before it
+        looks whether the dataset exists, and the runner has no such right (the deploy plan
+        creates the datasets and grants dataEditor on each)."""
         if dataset in self._datasets:
             return
-        ref = bigquery.Dataset(f"{self.client.project}.{dataset}")
-        ref.location = self.location
-        await self._call(
-            f"create dataset {dataset}", self.client.create_dataset, ref, exists_ok=True
-        )
+        ref = f"{self.client.project}.{dataset}"
+        try:
+            # datasets.get: bigquery.datasets.get on the dataset (dataEditor); the METADATA
+            # view spares bigquery.datasets.getIamPolicy. The client retries 5xx/rate limits.
+            await self._call(
+                f"get dataset {dataset}",
+                self.client.get_dataset,
+                ref,
+                dataset_view=DatasetView.METADATA,
+            )
+        except NotFoundError:
+            wanted = bigquery.Dataset(ref)
+            wanted.location = self.location
+            # datasets.insert: bigquery.datasets.create on the project, which only a deployment
+            # without the plan's datasets needs. 409 (made meanwhile) counts as done.
+            await self._call(
+                f"create dataset {dataset}", self.client.create_dataset, wanted, exists_ok=True
+            )
         self._datasets.add(dataset)
 
     async def _ensure_table(self, table: TableSpec) -> None:
@@ -250,6 +295,8 @@ class BigQueryWarehouse:
             wanted.time_partitioning = bigquery.TimePartitioning(field=table.partition_field)
         if table.clustering:
             wanted.clustering_fields = list(table.clustering)
+        # tables.insert, then tables.get on 409: bigquery.tables.create/get on the dataset
+        # (dataEditor). Table metadata updates are rate-limited (5 per 10 s per table).
         found = await self._call(
             f"create table {table.name}", self.client.create_table, wanted, exists_ok=True
         )
@@ -262,6 +309,7 @@ class BigQueryWarehouse:
         sql = f"SELECT COUNT(*) AS n FROM `{self.client.project}.{table}`"
 
         def run() -> int:
+            # jobs.insert + jobs.getQueryResults: bigquery.jobs.create, tables.getData.
             rows = list(self.client.query(sql, location=self.location).result())
             return int(rows[0]["n"])
 
@@ -271,6 +319,8 @@ class BigQueryWarehouse:
     async def tables(self) -> list[tuple[str, int]]:
         def names() -> list[str]:
             found = []
+            # datasets.list / tables.list: the datasets the caller may get (dataEditor on
+            # each), no project-level right; reads, retried by the client.
             for dataset in self.client.list_datasets():
                 for table in self.client.list_tables(dataset.dataset_id):
                     found.append(f"{dataset.dataset_id}.{table.table_id}")
@@ -280,6 +330,7 @@ class BigQueryWarehouse:
         return [(name, await self.count_rows(name)) for name in listed]
 
     async def ping(self) -> None:
+        # datasets.list: lists what dataset-level grants allow; needs nothing on the project.
         await self._call("ping bigquery", lambda: list(self.client.list_datasets(max_results=1)))
 
     async def close(self) -> None:

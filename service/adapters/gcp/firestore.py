@@ -79,6 +79,8 @@ class FirestoreLedgerStore:
         request = firestore_types.CommitRequest.wrap(
             CommitRequestPb(database=self.client._database_string, writes=[write])
         )
+        # Commit: datastore.entities.create/update (datastore.user on the project). A document
+        # sustains about one write per second; retried here on UNAVAILABLE/RESOURCE_EXHAUSTED.
         response = await self.client._firestore_api.commit(
             request=request, metadata=self.client._rpc_metadata, **self._call()
         )
@@ -87,6 +89,7 @@ class FirestoreLedgerStore:
 
     async def get(self, key: str) -> Stored | None:
         try:
+            # GetDocument: datastore.entities.get (datastore.user); retried as above.
             found = await self.client._firestore_api.get_document(
                 request={"name": self._path(key)},
                 metadata=self.client._rpc_metadata,
@@ -132,6 +135,8 @@ class FirestoreLedgerStore:
         query = self._filtered(state, since, pipeline)
         query = query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
         try:
+            # RunQuery: datastore.entities.list; the state + updated_at query needs the
+            # composite index in docs/deploy.md (FAILED_PRECONDITION without it).
             snapshots = [s async for s in query.stream(**self._call())]
         except Exception as exc:
             raise _unavailable(exc, "ledger list") from exc
@@ -167,6 +172,7 @@ class FirestoreLedgerStore:
 
     async def ping(self) -> None:
         try:
+            # BatchGetDocuments of one missing document: datastore.entities.get only.
             await self.collection.document("_ping").get(**self._call())
         except Exception as exc:
             raise _unavailable(exc, "ledger ping") from exc

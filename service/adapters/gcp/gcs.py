@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
+from google.auth.transport.requests import Request as AuthRequest
 from google.cloud.storage import Client as StorageClient
 
 from service.adapters.gcp.errors import translate
@@ -39,6 +42,8 @@ class GcsObjectStore:
 
     async def stat(self, ref: ObjectRef) -> ObjectInfo:
         bucket = self.client.bucket(ref.bucket)
+        # objects.get (metadata): storage.objects.get (objectViewer on the source bucket). A
+        # read, so the client retries 408/429/5xx with backoff (Cloud Storage retry strategy).
         blob = await self._call(
             f"stat {ref.uri}", bucket.get_blob, ref.name, generation=ref.generation
         )
@@ -50,6 +55,7 @@ class GcsObjectStore:
         blob = self.client.bucket(ref.bucket).blob(ref.name, generation=ref.generation)
         what = f"read {ref.uri}#{ref.generation}"
         # raw_download keeps gzip-encoded objects compressed: the extract stage inflates them.
+        # objects.get (media), ranged per chunk: storage.objects.get; reads are retried.
         reader = await self._call(what, blob.open, "rb", chunk_size=chunk_bytes, raw_download=True)
         try:
             while chunk := await self._call(what, reader.read, chunk_bytes):
@@ -59,6 +65,7 @@ class GcsObjectStore:
 
     async def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
         def listing() -> list[ObjectInfo]:
+            # objects.list, 1,000 per page: storage.objects.list (objectViewer); retried.
             return [_info(b) for b in self.client.list_blobs(bucket, prefix=prefix)]
 
         result: list[ObjectInfo] = await self._call(f"list gs://{bucket}/{prefix}", listing)
@@ -66,16 +73,59 @@ class GcsObjectStore:
 
     async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef:
         blob = self.client.bucket(ref.bucket).blob(ref.name)
+        # objects.insert: storage.objects.create, and .delete to replace (objectUser on the
+        # quarantine prefix). Without a generation precondition the client does not retry
+        # it; a failure is Transient and the unit's redelivery writes it again.
         await self._call(
             f"write {ref.uri}", blob.upload_from_string, data, content_type=content_type
         )
         return ObjectRef(ref.bucket, ref.name, blob.generation)
 
-    async def ping(self) -> None:
-        def probe() -> None:
-            next(iter(self.client.list_buckets(max_results=1)), None)
+    async def copy_generation(self, source: ObjectRef, target: ObjectRef) -> ObjectRef:
+        """objects.rewrite with sourceGeneration: storage.objects.get on the source and
+        storage.objects.create on the target (the runner's objectUser on the quarantine
+        prefix). ifGenerationMatch=0 never overwrites; a 412 means an earlier attempt made
+        this very copy (the name holds the generation). Within one location and storage class
+        the copy is one call; otherwise it is repeated with the rewrite token until done.
+        The client retries 429/5xx itself: with a generation precondition the call is
+        idempotent (DEFAULT_RETRY_IF_GENERATION_SPECIFIED)."""
+        origin = self.client.bucket(source.bucket).blob(source.name, generation=source.generation)
+        copy = self.client.bucket(target.bucket).blob(target.name)
 
-        await self._call("ping storage", probe)
+        def rewrite() -> int | None:
+            token = None
+            try:
+                while True:
+                    token, _, _ = copy.rewrite(origin, token=token, if_generation_match=0)
+                    if token is None:
+                        return int(copy.generation)
+            except gexc.PreconditionFailed:
+                return None  # the copy exists already: the same bytes
+
+        what = f"copy {source.uri}#{source.generation} to {target.uri}"
+        generation = await self._call(what, rewrite)
+        return ObjectRef(target.bucket, target.name, generation)
+
+    async def delete(self, ref: ObjectRef) -> None:
+        # objects.delete: storage.objects.delete (objectUser on the quarantine prefix).
+        # Not retried by the client without a generation; with one it is idempotent.
+        bucket = self.client.bucket(ref.bucket)
+        with contextlib.suppress(NotFoundError):
+            await self._call(
+                f"delete {ref.uri}", bucket.delete_blob, ref.name, generation=ref.generation
+            )
+
+    async def ping(self) -> None:
+        """Ready when the client holds credentials that yield a token. No API call: the
+        runner's rights are on named buckets and listing buckets (``storage.buckets.list`` on
+        the project) is not one of them, so a probe of the API would fail the instance."""
+
+        def token() -> None:
+            credentials = self.client._credentials
+            if not credentials.valid:
+                credentials.refresh(AuthRequest())
+
+        await self._call("ping storage", token)
 
     async def close(self) -> None:
         self.client.close()

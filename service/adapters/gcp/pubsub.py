@@ -97,6 +97,8 @@ class PubSubTopic:
             initial=0.1, maximum=5.0, multiplier=2.0, predicate=RETRYABLE, timeout=self.deadline
         )
         try:
+            # Publish (batched by the client): pubsub.topics.publish on the topic
+            # (pubsub.publisher). 10 MB and 1,000 messages per request; retried on RETRYABLE.
             future = self.client.publish(
                 self.topic, data, retry=retry, timeout=self.deadline, **attributes
             )
@@ -154,6 +156,8 @@ class PubSubSubscription:
     async def pull(self, max_messages: int, wait_seconds: float) -> list[PulledMessage]:
         def pull_once() -> Any:
             try:
+                # Pull: pubsub.subscriptions.consume (pubsub.subscriber); not retried (retry=None):
+                # an empty wait is an answer, and the caller pulls again.
                 return self.client.pull(
                     subscription=self.subscription,
                     max_messages=max_messages,
@@ -171,6 +175,7 @@ class PubSubSubscription:
     async def ack(self, ack_ids: Sequence[str]) -> None:
         for start in range(0, len(ack_ids), ACK_BATCH):
             batch = list(ack_ids[start : start + ACK_BATCH])
+            # Acknowledge: pubsub.subscriptions.consume; ack ids cap a request at 512 kB.
             await self._call(
                 "acknowledge",
                 self.client.acknowledge,
@@ -180,6 +185,7 @@ class PubSubSubscription:
 
     async def lease(self, ack_ids: Sequence[str], seconds: int) -> None:
         for start in range(0, len(ack_ids), ACK_BATCH):
+            # ModifyAckDeadline: pubsub.subscriptions.consume; 0 to 600 seconds.
             await self._call(
                 "modify ack deadline",
                 self.client.modify_ack_deadline,
