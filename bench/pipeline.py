@@ -65,8 +65,8 @@ from service.models import (  # noqa: E402
 )
 from service.pipeline import csv_format, feed  # noqa: E402
 from service.pipeline import runner as runner_module  # noqa: E402
-from service.pipeline.config import BadRowPolicy, Pipeline  # noqa: E402
 from service.pipeline.context import RowNumbers, UnitContext  # noqa: E402
+from service.pipeline.definition import BadRowPolicy, Pipeline  # noqa: E402
 from service.pipeline.runner import Runner  # noqa: E402
 from service.pipeline.spool import ParquetSpool  # noqa: E402
 from service.pipeline.transform import Transformer  # noqa: E402

@@ -39,7 +39,7 @@ from service.models import (
     UnitResult,
 )
 from service.outcomes import DiscardOutcomes, unit_ended
-from service.pipeline.config import Pipeline, PipelineSet
+from service.pipeline.definition import Pipeline, PipelineSet
 from service.pipeline.progress import Progress
 from service.pipeline.runner import Runner
 from service.plans import sweep_prefix, swept_objects, unit_key

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from service.models import Event, Ignored, ObjectInfo, ObjectRef, SweepRequested, UnitKey
-from service.pipeline.config import Pipeline, PipelineSet
+from service.pipeline.definition import Pipeline, PipelineSet
 
 
 class Verdict(StrEnum):

@@ -8,7 +8,7 @@ import logging
 from quart import current_app
 
 from service.ingest import Ingestor
-from service.pipeline.config import PipelineSet
+from service.pipeline.definition import PipelineSet
 from service.settings import Settings
 from service.wiring import Backends, build_backends, build_ingestor, check_data_dir, load_config
 

@@ -13,7 +13,7 @@ from service.errors import ConfigError
 from service.ingest import Ingestor
 from service.ledger import Ledger
 from service.outcomes import DiscardOutcomes
-from service.pipeline.config import PipelineSet
+from service.pipeline.definition import PipelineSet
 from service.pipeline.pipelines_file import load_pipelines
 from service.pipeline.runner import Runner
 from service.ports import (

@@ -31,8 +31,8 @@ from service.models import (
     UnitResult,
 )
 from service.pipeline.batches import ParsedBatch
-from service.pipeline.config import BadRowPolicy, Pipeline
 from service.pipeline.context import UnitContext
+from service.pipeline.definition import BadRowPolicy, Pipeline
 from service.pipeline.feed import Feed
 from service.pipeline.parse import parse_batches
 from service.pipeline.quarantine import quarantine_ref

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from service.models import EventMeta, ObjectInfo, ObjectRef, UnitKey
-from service.pipeline.config import Compression
 from service.pipeline.context import GZIP_MAGIC, MAX_RAW_CHARS, BadRow, RowNumbers, UnitContext
+from service.pipeline.definition import Compression
 from tests.pipeline_support import pipeline
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from service.errors import PermanentError
 from service.pipeline import feed
-from service.pipeline.config import CsvOptions
 from service.pipeline.csv_format import header_names
+from service.pipeline.definition import CsvOptions
 from tests.pipeline_support import csv_rows, parse_all, pipeline, rows_of, text
 
 

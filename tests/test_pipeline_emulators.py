@@ -38,7 +38,7 @@ from service.models import (
     UnitState,
     UriSource,
 )
-from service.pipeline.config import BadRowPolicy, Pipeline, PipelineSet
+from service.pipeline.definition import BadRowPolicy, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore, ObjectStore, Warehouse
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed

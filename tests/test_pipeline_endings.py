@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from service.models import LoadResult, UnitResult
-from service.pipeline.config import BadRowPolicy
+from service.pipeline.definition import BadRowPolicy
 from service.pipeline.endings import Load, Reject, Tally, loaded, rejection, verdict
 from tests.pipeline_support import pipeline
 

@@ -28,8 +28,8 @@ from service.models import (
     UnitResult,
     UnitState,
 )
-from service.pipeline.config import BadRowPolicy, Pipeline, PipelineSet
 from service.pipeline.context import UnitContext
+from service.pipeline.definition import BadRowPolicy, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed

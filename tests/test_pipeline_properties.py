@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from service.errors import StageError
 from service.models import Column, TableSpec, UnitResult
 from service.pipeline import feed
-from service.pipeline.config import BadRowPolicy, CsvOptions, Pipeline
+from service.pipeline.definition import BadRowPolicy, CsvOptions, Pipeline
 from tests.pipeline_support import Rig, pipeline
 
 PROFILE = settings(

@@ -22,7 +22,7 @@ import pytest
 
 from service.errors import StageError
 from service.models import Column, ObjectInfo, ObjectRef, TableSpec, UnitResult
-from service.pipeline.config import BadRowPolicy, CsvOptions
+from service.pipeline.definition import BadRowPolicy, CsvOptions
 from service.pipeline.runner import Runner
 from tests.pipeline_support import TABLE, Rig, csv_rows, pipeline
 

@@ -10,8 +10,8 @@ import pytest
 
 from service.errors import PermanentError
 from service.models import Column, EventMeta, ObjectInfo, ObjectRef, TableSpec, UnitKey
-from service.pipeline.config import Pipeline, Transform
 from service.pipeline.context import RowNumbers, UnitContext
+from service.pipeline.definition import Pipeline, Transform
 from service.pipeline.transform import Transformer
 from tests.pipeline_support import pipeline
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
 from service.models import LoadResult, ObjectInfo, ObjectRef, TableSpec, UriSource
-from service.pipeline.config import BadRowPolicy, CsvOptions, Transform
+from service.pipeline.definition import BadRowPolicy, CsvOptions, Transform
 from service.pipeline.uri_load import staging_ref, uri_source
 from tests.pipeline_support import Rig, pipeline
 

@@ -15,7 +15,7 @@ from service.models import (
     SweepRequested,
     UnitKey,
 )
-from service.pipeline.config import PipelineSet
+from service.pipeline.definition import PipelineSet
 from service.plans import Verdict, plan, recent, swept_objects, unit_key
 from service.settings import Settings
 from service.wiring import load_config

@@ -17,7 +17,7 @@ from service.settings import Settings, replace_settings
 
 if TYPE_CHECKING:
     from service.ingest import Ingestor
-    from service.pipeline.config import PipelineSet
+    from service.pipeline.definition import PipelineSet
     from service.wiring import Backends
 
 T = TypeVar("T")

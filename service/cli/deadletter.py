@@ -30,7 +30,7 @@ from service.ports import MessageSource
 from service.recording import RecordedRequest
 
 if TYPE_CHECKING:
-    from service.pipeline.config import PipelineSet
+    from service.pipeline.definition import PipelineSet
     from service.replay import redrive as redriving
     from service.replay.delivery import Result
     from service.replay.redrive import Peeked

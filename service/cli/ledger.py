@@ -65,7 +65,7 @@ def list_units(
     state: str | None, since: str | None, pipeline: str | None, limit: int, as_json: bool
 ) -> None:
     """Units, most recently updated first."""
-    from service.routes.status import unit_view
+    from service.status_view import unit_view
 
     wanted = UnitState(state.upper()) if state else None
     after = parse_since(since)
@@ -118,7 +118,7 @@ def list_units(
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def show(key: str, as_json: bool) -> None:
     """Everything the ledger holds about one unit."""
-    from service.routes.status import unit_view
+    from service.status_view import unit_view
 
     async def fetch() -> LedgerRecord:
         async with open_backends(load_settings()) as backends:

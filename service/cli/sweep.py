@@ -23,7 +23,7 @@ from service.models import EventMeta, SweepRequested
 
 if TYPE_CHECKING:
     from service.ingest import Outcome, UnitOutcome
-    from service.pipeline.config import Pipeline
+    from service.pipeline.definition import Pipeline
 
 
 @main.command()

@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from service.errors import PermanentError
 from service.models import EventMeta, ObjectInfo, UnitKey
-from service.pipeline.config import Pipeline
+from service.pipeline.definition import Pipeline
 from service.pipeline.progress import Progress
 
 # The first bytes of every gzip member.

@@ -16,8 +16,8 @@ import pyarrow.csv as pacsv
 
 from service.errors import PermanentError
 from service.pipeline.batches import ParsedBatch, in_order, one_batch
-from service.pipeline.config import CsvOptions, Pipeline
 from service.pipeline.context import BadRow
+from service.pipeline.definition import CsvOptions, Pipeline
 from service.pipeline.feed import UTF8_BOM, Feed, blank, record_blocks, utf8_chunks
 
 # Column types pyarrow's CSV reader converts exactly as the validate stage would.

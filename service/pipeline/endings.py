@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from service.models import LoadResult, UnitResult
-from service.pipeline.config import Pipeline
+from service.pipeline.definition import Pipeline
 
 # Stages whose failure means the file was not read to its end.
 UNREADABLE_STAGES = frozenset({"extract", "parse"})

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 
 from service.errors import PermanentError
 from service.pipeline.batches import ParsedBatch, in_order, one_batch
-from service.pipeline.config import Pipeline
 from service.pipeline.context import BadRow, RowNumbers
 from service.pipeline.csv_format import csv_batches
+from service.pipeline.definition import Pipeline
 from service.pipeline.feed import Feed, blank, record_blocks, utf8_chunks
 
 # Rows per batch read from a Parquet file.

@@ -14,7 +14,7 @@ from service.bigquery_types import TIME_TYPES, TYPES, canonical
 from service.errors import ConfigError
 from service.ledger import RETENTION
 from service.models import Column, TableSpec
-from service.pipeline.config import (
+from service.pipeline.definition import (
     DEFAULT_PARTITION_PATTERN,
     DEFAULT_SWEEP_LOOKBACK_DAYS,
     BadRowPolicy,

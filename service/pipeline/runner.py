@@ -25,8 +25,8 @@ from service.errors import IngestError, PermanentError, RowsRejected, StageError
 from service.models import EventMeta, ObjectInfo, UnitKey, UnitResult
 from service.pipeline.batches import ParsedBatch
 from service.pipeline.budget import Allowance, ByteBudget
-from service.pipeline.config import Pipeline
 from service.pipeline.context import UnitContext
+from service.pipeline.definition import Pipeline
 from service.pipeline.endings import Reject, Tally, loaded, rejection, verdict
 from service.pipeline.extract import extract
 from service.pipeline.feed import Feed

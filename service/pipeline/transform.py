@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 from service.errors import PermanentError
 from service.models import Column
 from service.pipeline.casts import arrow_schema, convert
-from service.pipeline.config import Pipeline
 from service.pipeline.context import BadRow, RowNumbers, UnitContext
+from service.pipeline.definition import Pipeline
 
 # Lineage columns whose one value per unit is stored as a dictionary.
 LINEAGE_TEXT = ("_source_uri", "_event_id")

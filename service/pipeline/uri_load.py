@@ -15,9 +15,9 @@ from dataclasses import replace
 
 from service.errors import IngestError, PermanentError
 from service.models import LoadResult, ObjectRef, UnitResult, UriSource
-from service.pipeline.config import Pipeline
 from service.pipeline.context import UnitContext
 from service.pipeline.csv_format import header_names
+from service.pipeline.definition import Pipeline
 from service.ports import GenerationCopier, ObjectStore, UriLoader, Warehouse
 
 log = logging.getLogger(__name__)

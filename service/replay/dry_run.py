@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.answers import Refusal
-from service.pipeline.config import PipelineSet
+from service.pipeline.definition import PipelineSet
 from service.plans import plan
 from service.recording import RecordedRequest, event_of
 from service.replay.delivery import Result

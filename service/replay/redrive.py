@@ -26,7 +26,7 @@ from service.ports import MessageSource, PulledMessage
 from service.recording import RecordedRequest, event_of
 
 if TYPE_CHECKING:
-    from service.pipeline.config import PipelineSet
+    from service.pipeline.definition import PipelineSet
     from service.replay.delivery import Result
 
 # Attributes Pub/Sub adds when it dead-letters a message; the original has none of them.

@@ -28,11 +28,7 @@ from service.status_view import (
     filter_link,
     parse_query,
     snapshot,
-    unit_view,
 )
-
-# unit_view stays importable from here for `ingest ledger` until it imports service.status_view.
-__all__ = ["CSP", "blueprint", "unit_view", "verifier_for"]
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("status", __name__)

@@ -1,5 +1,7 @@
-"""Pipelines: what each one reads, how, and where it loads (read from the pipelines file by
-``service.pipeline.pipelines_file``)."""
+"""Pipeline definitions: what each pipeline reads, how, and where it loads.
+
+Values only; ``service.pipeline.pipelines_file`` reads them from the pipelines file.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from service.cli import main as cli
 from service.errors import ConfigError
-from service.pipeline.config import BadRowPolicy, Pipeline, Transform
+from service.pipeline.definition import BadRowPolicy, Pipeline, Transform
 from service.pipeline.pipelines_file import load_pipelines
 from tests.conftest import EXAMPLES
 
