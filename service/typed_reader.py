@@ -36,14 +36,16 @@ def read_text(path: Path, what: str, hint: str = "") -> str:
         raise ConfigError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from exc
 
 
-def load_toml(path: Path, what: str, hint: str = "") -> Section:
+def load_toml(
+    path: Path, what: str, hint: str = "", *, known: Iterable[str] | None = None
+) -> Section:
     raw = _parse(path, what, tomllib.loads, tomllib.TOMLDecodeError, language="TOML", hint=hint)
-    return Section(path, "", raw)
+    return Section(path, "", raw, known=known)
 
 
-def load_yaml(path: Path, what: str) -> Section:
+def load_yaml(path: Path, what: str, *, known: Iterable[str] | None = None) -> Section:
     raw = _parse(path, what, yaml.safe_load, yaml.YAMLError, language="YAML")
-    return Section(path, "", raw, numbers_as_text=True)
+    return Section(path, "", raw, numbers_as_text=True, known=known)
 
 
 def load_json(path: Path, what: str) -> Any:
@@ -151,9 +153,15 @@ class Section:
 
 
 def unknown_option(word: str, known: Iterable[str]) -> str:
-    """Why ``word`` is refused: the closest of ``known`` (difflib), or the list when none is."""
+    """Why ``word`` is refused: the closest of ``known``, or the list when none is close."""
     choices = sorted(known)
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if close:
-        return f"unknown option, did you mean `{close[0]}`?"
+    close = closest(word, choices)
+    if close is not None:
+        return f"unknown option, did you mean `{close}`?"
     return f"unknown option (known: {', '.join(choices)})" if choices else "unknown option"
+
+
+def closest(word: str, known: Iterable[str]) -> str | None:
+    """The known word ``word`` most likely misspells (difflib's similarity, 0.6 or more)."""
+    close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    return close[0] if close else None

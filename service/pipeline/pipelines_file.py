@@ -62,8 +62,7 @@ ACCEPTED_KEYS: dict[str, frozenset[str]] = {
 
 def load_pipelines(path: Path) -> PipelineSet:
     """Every pipeline of the file; a file with none is refused (every event would be ignored)."""
-    top = load_toml(path, "pipelines file", PATH_HINT)
-    top.unknown_keys(ACCEPTED_KEYS[""])
+    top = load_toml(path, "pipelines file", PATH_HINT, known=ACCEPTED_KEYS[""])
     entries = top.raw.get("pipelines", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: 'pipelines' must be an array of tables ([[pipelines]])")
