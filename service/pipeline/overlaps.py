@@ -74,6 +74,8 @@ def _glob_example(glob: str | None) -> str:
 
 def _wildcard_example(found: re.Match[str]) -> str:
     text = found.group()
+    if text == "*" and found.start() > 0 and found.end() == len(found.string):
+        return ""  # `*.csv*` reads best as x.csv
     if text.startswith("[") and not text.startswith("[!") and len(text) > 2:
         return text[1]
     return "x"
