@@ -136,3 +136,12 @@ def test_pipelines_sharing_files_are_a_warning(space: Workspace) -> None:
         "pipelines 'orders' and 'orders_raw' both match gs://landing/orders/x.csv:"
         " each loads it into its own table"
     ]
+
+
+def test_a_typo_is_refused_naming_the_closest_key(space: Workspace) -> None:
+    space.pipelines.write_text(space.pipelines.read_text().replace("max_ratio =", "max_ratoi ="))
+    result = run_cli(["check-config"], space.env())
+    assert result.exit_code == 1
+    assert error_line(result).endswith(
+        "pipeline 'orders': bad_rows.max_ratoi: unknown option, did you mean `max_ratio`?"
+    )
