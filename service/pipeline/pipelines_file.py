@@ -3,6 +3,7 @@
 Every error names the file, the pipeline and the field, and every pipeline is checked, so one
 run of ``ingest check-config`` lists all broken pipelines. Every key of every table is known
 (``ACCEPTED_KEYS``): anything else is refused with the closest known key, never ignored.
+A little over 300 lines while the schema is read here too; the key tables stay with their reader.
 """
 
 from __future__ import annotations
