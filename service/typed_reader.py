@@ -3,14 +3,17 @@
 Shared by the pipelines file (TOML), its schema files (JSON), the deployment file (YAML) and
 Hypercorn's configuration: a file that is missing, a directory, unreadable, not UTF-8 or not
 parseable becomes a ``ConfigError`` (never a traceback), and ``Section`` gives checked look-ups.
+A ``Section`` given its ``known`` keys refuses any other key at once, naming the closest known one
+(a typo would otherwise fall back silently to the option's default).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +36,16 @@ def read_text(path: Path, what: str, hint: str = "") -> str:
         raise ConfigError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from exc
 
 
-def load_toml(path: Path, what: str, hint: str = "") -> Section:
+def load_toml(
+    path: Path, what: str, hint: str = "", *, known: Iterable[str] | None = None
+) -> Section:
     raw = _parse(path, what, tomllib.loads, tomllib.TOMLDecodeError, language="TOML", hint=hint)
-    return Section(path, "", raw)
+    return Section(path, "", raw, known=known)
 
 
-def load_yaml(path: Path, what: str) -> Section:
+def load_yaml(path: Path, what: str, *, known: Iterable[str] | None = None) -> Section:
     raw = _parse(path, what, yaml.safe_load, yaml.YAMLError, language="YAML")
-    return Section(path, "", raw, numbers_as_text=True)
+    return Section(path, "", raw, numbers_as_text=True, known=known)
 
 
 def load_json(path: Path, what: str) -> Any:
@@ -69,21 +74,36 @@ class Section:
 
     ``where`` prefixes every field name in errors (``pipeline 'orders': `` or ``delivery.``).
     ``numbers_as_text``: a number may stand for a string (YAML reads ``cpu: 2`` as a number).
+    ``known``: the keys the section may hold; any other is refused when the section is made, and
+    reading a key outside them is a programming error (so the set is exactly what is read).
     """
 
-    def __init__(self, path: Path, where: str, raw: Any, *, numbers_as_text: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        where: str,
+        raw: Any,
+        *,
+        numbers_as_text: bool = False,
+        known: Iterable[str] | None = None,
+    ) -> None:
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: {where.rstrip(': .') or 'the file'}: must be a mapping")
         self.path = path
         self.where = where
         self.raw: dict[str, Any] = raw
         self.numbers_as_text = numbers_as_text
+        self.known = None if known is None else frozenset(known)
+        if self.known is not None:
+            self.unknown_keys(self.known)
 
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.path}: {self.where}{key}: {message}")
 
     def get(self, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
         """The value of ``key`` (``default`` when absent), which must be a ``kind``."""
+        if self.known is not None and key not in self.known:
+            raise LookupError(f"{self.where}{key}: read but not among the section's known keys")
         value = self.raw.get(key, default)
         if value is None:
             if required:
@@ -116,13 +136,32 @@ class Section:
             raise self.fail(key, f"must be between {low} and {high}")
         return value
 
-    def section(self, key: str, where: str | None = None) -> Section:
+    def section(
+        self, key: str, where: str | None = None, *, known: Iterable[str] | None = None
+    ) -> Section:
         """The mapping under ``key`` (empty when absent); its errors say ``where`` (key.)."""
         prefix = f"{self.where}{key}." if where is None else where
         raw = self.get(key, dict) or {}  # YAML reads an empty `key:` as null
-        return Section(self.path, prefix, raw, numbers_as_text=self.numbers_as_text)
+        return Section(self.path, prefix, raw, numbers_as_text=self.numbers_as_text, known=known)
 
-    def unknown_keys(self, known: set[str]) -> None:
+    def unknown_keys(self, known: Iterable[str]) -> None:
+        """Refuses the first key not in ``known``, suggesting the closest known one."""
+        allowed = frozenset(known)
         for key in self.raw:
-            if key not in known:
-                raise self.fail(key, f"unknown option (known: {', '.join(sorted(known))})")
+            if key not in allowed:
+                raise self.fail(str(key), unknown_option(str(key), allowed))
+
+
+def unknown_option(word: str, known: Iterable[str]) -> str:
+    """Why ``word`` is refused: the closest of ``known``, or the list when none is close."""
+    choices = sorted(known)
+    close = closest(word, choices)
+    if close is not None:
+        return f"unknown option, did you mean `{close}`?"
+    return f"unknown option (known: {', '.join(choices)})" if choices else "unknown option"
+
+
+def closest(word: str, known: Iterable[str]) -> str | None:
+    """The known word ``word`` most likely misspells (difflib's similarity, 0.6 or more)."""
+    close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    return close[0] if close else None

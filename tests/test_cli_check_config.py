@@ -82,3 +82,66 @@ def test_a_bad_pipeline_names_the_file_pipeline_and_field(space: Workspace) -> N
     assert result.exit_code == 1
     line = error_line(result)
     assert str(space.pipelines) in line and "orders" in line and "table" in line
+
+
+def test_how_each_pipeline_loads_is_shown(space: Workspace) -> None:
+    result = run_cli(["check-config"], space.env())
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())  # cells may wrap
+    assert "csv, compression auto" in out
+    assert "daily by order_date" in out and "customer_id" in out
+    assert "over 25% of its rows bad" in out  # orders: max_ratio = 0.25
+    assert "at the first bad row" in out  # customers: max_count = 0
+    assert "append" in out and "undated: files of the last 3 days" in out
+    assert "gs://landing/_quarantine/" in out
+
+
+def test_how_each_pipeline_loads_as_json(space: Workspace) -> None:
+    space.pipelines.write_text(
+        space.pipelines.read_text().replace(
+            'clustering = ["customer_id"]',
+            'clustering = ["customer_id"]\nsweep_lookback_days = 5\ncompression = "gzip"',
+        )
+    )
+    result = run_cli(["check-config", "--json"], space.env())
+    assert result.exit_code == 0, result.output
+    orders, customers = json.loads(result.stdout)["pipelines"]
+    assert orders["partitioning"] == {"field": "order_date", "granularity": "DAY"}
+    assert orders["clustering"] == ["customer_id"] and orders["write_mode"] == "append"
+    assert (orders["format"], orders["compression"]) == ("csv", "gzip")
+    assert orders["bad_rows"] == {
+        "max_count": None,
+        "max_ratio": 0.25,
+        "quarantine": "gs://landing/_quarantine/",
+    }
+    assert orders["sweep"] == {"lookback_days": 5, "dated_prefix": False}
+    assert customers["partitioning"] is None and customers["bad_rows"]["max_count"] == 0
+
+
+def test_pipelines_sharing_files_are_a_warning(space: Workspace) -> None:
+    # A second pipeline over the orders files into its own table: a fan-out, perhaps meant.
+    copy = space.pipelines.read_text().split("[[pipelines]]")[1]
+    copy = copy.replace('name = "orders"', 'name = "orders_raw"').replace(
+        '"sales.orders"', '"sales.orders_raw"'
+    )
+    space.pipelines.write_text(space.pipelines.read_text() + "[[pipelines]]" + copy)
+    result = run_cli(["check-config"], space.env())
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: pipelines 'orders' and 'orders_raw' both match gs://landing/orders/x.csv:"
+        " each loads it into its own table"
+    ) in result.output
+    shown = json.loads(run_cli(["check-config", "--json"], space.env()).stdout)
+    assert shown["warnings"] == [
+        "pipelines 'orders' and 'orders_raw' both match gs://landing/orders/x.csv:"
+        " each loads it into its own table"
+    ]
+
+
+def test_a_typo_is_refused_naming_the_closest_key(space: Workspace) -> None:
+    space.pipelines.write_text(space.pipelines.read_text().replace("max_ratio =", "max_ratoi ="))
+    result = run_cli(["check-config"], space.env())
+    assert result.exit_code == 1
+    assert error_line(result).endswith(
+        "pipeline 'orders': bad_rows.max_ratoi: unknown option, did you mean `max_ratio`?"
+    )

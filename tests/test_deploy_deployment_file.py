@@ -8,6 +8,7 @@ import pytest
 
 from service.deploy.deployment_file import load_deployment
 from service.errors import ConfigError
+from tests.conftest import ROOT
 from tests.test_deploy_plan import BASE, deployment, write
 
 
@@ -60,3 +61,38 @@ def test_a_deployment_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
 def test_a_bucket_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a valid bucket name"):
         deployment(tmp_path, buckets={"landing": "EU", "landing\n": "EU"})
+
+
+SCHEDULE = {"name": "x", "pipeline": "orders", "schedule": "0 * * * *"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "meant"),
+    [
+        ({"servcie": {"cpu": 4}}, "servcie", "service"),
+        ({"service": {"timout_seconds": 900}}, "service.timout_seconds", "timeout_seconds"),
+        ({"delivery": {"max_attempts": 9}}, "delivery.max_attempts", "max_delivery_attempts"),
+        ({"schedules": [{**SCHEDULE, "timezone": "UTC"}]}, "schedules[0].timezone", "time_zone"),
+    ],
+)
+def test_a_typo_is_refused_with_the_closest_key(
+    tmp_path: Path, changes: dict[str, object], field: str, meant: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        deployment(tmp_path, **changes)
+    path = tmp_path / "eventarc.yaml"
+    assert str(caught.value) == f"{path}: {field}: unknown option, did you mean `{meant}`?"
+
+
+def test_a_key_like_none_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"triggers.topic: unknown option \(known: sched"):
+        deployment(tmp_path, triggers={"topic": "t-x"})
+
+
+def test_a_misspelled_setting_names_the_closest_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"INGEST_BAKEND: .* did you mean `INGEST_BACKEND`"):
+        deployment(tmp_path, service={"env": {"INGEST_BAKEND": "x"}})
+
+
+def test_the_repository_deployment_file_loads() -> None:
+    assert load_deployment(ROOT / "eventarc.yaml").pipelines

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from click.testing import CliRunner
 from service.cli import main as cli
 from service.errors import ConfigError
 from service.pipeline.definition import BadRowPolicy, Pipeline, Transform
-from service.pipeline.pipelines_file import load_pipelines
+from service.pipeline.pipelines_file import ACCEPTED_KEYS, load_pipelines
 from tests.conftest import EXAMPLES
 
 SCHEMA = '[{name = "id", type = "INTEGER", mode = "REQUIRED"}, {name = "day", type = "DATE"}]'
@@ -25,7 +27,7 @@ def write(tmp_path: Path, body: str) -> Path:
 
 def entry(extra: str = "", *, name: str = "p", schema: str = SCHEMA) -> str:
     return (
-        f'[[pipelines]]\nname = "{name}"\nbucket = "b"\ntable = "ds.t"\n'
+        f'[[pipelines]]\nname = "{name}"\nbucket = "bkt"\ntable = "ds.t"\n'
         f"schema = {schema}\n{extra}\n"
     )
 
@@ -56,8 +58,11 @@ compression = "gzip"
 lineage = false
 ignore_unknown_fields = true
 partition_field = "day"
+clustering = ["id"]
 write_mode = "replace_partition"
 partition_date = "column"
+partition_pattern = '(\\d{8})'
+sweep_lookback_days = 7
 [pipelines.csv]
 delimiter = ";"
 header = false
@@ -69,7 +74,7 @@ allow_quoted_newlines = true
 [pipelines.bad_rows]
 max_count = 3
 max_ratio = 0.1
-quarantine = "gs://q/bad/"
+quarantine = "gs://qbkt/bad/"
 [[pipelines.transforms]]
 op = "cast"
 column = "day"
@@ -79,13 +84,22 @@ format = "%d/%m/%Y"
     [p] = load_pipelines(write(tmp_path, body)).pipelines
     assert (p.prefix, p.glob, p.compression, p.lineage) == ("in/{date}/", "*.csv*", "gzip", False)
     assert p.ignore_unknown_fields
+    assert (p.table.partition_field, p.table.clustering) == ("day", ("id",))
     assert (p.write_mode, p.partition_date) == ("replace_partition", "column")
+    assert (p.partition_pattern, p.sweep_lookback_days) == (r"(\d{8})", 7)
     assert p.csv.delimiter == ";" and not p.csv.header and p.csv.quote_char == ""
     assert p.csv.null_values == ("", "NA") and p.csv.encoding == "latin-1"
     assert p.csv.skip_rows == 2 and p.csv.allow_quoted_newlines
     assert (p.bad_rows.max_count, p.bad_rows.max_ratio) == (3, 0.1)
-    assert p.bad_rows.quarantine == "gs://q/bad/"
+    assert p.bad_rows.quarantine == "gs://qbkt/bad/"
     assert p.transforms == (Transform("cast", "day", format="%d/%m/%Y"),)
+    # The file above gives every key the reader accepts (of transforms, those of a cast).
+    given = tomllib.loads(body)
+    [raw] = given["pipelines"]
+    assert set(given) == ACCEPTED_KEYS[""]
+    assert set(raw) == ACCEPTED_KEYS["pipelines"]
+    assert set(raw["csv"]) == ACCEPTED_KEYS["pipelines.csv"]
+    assert set(raw["bad_rows"]) == ACCEPTED_KEYS["pipelines.bad_rows"]
 
 
 def test_a_schema_file_is_read_relative_to_the_pipelines_file(tmp_path: Path) -> None:
@@ -274,3 +288,136 @@ def test_the_format_examples_load() -> None:
     assert totals is not None and totals.write_mode == "replace_partition"
     events = found.get("events_parquet")
     assert events is not None and not events.needs_transform  # BigQuery may read gs:// itself
+
+
+def refused(tmp_path: Path, body: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_pipelines(write(tmp_path, body))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "suggested"),
+    [
+        ("[pipelines.bad_rows]\nmax_ratoi = 0.25", "bad_rows.max_ratoi", "max_ratio"),
+        ('partiton_field = "day"', "partiton_field", "partition_field"),
+        ("[pipelines.badrows]\nmax_count = 1", "badrows", "bad_rows"),
+        ('[pipelines.cvs]\ndelimiter = ";"', "cvs", "csv"),
+        ("sweep_lookback = 2", "sweep_lookback", "sweep_lookback_days"),
+        ("[pipelines.csv]\nnull_value = ['']", "csv.null_value", "null_values"),
+        (
+            '[[pipelines.transforms]]\nop = "rename"\ncolumn = "a"\ntoo = "id"',
+            "transforms[0].too",
+            "to",
+        ),
+    ],
+)
+def test_a_typo_is_refused_with_the_closest_key(
+    tmp_path: Path, extra: str, field: str, suggested: str
+) -> None:
+    path = write(tmp_path, entry(extra))
+    text = refused(tmp_path, entry(extra))
+    assert text == f"{path}: pipeline 'p': {field}: unknown option, did you mean `{suggested}`?"
+
+
+def test_a_typo_is_named_before_what_it_breaks(tmp_path: Path) -> None:
+    # Without partition_field, replace_partition is refused too: the typo is the cause to show.
+    text = refused(tmp_path, entry('partiton_field = "day"\nwrite_mode = "replace_partition"'))
+    assert "partiton_field: unknown option, did you mean `partition_field`?" in text
+
+
+def test_a_misspelled_top_level_table_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, entry() + '[[pipeline]]\nname = "q"\n')
+    text = refused(tmp_path, entry() + '[[pipeline]]\nname = "q"\n')
+    assert text == f"{path}: pipeline: unknown option, did you mean `pipelines`?"
+
+
+def test_a_key_of_another_operation_is_refused(tmp_path: Path) -> None:
+    body = entry('[[pipelines.transforms]]\nop = "rename"\ncolumn = "a"\nto = "id"\nformat = "%Y"')
+    assert "transforms[0].format: unknown option (known: column, op, to)" in refused(tmp_path, body)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("%Y-%m-%Q", "%Q is not a strptime directive"),
+        ("yyyy-MM-dd", "is not a strptime format (Java-style yyyy?)"),
+        ("%Y-MM-%d", "Java-style MM"),
+        ("20261120", "is not a strptime format"),
+        ("%Y-%m-%d %", "ends with a lone '%'"),
+        ("%G-%V", "%G and %V go together"),
+    ],
+)
+def test_a_cast_format_is_checked_at_start_up(tmp_path: Path, fmt: str, message: str) -> None:
+    body = entry(f'[[pipelines.transforms]]\nop = "cast"\ncolumn = "day"\nformat = "{fmt}"')
+    text = refused(tmp_path, body)
+    assert "pipeline 'p': transforms[0].format: " in text and message in text
+
+
+def test_a_from_path_format_is_checked_too(tmp_path: Path) -> None:
+    transform = 'op = "from_path"\ncolumn = "day"\npattern = "(\\\\d+)"\nformat = "yyyyMMdd"'
+    text = refused(tmp_path, entry(f"[[pipelines.transforms]]\n{transform}"))
+    assert "transforms[0].format: 'yyyyMMdd' is not a strptime format" in text
+
+
+@pytest.mark.parametrize(
+    "fmt", ["%d/%m/%Y", "%Y%m%d", "%Y-%m-%dT%H:%M:%S.%f%z", "%G-%V-%u", "%%%Y"]
+)
+def test_strptime_formats_are_accepted(tmp_path: Path, fmt: str) -> None:
+    body = entry(f'[[pipelines.transforms]]\nop = "cast"\ncolumn = "day"\nformat = "{fmt}"')
+    [p] = load_pipelines(write(tmp_path, body)).pipelines
+    assert p.transforms[0].format == fmt
+
+
+def test_the_directive_list_is_pythons() -> None:
+    from service.pipeline.option_rules import STRPTIME_DIRECTIVES
+
+    python = importlib.import_module("_strptime")  # strptime's own table, private: no stubs
+    assert set(python.TimeRE()) == STRPTIME_DIRECTIVES
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "message"),
+    [
+        ('table = "my-ds.t"', "table", "dataset 'my-ds': BigQuery allows letters, digits and '_'"),
+        ('table = "ds.t$1"', "table", "does not allow '$'"),
+        ('bucket = "Landing"', "bucket", "'Landing' is not a bucket name"),
+        ('bucket = "ab"', "bucket", "is not a bucket name"),
+        ('name = "orders.v2"', "name", "letters, digits, '_' and '-'"),
+        ('[pipelines.bad_rows]\nquarantine = "gs://Q_/x/"', "bad_rows.quarantine", "bucket name"),
+    ],
+)
+def test_names_are_checked_as_google_accepts_them(
+    tmp_path: Path, line: str, field: str, message: str
+) -> None:
+    key = line.split(" = ", maxsplit=1)[0]
+    body = "\n".join(x for x in entry().splitlines() if not x.startswith(f"{key} = "))
+    name = line.split('"')[1] if key == "name" else "p"
+    if line.startswith("["):
+        body = entry(line)  # a table of its own, after the entry's keys
+    else:
+        body = body.replace("[[pipelines]]", f"[[pipelines]]\n{line}", 1)
+    text = refused(tmp_path, body)
+    assert f"pipeline {name!r}: {field}: " in text and message in text, text
+
+
+@pytest.mark.parametrize("table", ["ds.table 01", "ds.étudiant-01", "DS_2.00_お客様"])
+def test_table_names_bigquery_allows_are_accepted(tmp_path: Path, table: str) -> None:
+    [p] = load_pipelines(write(tmp_path, entry().replace('"ds.t"', f'"{table}"'))).pipelines
+    assert p.table.name == table
+
+
+def test_two_pipelines_loading_the_same_files_into_one_table_are_refused(tmp_path: Path) -> None:
+    body = entry('prefix = "in/"', name="a") + entry('glob = "*.csv"', name="b")
+    path = write(tmp_path, body)
+    assert refused(tmp_path, body) == (
+        f"{path}: pipelines 'a' and 'b' both match gs://bkt/in/x.csv and load it into ds.t:"
+        " every such file would be loaded twice; narrow a prefix or glob"
+    )
+
+
+def test_pipelines_with_disjoint_files_or_tables_load(tmp_path: Path) -> None:
+    disjoint = entry('glob = "*.csv"', name="a") + entry('glob = "*.json"', name="b")
+    assert len(load_pipelines(write(tmp_path, disjoint)).pipelines) == 2
+    fan_out = entry(name="a") + entry(name="b").replace('"ds.t"', '"ds.u"')
+    assert len(load_pipelines(write(tmp_path, fan_out)).pipelines) == 2

@@ -58,8 +58,10 @@ def test_a_yaml_file_must_be_a_mapping(tmp_path: Path) -> None:
     assert one_line_error(load_yaml, path, "file") == f"{path}: the file: must be a mapping"
 
 
-def section(raw: object, **options: bool) -> Section:
-    return Section(Path("f.yaml"), "top.", raw, **options)
+def section(
+    raw: object, *, numbers_as_text: bool = False, known: set[str] | None = None
+) -> Section:
+    return Section(Path("f.yaml"), "top.", raw, numbers_as_text=numbers_as_text, known=known)
 
 
 def test_typed_look_ups_name_the_field() -> None:
@@ -91,3 +93,26 @@ def test_choices_names_numbers_and_sections() -> None:
         s.section("bad")
     with pytest.raises(ConfigError, match=r"top.sub.zz: unknown option \(known: a, b\)"):
         section({"sub": {"zz": 1}}).section("sub").unknown_keys({"a", "b"})
+
+
+def test_an_unknown_key_names_the_closest_known_one() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^f.yaml: top.max_ratoi: unknown option, did you mean `max_ratio`\?$"
+    ):
+        section({"max_ratoi": 0.25}, known={"max_count", "max_ratio", "quarantine"})
+    with pytest.raises(ConfigError, match=r"top.zzz: unknown option \(known: a, b\)$"):
+        section({"zzz": 1}, known={"a", "b"})
+
+
+def test_a_sub_section_with_known_keys_is_checked_when_made() -> None:
+    s = section({"service": {"servcie": {}}})
+    with pytest.raises(ConfigError, match=r"top.service.servcie: unknown option, did you mean"):
+        s.section("service", known={"service", "name"})
+    assert s.section("absent", known={"a"}).raw == {}
+
+
+def test_reading_a_key_outside_the_known_ones_is_a_programming_error() -> None:
+    s = section({"a": 1}, known={"a"})
+    assert s.get("a", int) == 1
+    with pytest.raises(LookupError, match=r"top\.b: read but not among the section's known keys"):
+        s.get("b", int)

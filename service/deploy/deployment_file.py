@@ -2,20 +2,22 @@
 
 The pipelines file it names supplies the source buckets (one storage trigger each), the quarantine
 locations, the datasets and the pipeline names the schedules may use, so nothing is said twice.
-Errors name the file and the field.
+Errors name the file and the field; a key the file does not know is refused with the closest
+known one (``KEYS``), never ignored. A little over 300 lines: the models, the keys derived
+from them and their reader stay together, so a new key is added in one place.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.events.storage import BUCKET_NAME
 from service.pipeline.pipelines_file import load_pipelines
 from service.settings import reference
-from service.typed_reader import Section, load_yaml
+from service.typed_reader import Section, closest, load_yaml
 
 # Google Cloud's naming rules, as far as the plan relies on them.
 PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -124,8 +126,27 @@ class Deployment:
         return tuple(sorted({p.dataset for p in self.pipelines}))
 
 
+def _fields(model: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(model))
+
+
+# The keys of each section ("": the top level; "schedules": each entry), as the models name them
+# but for the two sections read into fields of the Deployment itself.
+KEYS: dict[str, frozenset[str]] = {
+    "": _fields(Deployment) - {"bigquery_location", "trigger_service_account", "scheduler_topic"}
+    | {"bigquery", "triggers"},
+    "image": _fields(Image),
+    "service": _fields(Service),
+    "bigquery": frozenset({"location"}),
+    "firestore": _fields(Firestore),
+    "triggers": frozenset({"service_account", "scheduler_topic"}),
+    "delivery": _fields(Delivery),
+    "schedules": _fields(Schedule),
+}
+
+
 def load_deployment(path: Path) -> Deployment:
-    top = load_yaml(path, "deployment file")
+    top = load_yaml(path, "deployment file", known=KEYS[""])
     pipelines_file = path.parent / top.get("pipelines", str, required=True)
     pipelines = pipeline_facts(pipelines_file)
     return _Reader(path, top, pipelines).deployment()
@@ -154,12 +175,14 @@ class _Reader:
             image=self.image(),
             service=self.service(delivery),
             buckets=self.buckets(),
-            bigquery_location=top.section("bigquery").named("location", LOCATION, "US"),
+            bigquery_location=top.section("bigquery", known=KEYS["bigquery"]).named(
+                "location", LOCATION, "US"
+            ),
             firestore=self.firestore(),
-            trigger_service_account=top.section("triggers").named(
+            trigger_service_account=top.section("triggers", known=KEYS["triggers"]).named(
                 "service_account", ACCOUNT_ID, "ingest-trigger"
             ),
-            scheduler_topic=top.section("triggers").named(
+            scheduler_topic=top.section("triggers", known=KEYS["triggers"]).named(
                 "scheduler_topic", TOPIC, "ingest-schedule"
             ),
             delivery=delivery,
@@ -168,7 +191,7 @@ class _Reader:
         )
 
     def image(self) -> Image:
-        s = self.top.section("image")
+        s = self.top.section("image", known=KEYS["image"])
         return Image(
             repository=s.named("repository", RESOURCE_NAME, "ingest"),
             name=s.named("name", RESOURCE_NAME, "ingest"),
@@ -176,7 +199,7 @@ class _Reader:
         )
 
     def service(self, delivery: Delivery) -> Service:
-        s = self.top.section("service")
+        s = self.top.section("service", known=KEYS["service"])
         timeout = s.number("timeout_seconds", delivery.ack_deadline_seconds, 1, 3600)
         if timeout < delivery.ack_deadline_seconds:
             # Cloud Run would cut a request the platform still waits for (and the lease covers).
@@ -212,7 +235,9 @@ class _Reader:
             if name in DERIVED_ENV:
                 raise s.fail(name, f"is set by the plan from {DERIVED_ENV[name]}")
             if name.startswith("INGEST_") and name not in known:
-                raise s.fail(name, "is not a setting of the service (see service/settings.py)")
+                close = closest(name, known)
+                hint = f", did you mean `{close}`?" if close else " (see service/settings.py)"
+                raise s.fail(name, f"is not a setting of the service{hint}")
             if value is None or isinstance(value, dict | list):
                 raise s.fail(name, "must be a single value")
             pairs.append((name, str(value).lower() if isinstance(value, bool) else str(value)))
@@ -234,7 +259,7 @@ class _Reader:
         return tuple(declared.items())
 
     def firestore(self) -> Firestore:
-        s = self.top.section("firestore")
+        s = self.top.section("firestore", known=KEYS["firestore"])
         database = s.get("database", str, "(default)")
         if database != "(default)" and not RESOURCE_NAME.match(database):
             raise s.fail("database", f"{database!r} is not a valid database id")
@@ -246,7 +271,7 @@ class _Reader:
         )
 
     def delivery(self) -> Delivery:
-        s = self.top.section("delivery")
+        s = self.top.section("delivery", known=KEYS["delivery"])
         low = s.number("min_retry_delay_seconds", 10, 0, 600)
         high = s.number("max_retry_delay_seconds", 600, 0, 600)
         if low > high:
@@ -261,13 +286,12 @@ class _Reader:
         )
 
     def schedules(self) -> tuple[Schedule, ...]:
-        raw = self.top.raw.get("schedules") or []
-        if not isinstance(raw, list):
-            raise self.top.fail("schedules", "must be a list")
+        raw = self.top.get("schedules", list) or []
         names = {p.name for p in self.pipelines}
         schedules = []
         for index, entry in enumerate(raw):
-            s = Section(self.path, f"schedules[{index}].", entry, numbers_as_text=True)
+            where = f"schedules[{index}]."
+            s = Section(self.path, where, entry, numbers_as_text=True, known=KEYS["schedules"])
             pipeline = s.get("pipeline", str, required=True)
             if pipeline not in names:
                 raise s.fail("pipeline", f"{pipeline!r} is not in the pipelines file")

@@ -1,12 +1,15 @@
 """The pipelines file (TOML), read and validated once at start-up.
 
 Every error names the file, the pipeline and the field, and every pipeline is checked, so one
-run of ``ingest check-config`` lists all broken pipelines.
+run of ``ingest check-config`` lists all broken pipelines. Every key of every table is known
+(``ACCEPTED_KEYS``): anything else is refused with the closest known key, never ignored.
+A little over 300 lines while the schema is read here too; the key tables stay with their reader.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from service.bigquery_types import TIME_TYPES, TYPES, canonical
 from service.errors import ConfigError
 from service.ledger import RETENTION
 from service.models import Column, TableSpec
+from service.pipeline import option_rules
 from service.pipeline.definition import (
     DEFAULT_PARTITION_PATTERN,
     DEFAULT_SWEEP_LOOKBACK_DAYS,
@@ -23,6 +27,7 @@ from service.pipeline.definition import (
     PipelineSet,
     Transform,
 )
+from service.pipeline.overlaps import overlaps
 from service.typed_reader import Section, load_json, load_toml
 
 # Where a missing or unreadable pipelines file's path comes from.
@@ -35,11 +40,30 @@ TRANSFORM_KEYS: dict[str, tuple[str, ...]] = {
     "from_path": ("column", "pattern"),
     "cast": ("column", "format"),
 }
+# Transform keys an operation may give: `from_path` reformats a compact date it finds.
+TRANSFORM_OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {"from_path": ("format",)}
+# The keys of a [[pipelines]] table: the model's fields, with `table` given as its name, schema,
+# partitioning and clustering.
+PIPELINE_KEYS = frozenset(Pipeline.__dataclass_fields__) | {
+    "schema",
+    "partition_field",
+    "clustering",
+}
+# Every key each table of the file accepts (transforms: any operation's).
+ACCEPTED_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({"pipelines"}),
+    "pipelines": PIPELINE_KEYS,
+    "pipelines.csv": frozenset(CsvOptions.__dataclass_fields__),
+    "pipelines.bad_rows": frozenset(BadRowPolicy.__dataclass_fields__),
+    "pipelines.transforms": frozenset(
+        {"op"}.union(*TRANSFORM_KEYS.values(), *TRANSFORM_OPTIONAL_KEYS.values())
+    ),
+}
 
 
 def load_pipelines(path: Path) -> PipelineSet:
     """Every pipeline of the file; a file with none is refused (every event would be ignored)."""
-    top = load_toml(path, "pipelines file", PATH_HINT)
+    top = load_toml(path, "pipelines file", PATH_HINT, known=ACCEPTED_KEYS[""])
     entries = top.raw.get("pipelines", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: 'pipelines' must be an array of tables ([[pipelines]])")
@@ -58,6 +82,7 @@ def load_pipelines(path: Path) -> PipelineSet:
     names = [p.name for p in pipelines]
     for name in sorted({n for n in names if names.count(n) > 1}):
         errors.append(f"{path}: pipeline {name!r}: name: is used more than once")
+    errors.extend(f"{path}: {o.describe()}" for o in overlaps(pipelines) if o.same_table)
     if errors:
         raise ConfigError("\n".join(errors))
     return PipelineSet(tuple(pipelines), path)
@@ -72,16 +97,19 @@ class _Parser:
         self.name = str(
             entry.get("name", default_name) if isinstance(entry, dict) else default_name
         )
-        self.entry = Section(path, f"pipeline {self.name!r}: ", entry)
+        self.entry = Section(path, f"pipeline {self.name!r}: ", entry, known=PIPELINE_KEYS)
 
     def pipeline(self) -> Pipeline:
-        self.entry.get("name", str, required=True)
+        self.checked(
+            "name", self.entry.get("name", str, required=True), option_rules.pipeline_name_problem
+        )
         fmt = self.entry.choice("format", ("csv", "ndjson", "parquet"))
         compression = self.entry.choice("compression", ("auto", "gzip", "none"))
         table = self.table()
+        bucket = self.entry.get("bucket", str, required=True)
         return Pipeline(
             name=self.name,
-            bucket=self.entry.get("bucket", str, required=True),
+            bucket=self.checked("bucket", bucket, option_rules.bucket_problem),
             table=table,
             format=fmt,
             prefix=self.entry.get("prefix", str, ""),
@@ -95,6 +123,13 @@ class _Parser:
             sweep_lookback_days=self.sweep_lookback_days(),
             **self.write_mode(table),
         )
+
+    def checked(self, key: str, value: str, problem: Callable[[str], str | None]) -> str:
+        """``value`` when the rule ``problem`` finds none; otherwise the error naming ``key``."""
+        found = problem(value)
+        if found is not None:
+            raise self.entry.fail(key, found)
+        return value
 
     def sweep_lookback_days(self) -> int:
         days: int = self.entry.get("sweep_lookback_days", int, DEFAULT_SWEEP_LOOKBACK_DAYS)
@@ -123,6 +158,9 @@ class _Parser:
         name = self.entry.get("table", str, required=True)
         if name.count(".") != 1 or not all(name.split(".")):
             raise self.entry.fail("table", "must be DATASET.TABLE")
+        dataset, table_name = name.split(".")
+        self.checked("table", dataset, option_rules.dataset_problem)
+        self.checked("table", table_name, option_rules.table_problem)
         columns = self.schema()
         by_name = {c.name: c for c in columns}
         if len(by_name) != len(columns):
@@ -172,8 +210,7 @@ class _Parser:
         return Column(str(spec["name"]), type_, mode, spec.get("description"))
 
     def csv(self) -> CsvOptions:
-        raw = self.entry.section("csv")
-        raw.unknown_keys(set(CsvOptions.__dataclass_fields__))
+        raw = self.entry.section("csv", known=ACCEPTED_KEYS["pipelines.csv"])
         defaults = CsvOptions()
         options = CsvOptions(
             delimiter=raw.get("delimiter", str, defaults.delimiter),
@@ -206,26 +243,22 @@ class _Parser:
             raise self.entry.fail("csv.encoding", f"unknown encoding {options.encoding!r}") from exc
 
     def bad_rows(self) -> BadRowPolicy:
-        raw = self.entry.get("bad_rows", dict, {})
-        quarantine = raw.get("quarantine")
-        if quarantine is not None and (
-            not isinstance(quarantine, str)
-            or not quarantine.startswith("gs://")
-            or len(quarantine) <= 5
-        ):
-            raise self.entry.fail("bad_rows.quarantine", "must be a gs://BUCKET/PREFIX URI")
-        max_count = raw.get("max_count")
-        max_ratio = raw.get("max_ratio", 0.0 if max_count is None else None)
-        if max_count is not None and (
-            not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 0
-        ):
-            raise self.entry.fail("bad_rows.max_count", "must be a non-negative integer")
-        if max_ratio is not None and not (
-            isinstance(max_ratio, int | float)
-            and not isinstance(max_ratio, bool)
-            and 0 <= max_ratio <= 1
-        ):
-            raise self.entry.fail("bad_rows.max_ratio", "must be between 0 and 1")
+        raw = self.entry.section("bad_rows", known=ACCEPTED_KEYS["pipelines.bad_rows"])
+        quarantine = raw.get("quarantine", str)
+        if quarantine is not None:
+            if not quarantine.startswith("gs://") or len(quarantine) <= 5:
+                raise raw.fail("quarantine", "must be a gs://BUCKET/PREFIX URI")
+            bucket = quarantine.removeprefix("gs://").partition("/")[0]
+            problem = option_rules.bucket_problem(bucket)
+            if problem is not None:
+                raise raw.fail("quarantine", problem)
+        max_count = raw.get("max_count", int)
+        max_ratio = raw.get("max_ratio", object, 0.0 if max_count is None else None)
+        if max_count is not None and max_count < 0:
+            raise raw.fail("max_count", "must be a non-negative integer")
+        ratio = isinstance(max_ratio, int | float) and not isinstance(max_ratio, bool)
+        if max_ratio is not None and not (ratio and 0 <= max_ratio <= 1):
+            raise raw.fail("max_ratio", "must be between 0 and 1")
         return BadRowPolicy(max_count, max_ratio, quarantine)
 
     def transforms(self, table: TableSpec) -> tuple[Transform, ...]:
@@ -238,6 +271,9 @@ class _Parser:
         if not isinstance(spec, dict) or spec.get("op") not in TRANSFORM_KEYS:
             raise self.entry.fail(f"{where}.op", f"must be one of {', '.join(TRANSFORM_KEYS)}")
         op = spec["op"]
+        Section(self.path, f"{self.entry.where}{where}.", spec).unknown_keys(
+            {"op", *TRANSFORM_KEYS[op], *TRANSFORM_OPTIONAL_KEYS.get(op, ())}
+        )
         for key in TRANSFORM_KEYS[op]:
             if key not in spec:
                 raise self.entry.fail(f"{where}.{key}", "is required")
@@ -269,3 +305,5 @@ class _Parser:
             raise self.entry.fail(
                 f"{where}.format", "applies to DATE, DATETIME and TIMESTAMP columns"
             )
+        if t.format is not None:
+            self.checked(f"{where}.format", t.format, option_rules.strptime_problem)
