@@ -182,7 +182,8 @@ def test_cloud_run_service_and_its_settings(tmp_path: Path) -> None:
         "--set-env-vars=INGEST_BACKEND=gcp,INGEST_PROJECT=demo-project-1,"
         "INGEST_ACK_DEADLINE_SECONDS=600,INGEST_BIGQUERY_LOCATION=EU,"
         "INGEST_FIRESTORE_DATABASE=(default),INGEST_LEDGER_COLLECTION=ingest-ledger,"
-        "INGEST_PIPELINES=/app/config/pipelines.toml,INGEST_MAX_UNITS_IN_FLIGHT=4",
+        "INGEST_PIPELINES=/app/config/pipelines.toml,INGEST_SPOOL_MAX_BYTES=1073741824,"
+        "INGEST_MAX_UNITS_IN_FLIGHT=4",
         f"--project={PROJECT}",
     ]  # fmt: skip
 
@@ -386,3 +387,15 @@ def test_the_build_runs_as_its_own_account_and_carries_the_pipelines(
     assert "CONFIG=${_CONFIG}" in docker["args"] and "${_IMAGE}" in docker["args"]
     assert build["options"]["logging"] == "CLOUD_LOGGING_ONLY"
     assert "COPY ${CONFIG}/ config/" in (ROOT / "Dockerfile").read_text()
+
+
+def test_the_spool_limit_is_half_the_instance_memory_unless_set(tmp_path: Path) -> None:
+    def env(**service: object) -> str:
+        [deploy] = argvs(
+            plan(deployment(tmp_path, service=service)), "Deploy the Cloud Run service"
+        )
+        return deploy[-2]
+
+    assert env(memory="512Mi").endswith(",INGEST_SPOOL_MAX_BYTES=268435456")
+    assert env(memory="4Gi").endswith(",INGEST_SPOOL_MAX_BYTES=2147483648")
+    assert env(env={"INGEST_SPOOL_MAX_BYTES": 1000}).count("INGEST_SPOOL_MAX_BYTES") == 1

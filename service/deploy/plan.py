@@ -208,7 +208,17 @@ def service_env(d: Deployment) -> tuple[tuple[str, str], ...]:
         ("INGEST_PIPELINES", f"/app/config/{d.build.pipelines_name}"),
     )
     outcomes = (("INGEST_OUTCOME_TOPIC", d.outcome_topic),) if d.outcome_topic else ()
-    return derived + outcomes + d.service.env
+    return derived + outcomes + _spool_limit(d) + d.service.env
+
+
+def _spool_limit(d: Deployment) -> tuple[tuple[str, str], ...]:
+    """Temporary files are memory on Cloud Run: half the instance's, unless env says otherwise
+    (the other half is the process, its buffers and the batches between stages)."""
+    if any(name == "INGEST_SPOOL_MAX_BYTES" for name, _ in d.service.env):
+        return ()
+    amount, unit = int(d.service.memory[:-2]), d.service.memory[-2:]
+    memory = amount * (1024**3 if unit == "Gi" else 1024**2)
+    return (("INGEST_SPOOL_MAX_BYTES", str(memory // 2)),)
 
 
 def env_flag(pairs: tuple[tuple[str, str], ...]) -> str:
