@@ -145,6 +145,22 @@ class Settings:
         default=64 * MIB,
         metadata=_env("MAX_BUFFERED_BYTES", _positive_int, doc="bytes buffered between stages"),
     )
+    spool_max_bytes: int = field(
+        default=1024 * MIB,
+        metadata=_env(
+            "SPOOL_MAX_BYTES",
+            _positive_int,
+            doc="bytes of temporary files all units may hold (memory on Cloud Run)",
+        ),
+    )
+    read_seconds: int | None = field(
+        default=None,
+        metadata=_env(
+            "READ_SECONDS",
+            _positive_int,
+            doc="a unit still reading its file then fails (default: 4/5 of the ack deadline)",
+        ),
+    )
     chunk_bytes: int = field(
         default=1 * MIB,
         metadata=_env("CHUNK_BYTES", _positive_int, doc="read size when streaming objects"),
@@ -246,6 +262,11 @@ class Settings:
     @property
     def lease_seconds(self) -> float:
         return float(self.ledger_lease_seconds or self.ack_deadline_seconds)
+
+    @property
+    def unit_read_seconds(self) -> float:
+        # The rest of the ack deadline is the load's: the push must be answered within it.
+        return float(self.read_seconds or self.ack_deadline_seconds * 4 / 5)
 
     @property
     def renew_every_seconds(self) -> float:

@@ -96,6 +96,8 @@ def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSe
         backends.warehouse,
         chunk_bytes=settings.chunk_bytes,
         buffer_bytes=settings.max_buffered_bytes,
+        spool_bytes=settings.spool_max_bytes,
+        read_seconds=settings.unit_read_seconds,
     )
     return Ingestor(
         pipelines,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
-from service.deploy.deployment_file import load_deployment
+from service.deploy.build_context import build_source
+from service.deploy.deployment_file import PLACEHOLDER_PROJECT, load_deployment
 from service.errors import ConfigError
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLES, ROOT
 from tests.test_deploy_plan import BASE, deployment, write
 
 
@@ -94,5 +97,69 @@ def test_a_misspelled_setting_names_the_closest_one(tmp_path: Path) -> None:
         deployment(tmp_path, service={"env": {"INGEST_BAKEND": "x"}})
 
 
-def test_the_repository_deployment_file_loads() -> None:
-    assert load_deployment(ROOT / "eventarc.yaml").pipelines
+def test_the_repository_deployment_file_knows_every_key_it_uses(tmp_path: Path) -> None:
+    # The file ships with a placeholder project, refused on purpose: put a real-looking one in.
+    top = yaml.safe_load((ROOT / "eventarc.yaml").read_text())
+    top["project"] = "acme-ingest-prod"
+    top["pipelines"] = str(ROOT / top["pipelines"])
+    copy = tmp_path / "eventarc.yaml"
+    copy.write_text(yaml.safe_dump(top))
+    assert load_deployment(copy).pipelines
+
+
+def test_the_example_project_id_is_refused_in_one_line(tmp_path: Path) -> None:
+    example = yaml.safe_load((ROOT / "eventarc.yaml").read_text())["project"]
+    assert example == PLACEHOLDER_PROJECT
+    with pytest.raises(ConfigError) as caught:
+        deployment(tmp_path, project=example)
+    assert "project: 'my-ingest-project' is the example's" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("buckets", "bigquery", "firestore"),
+    [
+        ({"landing": "EU"}, "EU", "eur3"),
+        ({"landing": "us"}, "US", "nam5"),
+        ({"landing": "EUROPE-WEST1"}, "europe-west1", "europe-west1"),
+    ],
+)
+def test_locations_follow_the_buckets(
+    tmp_path: Path, buckets: dict[str, str], bigquery: str, firestore: str
+) -> None:
+    d = deployment(tmp_path, buckets=buckets, bigquery=None, firestore=None)
+    assert (d.bigquery_location, d.firestore.location) == (bigquery, firestore)
+    given = deployment(tmp_path, buckets=buckets, bigquery={"location": "US"}, firestore=None)
+    assert (given.bigquery_location, given.firestore.location) == ("US", firestore)
+
+
+@pytest.mark.parametrize("buckets", [{"landing": "EU", "other": "US"}, {"landing": "EUR4"}])
+def test_locations_the_buckets_do_not_decide_are_required(
+    tmp_path: Path, buckets: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError, match=r"bigquery\.location: is required: the buckets"):
+        deployment(tmp_path, buckets=buckets, bigquery=None)
+    with pytest.raises(ConfigError, match=r"firestore\.location: is required: the buckets"):
+        deployment(tmp_path, buckets=buckets, firestore=None)
+
+
+def test_pipelines_outside_the_build_context_are_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "mine"
+    shutil.copytree(EXAMPLES / "schemas", outside / "schemas")
+    shutil.copy(EXAMPLES / "pipelines.toml", outside / "pipelines.toml")
+    with pytest.raises(ConfigError, match="keep the pipelines file and its schemas in a folder"):
+        deployment(tmp_path, pipelines=str(outside / "pipelines.toml"))
+
+
+def test_a_folder_dockerignore_leaves_out_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "private").mkdir(parents=True)
+    for name in ("Dockerfile", "cloudbuild.yaml", ".dockerignore"):
+        shutil.copy(ROOT / name, root / name)
+    (root / "private" / "pipelines.toml").write_text("")
+    with pytest.raises(ConfigError, match=r"leaves private/pipelines.toml out .*add !private/"):
+        build_source(root / "private" / "pipelines.toml", root)
+    (root / "config").mkdir()
+    (root / "config" / "pipelines.toml").write_text("")
+    source = build_source(root / "config" / "pipelines.toml", root)
+    assert (source.config, source.pipelines_name) == ("config", "pipelines.toml")

@@ -86,7 +86,6 @@ def test_delivery_settings_on_each_trigger_subscription(tmp_path: Path) -> None:
     commands = [c for c in plan(deployment(tmp_path)) if c.step.startswith("Delivery")]
     captures = [(c.capture, c.argv[:4]) for c in commands if c.capture]
     assert captures == [
-        ("PROJECT_NUMBER", ("gcloud", "projects", "describe", PROJECT)),
         ("SUB_INGEST_LANDING", ("gcloud", "eventarc", "triggers", "describe")),
         ("SUB_INGEST_SCHEDULE", ("gcloud", "eventarc", "triggers", "describe")),
     ]
@@ -183,6 +182,7 @@ def test_cloud_run_service_and_its_settings(tmp_path: Path) -> None:
         "--set-env-vars=INGEST_BACKEND=gcp,INGEST_PROJECT=demo-project-1,"
         "INGEST_ACK_DEADLINE_SECONDS=600,INGEST_BIGQUERY_LOCATION=EU,"
         "INGEST_FIRESTORE_DATABASE=(default),INGEST_LEDGER_COLLECTION=ingest-ledger,"
+        "INGEST_PIPELINES=/app/config/pipelines.toml,INGEST_SPOOL_MAX_BYTES=1073741824,"
         "INGEST_MAX_UNITS_IN_FLIGHT=4",
         f"--project={PROJECT}",
     ]  # fmt: skip
@@ -193,7 +193,7 @@ def test_setup_steps_datasets_firestore_ttl_and_dead_letter_hold(tmp_path: Path)
     assert argvs(commands, "BigQuery datasets") == [
         ["bq", "mk", "--dataset", "--location=EU", f"{PROJECT}:sales"]
     ]
-    assert argvs(commands, "Firestore ledger database and TTL policy")[1] == [
+    assert argvs(commands, "Firestore ledger database, TTL policy and indexes")[1] == [
         "gcloud", "firestore", "fields", "ttls", "update", "expire_at",
         "--collection-group=ingest-ledger", "--enable-ttl", "--database=(default)",
         f"--project={PROJECT}",
@@ -259,8 +259,16 @@ def test_the_script_passes_exactly_these_argv_to_gcloud(tmp_path: Path) -> None:
     assert calls == [[expand(a) for a in c.argv] for c in commands]
 
 
+def repository_file(tmp_path: Path) -> Path:
+    """The repository's eventarc.yaml with a project id in place of its placeholder."""
+    data = yaml.safe_load((ROOT / "eventarc.yaml").read_text())
+    data["project"] = PROJECT
+    data["pipelines"] = str(ROOT / data["pipelines"])
+    return write(tmp_path, data)
+
+
 def test_the_repository_deployment_file_plans(tmp_path: Path) -> None:
-    commands = plan(load_deployment(ROOT / "eventarc.yaml"))
+    commands = plan(load_deployment(repository_file(tmp_path)))
     script = tmp_path / "deploy.sh"
     script.write_text(render(commands))
     subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
@@ -269,8 +277,8 @@ def test_the_repository_deployment_file_plans(tmp_path: Path) -> None:
     assert steps[-1] == "Cloud Scheduler jobs"
 
 
-def test_cli_prints_the_script() -> None:
-    result = CliRunner().invoke(main, ["deploy", "plan", str(ROOT / "eventarc.yaml")])
+def test_cli_prints_the_script(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["deploy", "plan", str(repository_file(tmp_path))])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("#!/usr/bin/env bash\n")
     assert "gcloud eventarc triggers create ingest-landing" in result.output
@@ -283,8 +291,111 @@ def test_cli_reports_a_bad_file(tmp_path: Path) -> None:
     assert "delivery.ack_deadline_seconds: must be between 10 and 600" in result.output
 
 
-def test_the_deploy_guide_follows_the_plan_step_by_step() -> None:
-    steps = list(dict.fromkeys(c.step for c in plan(load_deployment(ROOT / "eventarc.yaml"))))
+def test_the_deploy_guide_follows_the_plan_step_by_step(tmp_path: Path) -> None:
+    commands = plan(load_deployment(repository_file(tmp_path)))
+    steps = list(dict.fromkeys(c.step for c in commands))
     guide = (ROOT / "docs" / "deploy.md").read_text()
     headings = re.findall(r"^## (\d+)\. (.+)$", guide, flags=re.MULTILINE)
     assert headings == [(str(n), step) for n, step in enumerate(steps, start=1)]
+
+
+def bindings(commands: list[Command]) -> list[tuple[str, ...]]:
+    """(command words, member, role) of every IAM binding, in plan order."""
+    found = []
+    for c in commands:
+        if "add-iam-policy-binding" in c.argv:
+            flags = dict(a.removeprefix("--").split("=", 1) for a in c.argv if a.startswith("--"))
+            words = c.argv[: c.argv.index("add-iam-policy-binding") + 2]
+            found.append((*words, flags["member"], flags["role"]))
+    return found
+
+
+def test_outcomes_get_their_topic_and_the_runner_may_publish_to_it(tmp_path: Path) -> None:
+    without = plan(deployment(tmp_path))
+    assert not any("ingest-outcomes" in a for c in without for a in c.argv)
+    assert "INGEST_OUTCOME_TOPIC" not in " ".join(c.argv[-2] for c in without)
+    commands = plan(deployment(tmp_path, outcomes={"topic": "ingest-outcomes"}))
+    topics = "Pub/Sub topics and the dead-letter hold subscription"
+    assert ["gcloud", "pubsub", "topics", "create", "ingest-outcomes",
+            f"--project={PROJECT}"] in argvs(commands, topics)  # fmt: skip
+    assert (
+        "gcloud", "pubsub", "topics", "add-iam-policy-binding", "ingest-outcomes",
+        RUNNER, "roles/pubsub.publisher",
+    ) in bindings(commands)  # fmt: skip
+    [deploy] = argvs(commands, "Deploy the Cloud Run service")
+    assert "INGEST_OUTCOME_TOPIC=ingest-outcomes" in deploy[-2]
+
+
+def test_pubsub_agent_may_mint_push_tokens_before_any_trigger_exists(tmp_path: Path) -> None:
+    commands = plan(deployment(tmp_path))
+    token = ("gcloud", "projects", "add-iam-policy-binding", PROJECT, PUBSUB_AGENT,
+             "roles/iam.serviceAccountTokenCreator")  # fmt: skip
+    assert token in bindings(commands)
+    where = {(*c.argv[:4], c.capture or ""): i for i, c in enumerate(commands)}
+    number = where[("gcloud", "projects", "describe", PROJECT, "PROJECT_NUMBER")]
+    granted = next(i for i, c in enumerate(commands) if "roles/iam.serviceAccountTokenCreator"
+                   in " ".join(c.argv))  # fmt: skip
+    first_trigger = min(i for i, c in enumerate(commands) if c.argv[:4] == (
+        "gcloud", "eventarc", "triggers", "create"))  # fmt: skip
+    assert number < granted < first_trigger
+
+
+def test_the_ledger_listings_get_their_composite_indexes(tmp_path: Path) -> None:
+    step = argvs(plan(deployment(tmp_path)), "Firestore ledger database, TTL policy and indexes")
+    indexes = [a for a in step if a[2:5] == ["indexes", "composite", "create"]]
+    fields = [[f.split(",")[0].removeprefix("--field-config=field-path=") + ":"
+               + f.split("order=")[1] for f in a if f.startswith("--field-config")]
+              for a in indexes]  # fmt: skip
+    assert fields == [
+        ["state:ascending", "updated_at:descending"],
+        ["pipeline:ascending", "updated_at:descending"],
+        ["pipeline:ascending", "state:ascending", "updated_at:descending"],
+    ]
+    for a in indexes:
+        assert {"--collection-group=ingest-ledger", "--database=(default)",
+                "--query-scope=collection", f"--project={PROJECT}"} <= set(a)  # fmt: skip
+
+
+def test_the_build_runs_as_its_own_account_and_carries_the_pipelines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the plan must not depend on where it is run
+    commands = plan(deployment(tmp_path))
+    builder = f"serviceAccount:ingest-build@{PROJECT}.iam.gserviceaccount.com"
+    assert {(b[-2], b[-1]) for b in bindings(commands) if b[-2] == builder} == {
+        (builder, "roles/artifactregistry.writer"),
+        (builder, "roles/storage.objectViewer"),
+        (builder, "roles/logging.logWriter"),
+    }
+    step = argvs(commands, "Build the image")
+    assert ["gcloud", "storage", "buckets", "create", f"gs://{PROJECT}-ingest-build",
+            "--location=europe-west1", "--uniform-bucket-level-access",
+            f"--project={PROJECT}"] in step  # fmt: skip
+    assert step[-1] == [
+        "gcloud", "builds", "submit", str(ROOT),
+        f"--config={ROOT / 'cloudbuild.yaml'}",
+        f"--substitutions=_IMAGE={IMAGE},_CONFIG=examples",
+        f"--service-account=projects/{PROJECT}/serviceAccounts/"
+        f"ingest-build@{PROJECT}.iam.gserviceaccount.com",
+        f"--gcs-source-staging-dir=gs://{PROJECT}-ingest-build/source",
+        "--region=europe-west1",
+        f"--project={PROJECT}",
+    ]  # fmt: skip
+    # cloudbuild.yaml hands _CONFIG to the Dockerfile's CONFIG, which the image copies.
+    build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    [docker] = build["steps"]
+    assert "CONFIG=${_CONFIG}" in docker["args"] and "${_IMAGE}" in docker["args"]
+    assert build["options"]["logging"] == "CLOUD_LOGGING_ONLY"
+    assert "COPY ${CONFIG}/ config/" in (ROOT / "Dockerfile").read_text()
+
+
+def test_the_spool_limit_is_half_the_instance_memory_unless_set(tmp_path: Path) -> None:
+    def env(**service: object) -> str:
+        [deploy] = argvs(
+            plan(deployment(tmp_path, service=service)), "Deploy the Cloud Run service"
+        )
+        return deploy[-2]
+
+    assert env(memory="512Mi").endswith(",INGEST_SPOOL_MAX_BYTES=268435456")
+    assert env(memory="4Gi").endswith(",INGEST_SPOOL_MAX_BYTES=2147483648")
+    assert env(env={"INGEST_SPOOL_MAX_BYTES": 1000}).count("INGEST_SPOOL_MAX_BYTES") == 1

@@ -3,7 +3,6 @@ command run here exactly as the image would run it (same argv, environment and f
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.deploy.build_context import ignore_patterns, in_context
 from tests.conftest import ROOT
 from tests.serving import free_port, start_server
 
@@ -99,38 +99,10 @@ def env_of(stage: Stage) -> dict[str, str]:
     return env
 
 
-# ---- .dockerignore, as Docker reads it: last matching pattern wins, a match on a parent
-# directory counts, "!" re-includes, "**" spans directories.
-
-
-def ignore_patterns() -> list[tuple[bool, re.Pattern[str]]]:
-    patterns = []
-    for raw in DOCKERIGNORE.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        include = line.startswith("!")
-        glob = line.removeprefix("!").strip().strip("/")
-        regex = fnmatch.translate(glob).replace(".*", "[^/]*")
-        regex = regex.replace("[^/]*[^/]*/", "(?:.*/)?").replace("[^/]*[^/]*", ".*")
-        patterns.append((include, re.compile(regex)))
-    return patterns
-
-
-def in_context(relative: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
-    parts = relative.split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    excluded = False
-    for include, pattern in patterns:
-        if any(pattern.fullmatch(c) for c in candidates):
-            excluded = not include
-    return not excluded
-
-
 @functools.cache
 def context_files() -> list[str]:
     """The files ``docker build .`` would send, relative to the repository root."""
-    patterns = ignore_patterns()
+    patterns = ignore_patterns(DOCKERIGNORE)
     files = []
     for folder, dirs, names in os.walk(ROOT):
         # Hidden folders (.git, .venv, caches) are big and never part of the image.

@@ -24,6 +24,7 @@ from service.errors import StageError
 from service.models import Column, ObjectInfo, ObjectRef, TableSpec, UnitResult
 from service.pipeline.definition import BadRowPolicy, CsvOptions
 from service.pipeline.runner import Runner
+from service.pipeline.spool_budget import mib
 from tests.pipeline_support import TABLE, Rig, csv_rows, pipeline
 
 GOOD = csv_rows("1,a,1.50,2026-11-20", "2,b,2.25,2026-11-20", "3,c,,2026-11-20")
@@ -343,3 +344,82 @@ async def test_the_format_examples_load_as_documented(rig: Rig) -> None:
         ("Genève", date(2026, 11, 20), None, 0),
         ("Zürich", date(2026, 11, 20), Decimal("1234.5"), 31),
     ]
+
+
+def small_spool(rig: Rig, size: int) -> Runner:
+    rig.runner = Runner(rig.store, rig.warehouse, chunk_bytes=16 * 1024, spool_bytes=size)
+    return rig.runner
+
+
+async def test_rows_that_outgrow_the_spool_fail_the_unit_with_how_much_it_needed(
+    rig: Rig,
+) -> None:
+    runner = small_spool(rig, 256 * 1024)
+    body = csv_rows(*[f"{i},name {i},{i}.5,2026-11-20" for i in range(200_000)])
+    info = await rig.put("orders/big.csv", body)
+    rejected = await rig.reject(pipeline(), info)
+    assert rejected.stage == "spool"
+    assert "the validated rows needs more than" in rejected.reason
+    assert "the instance allows 262144 bytes (INGEST_SPOOL_MAX_BYTES" in rejected.reason
+    assert runner.spool_room.used == 0  # given back when the unit ended
+    # The instance goes on: a file that fits loads.
+    assert (await rig.run(pipeline(), await rig.put("orders/small.csv", GOOD))).rows_loaded == 3
+
+
+async def test_a_parquet_file_larger_than_the_spool_fails_before_it_is_read(rig: Rig) -> None:
+    runner = small_spool(rig, 64 * 1024)
+    sink = io.BytesIO()
+    names = [f"n{i:06d}" for i in range(50_000)]
+    pq.write_table(pa.table({"id": list(range(50_000)), "name": names}), sink, compression="none")
+    info = await rig.put("orders/big.parquet", sink.getvalue())
+    assert info.size > 64 * 1024
+    rejected = await rig.reject(pipeline(format="parquet"), info)
+    assert rejected.stage == "extract"
+    assert rejected.reason.startswith(f"the Parquet file needs {mib(info.size)} of spool")
+    assert runner.spool_room.peak == 0  # nothing was spooled
+
+
+async def test_quarantined_rows_count_against_the_spool(rig: Rig) -> None:
+    small_spool(rig, 64 * 1024)
+    body = csv_rows(*[f"x{i},name {i},{i}.5,2026-11-20" for i in range(5_000)])
+    info = await rig.put("orders/bad.csv", body)
+    p = pipeline(bad_rows=BadRowPolicy(max_ratio=1.0))
+    rejected = await rig.reject(p, info)
+    assert "the quarantined rows needs more than" in rejected.reason
+
+
+async def test_a_unit_that_finds_the_spool_held_by_others_is_retried(rig: Rig) -> None:
+    runner = small_spool(rig, 256 * 1024)
+    other = runner.spool_room.account()
+    other.take(250 * 1024, "another unit")
+    info = await rig.put("orders/a.csv", csv_rows(*[f"{i},n,1,2026-11-20" for i in range(20_000)]))
+    with pytest.raises(StageError) as caught:
+        await rig.run(pipeline(), info)
+    assert caught.value.transient
+    assert "held by other units" in str(caught.value)
+    other.release_all()
+    assert (await rig.run(pipeline(), info)).rows_loaded == 20_000
+
+
+async def test_a_file_still_being_read_at_the_deadline_fails_with_how_long_it_may_take(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow store (a chunk arrives after the deadline): the unit fails for good with a
+    reason, instead of being cut off and starting over on every redelivery."""
+    rig.runner = Runner(rig.store, rig.warehouse, chunk_bytes=1024, read_seconds=0.05)
+    reads = rig.store.read
+    slept = asyncio.Event()
+
+    async def slow_read(ref: ObjectRef, chunk_bytes: int) -> AsyncIterator[bytes]:
+        async for chunk in reads(ref, chunk_bytes):
+            slept.set()
+            await asyncio.sleep(30)  # cancelled at the deadline, long before this ends
+            yield chunk
+
+    monkeypatch.setattr(rig.store, "read", slow_read)
+    info = await rig.put("orders/slow.csv", GOOD)
+    rejected = await asyncio.wait_for(rig.reject(pipeline(), info), timeout=20)
+    assert slept.is_set()
+    assert rejected.stage == "extract"
+    assert "took longer than 0 s, the time one unit may take" in rejected.reason
+    assert "(INGEST_READ_SECONDS)" in rejected.reason

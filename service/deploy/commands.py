@@ -35,6 +35,20 @@ def topic_path(d: Deployment, topic: str) -> str:
     return f"projects/{d.project}/topics/{topic}"
 
 
+def create_bucket(d: Deployment, bucket: str, location: str) -> tuple[tuple[str, ...], None]:
+    # Uniform access: the quarantine's role is conditional on a prefix, which needs it.
+    return run(
+        "gcloud",
+        "storage",
+        "buckets",
+        "create",
+        f"gs://{bucket}",
+        f"--location={location}",
+        "--uniform-bucket-level-access",
+        f"--project={d.project}",
+    )
+
+
 def bucket_binding(
     d: Deployment, bucket: str, who: str, role: str, condition: str | None = None
 ) -> tuple[tuple[str, ...], None]:

@@ -13,6 +13,8 @@ from service.events.event_types import PUBSUB_PUBLISHED, STORAGE_FINALIZED
 # Shell variables filled by capturing commands.
 GCS_AGENT = "GCS_SERVICE_AGENT"
 PROJECT_NUMBER = "PROJECT_NUMBER"
+# Pub/Sub's own service agent: it pushes to the service and moves undeliverable messages.
+PUBSUB_AGENT = f"serviceAccount:service-${{{PROJECT_NUMBER}}}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,13 @@ def trigger_access(d: Deployment) -> Built:
     # Cloud Storage publishes the finalize events to Eventarc's Pub/Sub transport.
     yield ("gcloud", "storage", "service-agent", f"--project={d.project}"), GCS_AGENT
     yield project_binding(d, f"serviceAccount:${{{GCS_AGENT}}}", "roles/pubsub.publisher")
+    yield (
+        ("gcloud", "projects", "describe", d.project, "--format=value(projectNumber)"),
+        PROJECT_NUMBER,
+    )
+    # Pub/Sub mints the push's OIDC token as the trigger's account; projects whose Pub/Sub agent
+    # dates from before 8 April 2021 lack this role (Eventarc's roles-and-permissions page).
+    yield project_binding(d, PUBSUB_AGENT, "roles/iam.serviceAccountTokenCreator")
 
 
 def eventarc_triggers(d: Deployment) -> Built:
@@ -92,27 +101,14 @@ def eventarc_triggers(d: Deployment) -> Built:
 
 def delivery(d: Deployment) -> Built:
     dl = d.delivery
-    yield (
-        (
-            "gcloud",
-            "projects",
-            "describe",
-            d.project,
-            "--format=value(projectNumber)",
-        ),
-        PROJECT_NUMBER,
-    )
-    # Pub/Sub's own service agent moves undeliverable messages to the dead-letter topic.
-    pubsub_agent = (
-        f"serviceAccount:service-${{{PROJECT_NUMBER}}}@gcp-sa-pubsub.iam.gserviceaccount.com"
-    )
+    # Pub/Sub's agent moves undeliverable messages to the dead-letter topic.
     yield run(
         "gcloud",
         "pubsub",
         "topics",
         "add-iam-policy-binding",
         dl.dead_letter_topic,
-        f"--member={pubsub_agent}",
+        f"--member={PUBSUB_AGENT}",
         "--role=roles/pubsub.publisher",
         f"--project={d.project}",
     )
@@ -150,7 +146,7 @@ def delivery(d: Deployment) -> Built:
             "subscriptions",
             "add-iam-policy-binding",
             sub,
-            f"--member={pubsub_agent}",
+            f"--member={PUBSUB_AGENT}",
             "--role=roles/pubsub.subscriber",
             f"--project={d.project}",
         )

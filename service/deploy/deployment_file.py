@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from service.deploy.build_context import BuildSource, build_source
+from service.deploy.locations import firestore_location, shared_location
 from service.events.storage import BUCKET_NAME
 from service.pipeline.pipelines_file import load_pipelines
 from service.settings import reference
@@ -29,6 +31,8 @@ JOB_NAME = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
 IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MEMORY = re.compile(r"^[0-9]+(Mi|Gi)$")
 LOCATION = re.compile(r"^[A-Za-z0-9-]+$")
+# eventarc.yaml's example project id: planning for it would only fail later, command by command.
+PLACEHOLDER_PROJECT = "my-ingest-project"
 # Settings the plan sets itself from the sections of this file; env may not repeat them.
 DERIVED_ENV = {
     "INGEST_BACKEND": "always gcp on Cloud Run",
@@ -37,6 +41,8 @@ DERIVED_ENV = {
     "INGEST_BIGQUERY_LOCATION": "bigquery.location",
     "INGEST_FIRESTORE_DATABASE": "firestore.database",
     "INGEST_LEDGER_COLLECTION": "firestore.collection",
+    "INGEST_OUTCOME_TOPIC": "outcomes.topic",
+    "INGEST_PIPELINES": "pipelines (the image holds them)",
 }
 
 
@@ -45,6 +51,8 @@ class Image:
     repository: str  # an Artifact Registry docker repository in the deployment's region
     name: str
     tag: str
+    service_account: str  # account id; Cloud Build runs the build as this identity
+    staging_bucket: str  # where gcloud uploads the build's source for Cloud Build to read
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,8 @@ class Deployment:
     delivery: Delivery
     schedules: tuple[Schedule, ...]
     pipelines: tuple[PipelineFacts, ...]
+    build: BuildSource
+    outcome_topic: str | None = None  # where the service publishes unit outcomes, if anywhere
 
     def bucket_location(self, bucket: str) -> str:
         return dict(self.buckets)[bucket]
@@ -133,11 +143,13 @@ def _fields(model: type) -> frozenset[str]:
 # The keys of each section ("": the top level; "schedules": each entry), as the models name them
 # but for the two sections read into fields of the Deployment itself.
 KEYS: dict[str, frozenset[str]] = {
-    "": _fields(Deployment) - {"bigquery_location", "trigger_service_account", "scheduler_topic"}
-    | {"bigquery", "triggers"},
+    "": _fields(Deployment)
+    - {"bigquery_location", "trigger_service_account", "scheduler_topic", "build", "outcome_topic"}
+    | {"bigquery", "triggers", "outcomes"},
     "image": _fields(Image),
     "service": _fields(Service),
     "bigquery": frozenset({"location"}),
+    "outcomes": frozenset({"topic"}),
     "firestore": _fields(Firestore),
     "triggers": frozenset({"service_account", "scheduler_topic"}),
     "delivery": _fields(Delivery),
@@ -149,7 +161,7 @@ def load_deployment(path: Path) -> Deployment:
     top = load_yaml(path, "deployment file", known=KEYS[""])
     pipelines_file = path.parent / top.get("pipelines", str, required=True)
     pipelines = pipeline_facts(pipelines_file)
-    return _Reader(path, top, pipelines).deployment()
+    return _Reader(path, top, pipelines).deployment(build_source(pipelines_file))
 
 
 def pipeline_facts(pipelines_file: Path) -> tuple[PipelineFacts, ...]:
@@ -166,19 +178,26 @@ class _Reader:
         self.top = top
         self.pipelines = pipelines
 
-    def deployment(self) -> Deployment:
+    def deployment(self, build: BuildSource) -> Deployment:
         top = self.top
         delivery = self.delivery()
+        project = top.named("project", PROJECT_ID)
+        if project == PLACEHOLDER_PROJECT:
+            raise top.fail("project", f"{project!r} is the example's: put your project id here")
+        buckets = self.buckets()
+        derived = shared_location([location for _, location in buckets])
+        bigquery_location = self.location(
+            top.section("bigquery", known=KEYS["bigquery"]), derived, buckets
+        )
+        firestore_default = firestore_location(derived) if derived else None
         return Deployment(
-            project=top.named("project", PROJECT_ID),
+            project=project,
             region=top.named("region", REGION),
-            image=self.image(),
+            image=self.image(project),
             service=self.service(delivery),
-            buckets=self.buckets(),
-            bigquery_location=top.section("bigquery", known=KEYS["bigquery"]).named(
-                "location", LOCATION, "US"
-            ),
-            firestore=self.firestore(),
+            buckets=buckets,
+            bigquery_location=bigquery_location,
+            firestore=self.firestore(firestore_default, buckets),
             trigger_service_account=top.section("triggers", known=KEYS["triggers"]).named(
                 "service_account", ACCOUNT_ID, "ingest-trigger"
             ),
@@ -188,14 +207,34 @@ class _Reader:
             delivery=delivery,
             schedules=self.schedules(),
             pipelines=self.pipelines,
+            build=build,
+            outcome_topic=self.outcome_topic(),
         )
 
-    def image(self) -> Image:
+    def outcome_topic(self) -> str | None:
+        s = self.top.section("outcomes", known=KEYS["outcomes"])
+        return s.named("topic", TOPIC) if s.get("topic", str) is not None else None
+
+    def location(
+        self, s: Section, derived: str | None, buckets: tuple[tuple[str, str], ...]
+    ) -> str:
+        """The section's ``location``; without one, the buckets' (when it is certain)."""
+        if s.get("location", str) is None and derived is None:
+            places = ", ".join(sorted({location for _, location in buckets}))
+            raise s.fail("location", f"is required: the buckets ({places}) do not decide it")
+        return s.named("location", LOCATION, derived)
+
+    def image(self, project: str) -> Image:
         s = self.top.section("image", known=KEYS["image"])
+        staging = s.get("staging_bucket", str, f"{project}-ingest-build")
+        if not BUCKET_NAME.fullmatch(staging):
+            raise s.fail("staging_bucket", f"{staging!r} is not a valid bucket name")
         return Image(
             repository=s.named("repository", RESOURCE_NAME, "ingest"),
             name=s.named("name", RESOURCE_NAME, "ingest"),
             tag=s.named("tag", IMAGE_TAG, "latest"),
+            service_account=s.named("service_account", ACCOUNT_ID, "ingest-build"),
+            staging_bucket=staging,
         )
 
     def service(self, delivery: Delivery) -> Service:
@@ -258,14 +297,14 @@ class _Reader:
                     raise s.fail(bucket, f"is used by pipeline {p.name!r}: give its location")
         return tuple(declared.items())
 
-    def firestore(self) -> Firestore:
+    def firestore(self, derived: str | None, buckets: tuple[tuple[str, str], ...]) -> Firestore:
         s = self.top.section("firestore", known=KEYS["firestore"])
         database = s.get("database", str, "(default)")
         if database != "(default)" and not RESOURCE_NAME.match(database):
             raise s.fail("database", f"{database!r} is not a valid database id")
         return Firestore(
             database=database,
-            location=s.named("location", LOCATION, "nam5"),
+            location=self.location(s, derived, buckets),
             collection=s.get("collection", str, "ingest-ledger"),
             ttl_field=s.get("ttl_field", str, "expire_at"),
         )

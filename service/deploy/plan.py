@@ -12,6 +12,7 @@ from service.deploy.commands import (
     Built,
     Command,
     bucket_binding,
+    create_bucket,
     image_uri,
     member,
     project_binding,
@@ -19,6 +20,7 @@ from service.deploy.commands import (
 )
 from service.deploy.delivery import delivery, eventarc_triggers, schedules, trigger_access
 from service.deploy.deployment_file import Deployment
+from service.deploy.image import image
 
 # The APIs a deployment uses, enabled first.
 APIS = (
@@ -29,10 +31,14 @@ APIS = (
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
+    "logging.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "storage.googleapis.com",
 )
+# The ledger's composite indexes: `ingest ledger list --state` (and the retry of failed units),
+# and the status page's pipeline filter with and without a state; each ends updated_at desc.
+LEDGER_INDEXES = (("state",), ("pipeline",), ("pipeline", "state"))
 # Delimiters gcloud accepts in place of the comma between env vars (the ^X^ escape).
 ENV_DELIMITERS = ",;|#~@"
 
@@ -43,12 +49,12 @@ def plan(d: Deployment) -> list[Command]:
         ("Service accounts", _service_accounts),
         ("Cloud Storage buckets", _buckets),
         ("BigQuery datasets", _datasets),
-        ("Firestore ledger database and TTL policy", _firestore),
+        ("Firestore ledger database, TTL policy and indexes", _firestore),
         ("Pub/Sub topics and the dead-letter hold subscription", _topics),
         ("What the service's identity may do", _service_access),
-        ("Build the image", _image),
+        ("Build the image", image),
         ("Deploy the Cloud Run service", _deploy),
-        ("What Eventarc and Cloud Storage need", trigger_access),
+        ("What Eventarc, Cloud Storage and Pub/Sub need", trigger_access),
         ("Eventarc triggers", eventarc_triggers),
         ("Delivery: ack deadline, retries, dead letters", delivery),
         ("Cloud Scheduler jobs", schedules),
@@ -64,6 +70,7 @@ def _service_accounts(d: Deployment) -> Built:
     accounts = (
         (d.service.service_account, f"{d.service.name}: the Cloud Run service"),
         (d.trigger_service_account, f"{d.service.name}: Eventarc triggers"),
+        (d.image.service_account, f"{d.service.name}: Cloud Build"),
     )
     for account_id, display in accounts:
         yield run(
@@ -79,16 +86,7 @@ def _service_accounts(d: Deployment) -> Built:
 
 def _buckets(d: Deployment) -> Built:
     for bucket, location in d.buckets:
-        yield run(
-            "gcloud",
-            "storage",
-            "buckets",
-            "create",
-            f"gs://{bucket}",
-            f"--location={location}",
-            "--uniform-bucket-level-access",
-            f"--project={d.project}",
-        )
+        yield create_bucket(d, bucket, location)
 
 
 def _datasets(d: Deployment) -> Built:
@@ -127,10 +125,28 @@ def _firestore(d: Deployment) -> Built:
         f"--database={f.database}",
         f"--project={d.project}",
     )
+    # Without these Firestore refuses the listing queries (FAILED_PRECONDITION); --async: an
+    # index takes minutes to build and nothing later in the plan waits for it.
+    for fields in LEDGER_INDEXES:
+        yield run(
+            "gcloud",
+            "firestore",
+            "indexes",
+            "composite",
+            "create",
+            f"--collection-group={f.collection}",
+            f"--database={f.database}",
+            "--query-scope=collection",
+            *(f"--field-config=field-path={name},order=ascending" for name in fields),
+            "--field-config=field-path=updated_at,order=descending",
+            "--async",
+            f"--project={d.project}",
+        )
 
 
 def _topics(d: Deployment) -> Built:
-    for topic in (d.scheduler_topic, d.delivery.dead_letter_topic):
+    topics = (d.scheduler_topic, d.delivery.dead_letter_topic, d.outcome_topic)
+    for topic in filter(None, topics):
         yield run("gcloud", "pubsub", "topics", "create", topic, f"--project={d.project}")
     # Dead letters are kept here until someone replays or drops them (docs/deploy.md).
     yield run(
@@ -168,21 +184,17 @@ def _service_access(d: Deployment) -> Built:
         )
     for role in ("roles/bigquery.jobUser", "roles/datastore.user"):
         yield project_binding(d, runner, role)
-
-
-def _image(d: Deployment) -> Built:
-    yield run(
-        "gcloud",
-        "artifacts",
-        "repositories",
-        "create",
-        d.image.repository,
-        "--repository-format=docker",
-        f"--location={d.region}",
-        f"--project={d.project}",
-    )
-    # Run from the repository root: the build context is "." (see .dockerignore).
-    yield run("gcloud", "builds", "submit", f"--tag={image_uri(d)}", f"--project={d.project}", ".")
+    if d.outcome_topic:
+        yield run(
+            "gcloud",
+            "pubsub",
+            "topics",
+            "add-iam-policy-binding",
+            d.outcome_topic,
+            f"--member={runner}",
+            "--role=roles/pubsub.publisher",
+            f"--project={d.project}",
+        )
 
 
 def service_env(d: Deployment) -> tuple[tuple[str, str], ...]:
@@ -193,8 +205,20 @@ def service_env(d: Deployment) -> tuple[tuple[str, str], ...]:
         ("INGEST_BIGQUERY_LOCATION", d.bigquery_location),
         ("INGEST_FIRESTORE_DATABASE", d.firestore.database),
         ("INGEST_LEDGER_COLLECTION", d.firestore.collection),
+        ("INGEST_PIPELINES", f"/app/config/{d.build.pipelines_name}"),
     )
-    return derived + d.service.env
+    outcomes = (("INGEST_OUTCOME_TOPIC", d.outcome_topic),) if d.outcome_topic else ()
+    return derived + outcomes + _spool_limit(d) + d.service.env
+
+
+def _spool_limit(d: Deployment) -> tuple[tuple[str, str], ...]:
+    """Temporary files are memory on Cloud Run: half the instance's, unless env says otherwise
+    (the other half is the process, its buffers and the batches between stages)."""
+    if any(name == "INGEST_SPOOL_MAX_BYTES" for name, _ in d.service.env):
+        return ()
+    amount, unit = int(d.service.memory[:-2]), d.service.memory[-2:]
+    memory = amount * (1024**3 if unit == "Gi" else 1024**2)
+    return (("INGEST_SPOOL_MAX_BYTES", str(memory // 2)),)
 
 
 def env_flag(pairs: tuple[tuple[str, str], ...]) -> str:

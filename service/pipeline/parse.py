@@ -25,24 +25,29 @@ from service.pipeline.context import BadRow, RowNumbers
 from service.pipeline.csv_format import csv_batches
 from service.pipeline.definition import Pipeline
 from service.pipeline.feed import Feed, blank, record_blocks, utf8_chunks
+from service.pipeline.spool_budget import SpoolAccount
 
 # Rows per batch read from a Parquet file.
 PARQUET_BATCH_ROWS = 64 * 1024
 
 
 def parse_batches(
-    pipeline: Pipeline, feed: Feed, workers: Executor | None = None
+    pipeline: Pipeline,
+    feed: Feed,
+    workers: Executor | None = None,
+    room: SpoolAccount | None = None,
 ) -> Iterator[ParsedBatch]:
     """Run in a worker thread: yields batches with their row numbers, in file order.
 
-    ``workers`` parse blocks in parallel (they only compute, never wait on anything).
+    ``workers`` parse blocks in parallel (they only compute, never wait on anything); a Parquet
+    file's spool takes its bytes from ``room``.
     """
     if pipeline.format == "csv":
         yield from csv_batches(pipeline, feed, workers)
     elif pipeline.format == "ndjson":
         yield from _ndjson_batches(pipeline, feed, workers)
     else:
-        yield from _parquet_batches(pipeline, feed)
+        yield from _parquet_batches(pipeline, feed, room)
 
 
 # ---- newline-delimited JSON ----------------------------------------------------------------
@@ -142,10 +147,14 @@ def _empty_rows(count: int) -> pa.RecordBatch:
 # ---- Parquet --------------------------------------------------------------------------------
 
 
-def _parquet_batches(pipeline: Pipeline, feed: Feed) -> Iterator[ParsedBatch]:
+def _parquet_batches(
+    pipeline: Pipeline, feed: Feed, room: SpoolAccount | None
+) -> Iterator[ParsedBatch]:
     with tempfile.NamedTemporaryFile(prefix="ingest-src-", suffix=".parquet") as spool:
         size = 0
         for chunk in feed.chunks():
+            if room is not None:
+                room.take(len(chunk), "the Parquet file")
             spool.write(chunk)
             size += len(chunk)
             feed.settle(len(chunk))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from service.models import ObjectRef
 from service.pipeline.context import BadRow, UnitContext
+from service.pipeline.spool_budget import SpoolAccount
 from service.ports import ObjectStore
 
 
@@ -31,11 +32,13 @@ def quarantine_ref(ctx: UnitContext) -> ObjectRef:
 
 
 class QuarantineSpool:
-    """Bad rows of one unit, kept on disk as JSONL until the unit ends (memory stays flat)."""
+    """Bad rows of one unit, kept on disk as JSONL until the unit ends (memory stays flat);
+    their bytes are taken from the instance's spool budget."""
 
-    def __init__(self) -> None:
+    def __init__(self, room: SpoolAccount | None = None) -> None:
         self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.count = 0
+        self.room = room
 
     def add(self, bad: list[BadRow]) -> None:
         """Called from a worker thread with one batch's bad rows."""
@@ -45,7 +48,10 @@ class QuarantineSpool:
             json.dumps({"row": b.row, "reason": b.reason, "raw": b.raw}, ensure_ascii=False)
             for b in bad
         ]
-        self._file.write(("\n".join(lines) + "\n").encode("utf-8"))
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        if self.room is not None:
+            self.room.take(len(data), "the quarantined rows")
+        self._file.write(data)
         self.count += len(bad)
 
     async def publish(

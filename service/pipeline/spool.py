@@ -1,4 +1,10 @@
-"""The Parquet spool: validated batches written to a temporary Parquet file, the load's input."""
+"""The Parquet spool: validated batches written to a temporary Parquet file, the load's input.
+
+Its bytes are taken from the instance's spool budget (spool_budget.py) as the file grows, after
+each batch is written: what a batch becomes on disk is known only then (snappy-compressed columns
+are a fraction of the batch in memory, and reserving that would refuse files that fit). So the
+budget can be passed by one batch per unit in flight before the unit fails.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,25 @@ from types import TracebackType
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from service.pipeline.spool_budget import SpoolAccount
+
+WHAT = "the validated rows"
+
 
 class ParquetSpool:
     """A temporary Parquet file written batch by batch (in a worker thread)."""
 
-    def __init__(self, schema: pa.Schema, directory: Path | None = None) -> None:
+    def __init__(
+        self, schema: pa.Schema, directory: Path | None = None, room: SpoolAccount | None = None
+    ) -> None:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in __aexit__
             prefix="ingest-", suffix=".parquet", dir=directory, delete=False
         )
         handle.close()
         self.path = Path(handle.name)
         self.rows = 0
+        self.room = room
+        self.size = 0  # bytes of the file the account holds
         # Dictionary encoding costs twice the CPU and saves little once snappy has run; only
         # columns that are dictionaries already (the lineage values) are written as such.
         dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
@@ -33,9 +47,14 @@ class ParquetSpool:
         )
 
     async def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows:
-            await asyncio.to_thread(self._writer.write_batch, batch)
-            self.rows += batch.num_rows
+        if not batch.num_rows:
+            return
+        await asyncio.to_thread(self._writer.write_batch, batch)
+        self.rows += batch.num_rows
+        grown = self.path.stat().st_size - self.size
+        self.size += grown
+        if self.room is not None:
+            self.room.take(grown, WHAT)
 
     async def finish(self) -> Path:
         await asyncio.to_thread(self._writer.close)
