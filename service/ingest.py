@@ -39,6 +39,7 @@ from service.models import (
     UnitResult,
 )
 from service.outcomes import DiscardOutcomes, unit_ended
+from service.pipeline.context import derived_job_id
 from service.pipeline.definition import Pipeline, PipelineSet
 from service.pipeline.progress import Progress
 from service.pipeline.runner import Runner
@@ -240,10 +241,13 @@ class Ingestor:
     async def _claim_and_run(
         self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool
     ) -> UnitOutcome:
-        claim = await self.ledger.claim(key, fingerprint(info), event_id=meta.event_id, force=force)
+        job_id = derived_job_id(key, pipeline)
+        claim = await self.ledger.claim(
+            key, fingerprint(info), event_id=meta.event_id, force=force, job_id=job_id
+        )
         if isinstance(claim, FingerprintMismatch) and await self._object_agrees(info):
             claim = await self.ledger.claim(
-                key, fingerprint(info), event_id=meta.event_id, object_agrees=True
+                key, fingerprint(info), event_id=meta.event_id, object_agrees=True, job_id=job_id
             )
         unit = str(key)
         if isinstance(claim, AlreadyDone):
@@ -272,7 +276,8 @@ class Ingestor:
                 self.ledger.heartbeat(claim.lease, self.renew_every, watchdog.alive) as holder,
                 self.slots,
             ):
-                result = await self._watched(watchdog, key, pipeline, info, meta)
+                job_id = claim.lease.record.job_id
+                result = await self._watched(watchdog, key, pipeline, info, meta, job_id=job_id)
         except StageError as exc:
             return await self._stage_failed(holder.lease, key, pipeline, exc)
         except LeaseLostError as exc:
@@ -302,15 +307,18 @@ class Ingestor:
         pipeline: Pipeline,
         info: ObjectInfo,
         meta: EventMeta,
+        *,
+        job_id: str | None,
     ) -> UnitResult:
-        """Run the unit under the watchdog: a stall ends it as a transient failure of its stage."""
+        """Run the unit under the watchdog: a stall ends it as a transient failure of its stage.
+        The load is submitted under ``job_id``, the one the unit's ledger record holds."""
         progress = watchdog.progress
 
         async def run() -> UnitResult:
             with progress.working("extract"):
                 current = await self._current(info)
             ctx = self.runner.context(key, pipeline, current, meta, progress)
-            return await self.runner.run(ctx)
+            return await self.runner.run(replace(ctx, recorded_job_id=job_id))
 
         return await watchdog.guard(str(key), run())
 

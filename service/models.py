@@ -188,6 +188,9 @@ class LedgerRecord:
     object_uri: str | None = None
     result: UnitResult | None = None
     error: str | None = None
+    # The load job id this unit submits under: kept across takeovers, so a later attempt adopts
+    # the earlier job even when the pipeline's settings (and so its fresh job id) changed.
+    job_id: str | None = None
 
 
 @dataclass(frozen=True)
