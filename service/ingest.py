@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from service.content import fingerprint, same_content, same_content_reason
 from service.errors import (
     IngestError,
     LeaseLostError,
@@ -81,6 +82,7 @@ class UnitOutcome:
     rows_quarantined: int = 0
     error: str | None = None
     stage: str | None = None
+    reason: str | None = None  # why nothing was loaded, when that is no error
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ def sweep_counts(objects: int, units: tuple[UnitOutcome, ...]) -> dict[str, int]
 
 def combine(event_id: str, units: list[UnitOutcome], reason: str | None = None) -> Outcome:
     worst = max((u.status for u in units), key=SEVERITY.__getitem__, default=Status.IGNORED)
+    if reason is None and len(units) == 1:
+        reason = units[0].reason
     return Outcome(worst, event_id, reason, tuple(units))
 
 
@@ -243,7 +247,12 @@ class Ingestor:
     ) -> UnitOutcome:
         job_id = derived_job_id(key, pipeline)
         claim = await self.ledger.claim(
-            key, fingerprint(info), event_id=meta.event_id, force=force, job_id=job_id
+            key,
+            fingerprint(info),
+            event_id=meta.event_id,
+            force=force,
+            job_id=job_id,
+            crc32c=info.crc32c_base64,
         )
         if isinstance(claim, FingerprintMismatch) and await self._object_agrees(info):
             claim = await self.ledger.claim(
@@ -254,7 +263,9 @@ class Ingestor:
             result = claim.record.result
             loaded = result.rows_loaded if result else 0
             quarantined = result.rows_quarantined if result else 0
-            return UnitOutcome(unit, Status.DUPLICATE, loaded, quarantined)
+            same = result.same_content_as if result else None
+            reason = None if same is None else same_content_reason(same)
+            return UnitOutcome(unit, Status.DUPLICATE, loaded, quarantined, reason=reason)
         if isinstance(claim, AlreadyFailed):
             return UnitOutcome(unit, Status.DUPLICATE, error=claim.record.error)
         if isinstance(claim, Busy):
@@ -262,7 +273,28 @@ class Ingestor:
         if isinstance(claim, FingerprintMismatch):
             return UnitOutcome(unit, Status.FAILED, error="same unit, different content: refused")
         assert isinstance(claim, Claimed)
+        if pipeline.skip_same_content and not (force or claim.takeover):
+            repeated = await self._repeated(claim, key, pipeline, info)
+            if repeated is not None:
+                return repeated
         return await self._execute(claim, key, pipeline, info, meta)
+
+    async def _repeated(
+        self, claim: Claimed, key: UnitKey, pipeline: Pipeline, info: ObjectInfo
+    ) -> UnitOutcome | None:
+        """A new generation with the bytes of the name's last completed one: recorded as
+        completed with nothing loaded, answered duplicate. None: run the unit."""
+        try:
+            earlier = await self.ledger.last_completed(key)
+        except TransientError:
+            await self._release(claim.lease)
+            raise
+        if earlier is None or not same_content(earlier, info):
+            return None
+        result = UnitResult(table=pipeline.table.name, same_content_as=earlier.generation)
+        await self.ledger.complete(claim.lease, result)
+        reason = same_content_reason(earlier.generation)
+        return UnitOutcome(str(key), Status.DUPLICATE, reason=reason)
 
     async def _execute(
         self, claim: Claimed, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta
@@ -402,6 +434,8 @@ def log_outcome(outcome: UnitOutcome) -> None:
     if outcome.error:
         where = f" in stage {outcome.stage}" if outcome.stage else ""
         detail = f"{detail}{where}: {outcome.error}"
+    elif outcome.reason:
+        detail = f"{detail}: {outcome.reason}"
     log.log(
         UNIT_LOG_LEVEL[outcome.status],
         "unit %s: %s (%s)",
@@ -410,12 +444,3 @@ def log_outcome(outcome: UnitOutcome) -> None:
         detail,
         extra={"outcome": outcome.status.value},
     )
-
-
-def fingerprint(info: ObjectInfo) -> str:
-    """What identifies the content of one generation, from what the event tells us."""
-    if info.md5_base64:
-        return f"md5:{info.md5_base64}"
-    if info.crc32c_base64:
-        return f"crc32c:{info.crc32c_base64}"
-    return f"generation:{info.ref.generation}"

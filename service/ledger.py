@@ -102,16 +102,19 @@ class Ledger:
         force: bool = False,
         object_agrees: bool = False,
         job_id: str | None = None,
+        crc32c: str | None = None,
     ) -> ClaimOutcome:
         """Take the unit, or say why not. Store failures raise TransientError (retry later).
 
+        ``crc32c``: the generation's CRC32C, kept beside the fingerprint for later generations
+        of the name to compare with (``last_completed``).
         ``job_id``: the load job id this attempt would submit; the record keeps it, and taking
         over an expired lease keeps the job id recorded there instead (see ``_take_over``).
         ``object_agrees``: the stored object's own checksum equals ``fingerprint``, so a record
         of the same unit with another fingerprint came from a false event; unless it completed,
         this claim takes it over instead of being refused as other content.
         """
-        fresh = replace(self._new_record(unit, fingerprint, event_id), job_id=job_id)
+        fresh = replace(self._new_record(unit, fingerprint, event_id), job_id=job_id, crc32c=crc32c)
         stored: Stored | None = None
         for _ in range(MAX_CAS_ROUNDS):
             version = await self.store.create(fresh)
@@ -200,6 +203,10 @@ class Ledger:
                 extra={"unit": current.unit, "event_id": fresh.event_id},
             )
         return Claimed(Lease(takeover.key, takeover.unit, self.owner, version, takeover), True)
+
+    async def last_completed(self, unit: UnitKey) -> LedgerRecord | None:
+        """The record of the unit's name's last COMPLETED generation, if the ledger has one."""
+        return await self.store.last_completed(unit.name_digest)
 
     async def renew(self, lease: Lease) -> Lease:
         now = self.clock()
@@ -298,6 +305,8 @@ class Ledger:
             expire_at=now + self.retention,
             event_id=event_id,
             object_uri=f"gs://{unit.bucket}/{unit.name}#{unit.generation}",
+            name_key=unit.name_digest,
+            generation=unit.generation,
         )
 
 

@@ -590,8 +590,51 @@ async def test_the_job_id_is_recorded_and_kept_by_a_takeover_of_a_dead_attempt(
     assert rerun.lease.record.job_id == "job_v2"  # a forced re-run is meant to run anew
 
 
+# --- a name's last completed generation -----------------------------------------------------
+
+
+def generation_of(unit: UnitKey, generation: int) -> UnitKey:
+    return replace(unit, generation=generation)
+
+
+async def test_last_completed_is_the_names_highest_completed_generation(
+    store: IdempotencyStore, clock: FakeClock
+) -> None:
+    ledger = worker(store, clock)
+    for generation, ending in [(3, "complete"), (9, "complete"), (5, "complete"), (12, "fail")]:
+        lease = claimed(await ledger.claim(generation_of(UNIT, generation), "md5:AAA")).lease
+        if ending == "complete":
+            await ledger.complete(lease, RESULT)
+        else:
+            await ledger.fail(lease, "parse: broken")
+    claimed(await ledger.claim(generation_of(UNIT, 20), "md5:AAA"))  # still running
+    other_pipeline = UnitKey("returns", UNIT.bucket, UNIT.name, 40)
+    other_name = UnitKey(UNIT.pipeline, UNIT.bucket, UNIT.name + ".bak", 50)
+    for other in (other_pipeline, other_name):
+        await ledger.complete(claimed(await ledger.claim(other, "md5:AAA")).lease, RESULT)
+    last = await ledger.last_completed(generation_of(UNIT, 21))
+    assert last is not None
+    assert (last.unit, last.generation, last.state) == (
+        str(generation_of(UNIT, 9)),
+        9,
+        UnitState.COMPLETED,
+    )
+    assert await ledger.last_completed(UnitKey("nobody", "b", "n", 1)) is None
+
+
+async def test_a_claim_keeps_the_checksums_later_generations_compare_with(
+    store: IdempotencyStore, clock: FakeClock
+) -> None:
+    ledger = worker(store, clock)
+    lease = claimed(await ledger.claim(UNIT, "md5:AAA", crc32c="c1w==")).lease
+    await ledger.complete(lease, RESULT)
+    last = await ledger.last_completed(UNIT)
+    assert last is not None
+    assert (last.fingerprint, last.crc32c, last.name_key) == ("md5:AAA", "c1w==", UNIT.name_digest)
+
+
 # Fields a record gained after records were first written: older documents lack them.
-NEWER_FIELDS = ("job_id",)
+NEWER_FIELDS = ("job_id", "name_key", "generation", "crc32c")
 
 
 async def write_older_document(store: IdempotencyStore, rec: LedgerRecord) -> None:
@@ -621,6 +664,8 @@ async def test_a_record_from_before_the_job_id_still_reads_and_is_taken_over(
     await write_older_document(store, old)
     stored = await store.get(UNIT.digest)
     assert stored is not None and stored.record == old and stored.record.job_id is None
+    await write_older_document(store, record("k-done", state=UnitState.COMPLETED, result=RESULT))
+    assert await store.last_completed(UNIT.name_digest) is None  # not findable, no error
     taken = claimed(await worker(store, clock, "w2").claim(UNIT, "md5:AAA", job_id="job_v2"))
     assert (taken.lease.record.attempt, taken.lease.record.job_id) == (2, "job_v2")
 

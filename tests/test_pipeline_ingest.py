@@ -163,6 +163,49 @@ async def test_a_takeover_after_a_settings_change_adopts_the_dead_attempts_load(
     assert record.result is not None and record.result.job_id == submitted
 
 
+async def test_the_same_bytes_uploaded_again_are_a_duplicate_of_the_loaded_generation(
+    world: World,
+) -> None:
+    # Issue: every write is a new generation, so a file uploaded again unchanged loaded again.
+    p = pipeline()
+    ingestor = world.instance(p)
+    first = await world.rig.put("orders/a.csv", ROWS)
+    assert (await ingestor.handle(finalized(first))).status is Status.LOADED
+    again = await world.rig.put("orders/a.csv", ROWS)
+    assert again.ref.generation != first.ref.generation
+    reason = f"same content as generation {first.ref.generation}"
+    for event_id in ("e2", "e2-redelivered"):
+        outcome = await ingestor.handle(finalized(again, event_id))
+        assert (outcome.status, outcome.reason) == (Status.DUPLICATE, reason)
+        assert outcome.summary()["rows_loaded"] == 0
+    assert await world.rig.warehouse.count_rows("sales.orders") == 100
+    record = await world.record(p, again)
+    assert record.state is UnitState.COMPLETED
+    assert record.result is not None and record.result.same_content_as == first.ref.generation
+
+    changed = await world.rig.put("orders/a.csv", ROWS + b"101,n101,1.5,2026-11-20\n")
+    assert (await ingestor.handle(finalized(changed))).status is Status.LOADED
+    assert await world.rig.warehouse.count_rows("sales.orders") == 201
+
+
+async def test_a_pipeline_may_load_every_generation_of_the_same_bytes(world: World) -> None:
+    p = pipeline(skip_same_content=False)
+    ingestor = world.instance(p)
+    for _ in range(2):
+        info = await world.rig.put("orders/a.csv", ROWS)
+        assert (await ingestor.handle(finalized(info))).status is Status.LOADED
+    assert await world.rig.warehouse.count_rows("sales.orders") == 200
+
+
+async def test_a_forced_run_of_a_repeated_generation_loads_it(world: World) -> None:
+    p = pipeline()
+    ingestor = world.instance(p)
+    await ingestor.handle(finalized(await world.rig.put("orders/a.csv", ROWS)))
+    again = await world.rig.put("orders/a.csv", ROWS)
+    assert (await ingestor.handle(finalized(again), force=True)).status is Status.LOADED
+    assert await world.rig.warehouse.count_rows("sales.orders") == 200
+
+
 async def test_a_rejected_file_is_recorded_with_its_counts(world: World) -> None:
     p = pipeline()
     info = await world.rig.put(
