@@ -51,8 +51,8 @@ sys.path.insert(0, str(ROOT))
 
 from service.adapters.local.directory_store import DirectoryObjectStore  # noqa: E402
 from service.adapters.memory import MemoryLedgerStore  # noqa: E402
+from service.content import fingerprint  # noqa: E402
 from service.events import decode  # noqa: E402
-from service.ingest import fingerprint  # noqa: E402
 from service.ledger import Claimed, Ledger  # noqa: E402
 from service.models import LedgerRecord, ObjectFinalized, Stored, UnitKey, UnitResult  # noqa: E402
 from service.recording import RecordedRequest  # noqa: E402

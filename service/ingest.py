@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from service.content import fingerprint, same_content, same_content_reason
 from service.errors import (
     IngestError,
     LeaseLostError,
@@ -39,6 +40,7 @@ from service.models import (
     UnitResult,
 )
 from service.outcomes import DiscardOutcomes, unit_ended
+from service.pipeline.context import derived_job_id
 from service.pipeline.definition import Pipeline, PipelineSet
 from service.pipeline.progress import Progress
 from service.pipeline.runner import Runner
@@ -80,6 +82,7 @@ class UnitOutcome:
     rows_quarantined: int = 0
     error: str | None = None
     stage: str | None = None
+    reason: str | None = None  # why nothing was loaded, when that is no error
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ def sweep_counts(objects: int, units: tuple[UnitOutcome, ...]) -> dict[str, int]
 
 def combine(event_id: str, units: list[UnitOutcome], reason: str | None = None) -> Outcome:
     worst = max((u.status for u in units), key=SEVERITY.__getitem__, default=Status.IGNORED)
+    if reason is None and len(units) == 1:
+        reason = units[0].reason
     return Outcome(worst, event_id, reason, tuple(units))
 
 
@@ -240,17 +245,27 @@ class Ingestor:
     async def _claim_and_run(
         self, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta, *, force: bool
     ) -> UnitOutcome:
-        claim = await self.ledger.claim(key, fingerprint(info), event_id=meta.event_id, force=force)
+        job_id = derived_job_id(key, pipeline)
+        claim = await self.ledger.claim(
+            key,
+            fingerprint(info),
+            event_id=meta.event_id,
+            force=force,
+            job_id=job_id,
+            crc32c=info.crc32c_base64,
+        )
         if isinstance(claim, FingerprintMismatch) and await self._object_agrees(info):
             claim = await self.ledger.claim(
-                key, fingerprint(info), event_id=meta.event_id, object_agrees=True
+                key, fingerprint(info), event_id=meta.event_id, object_agrees=True, job_id=job_id
             )
         unit = str(key)
         if isinstance(claim, AlreadyDone):
             result = claim.record.result
             loaded = result.rows_loaded if result else 0
             quarantined = result.rows_quarantined if result else 0
-            return UnitOutcome(unit, Status.DUPLICATE, loaded, quarantined)
+            same = result.same_content_as if result else None
+            reason = None if same is None else same_content_reason(same)
+            return UnitOutcome(unit, Status.DUPLICATE, loaded, quarantined, reason=reason)
         if isinstance(claim, AlreadyFailed):
             return UnitOutcome(unit, Status.DUPLICATE, error=claim.record.error)
         if isinstance(claim, Busy):
@@ -258,7 +273,28 @@ class Ingestor:
         if isinstance(claim, FingerprintMismatch):
             return UnitOutcome(unit, Status.FAILED, error="same unit, different content: refused")
         assert isinstance(claim, Claimed)
+        if pipeline.skip_same_content and not (force or claim.takeover):
+            repeated = await self._repeated(claim, key, pipeline, info)
+            if repeated is not None:
+                return repeated
         return await self._execute(claim, key, pipeline, info, meta)
+
+    async def _repeated(
+        self, claim: Claimed, key: UnitKey, pipeline: Pipeline, info: ObjectInfo
+    ) -> UnitOutcome | None:
+        """A new generation with the bytes of the name's last completed one: recorded as
+        completed with nothing loaded, answered duplicate. None: run the unit."""
+        try:
+            earlier = await self.ledger.last_completed(key)
+        except TransientError:
+            await self._release(claim.lease)
+            raise
+        if earlier is None or not same_content(earlier, info):
+            return None
+        result = UnitResult(table=pipeline.table.name, same_content_as=earlier.generation)
+        await self.ledger.complete(claim.lease, result)
+        reason = same_content_reason(earlier.generation)
+        return UnitOutcome(str(key), Status.DUPLICATE, reason=reason)
 
     async def _execute(
         self, claim: Claimed, key: UnitKey, pipeline: Pipeline, info: ObjectInfo, meta: EventMeta
@@ -272,7 +308,8 @@ class Ingestor:
                 self.ledger.heartbeat(claim.lease, self.renew_every, watchdog.alive) as holder,
                 self.slots,
             ):
-                result = await self._watched(watchdog, key, pipeline, info, meta)
+                job_id = claim.lease.record.job_id
+                result = await self._watched(watchdog, key, pipeline, info, meta, job_id=job_id)
         except StageError as exc:
             return await self._stage_failed(holder.lease, key, pipeline, exc)
         except LeaseLostError as exc:
@@ -302,15 +339,18 @@ class Ingestor:
         pipeline: Pipeline,
         info: ObjectInfo,
         meta: EventMeta,
+        *,
+        job_id: str | None,
     ) -> UnitResult:
-        """Run the unit under the watchdog: a stall ends it as a transient failure of its stage."""
+        """Run the unit under the watchdog: a stall ends it as a transient failure of its stage.
+        The load is submitted under ``job_id``, the one the unit's ledger record holds."""
         progress = watchdog.progress
 
         async def run() -> UnitResult:
             with progress.working("extract"):
                 current = await self._current(info)
             ctx = self.runner.context(key, pipeline, current, meta, progress)
-            return await self.runner.run(ctx)
+            return await self.runner.run(replace(ctx, recorded_job_id=job_id))
 
         return await watchdog.guard(str(key), run())
 
@@ -394,6 +434,8 @@ def log_outcome(outcome: UnitOutcome) -> None:
     if outcome.error:
         where = f" in stage {outcome.stage}" if outcome.stage else ""
         detail = f"{detail}{where}: {outcome.error}"
+    elif outcome.reason:
+        detail = f"{detail}: {outcome.reason}"
     log.log(
         UNIT_LOG_LEVEL[outcome.status],
         "unit %s: %s (%s)",
@@ -402,12 +444,3 @@ def log_outcome(outcome: UnitOutcome) -> None:
         detail,
         extra={"outcome": outcome.status.value},
     )
-
-
-def fingerprint(info: ObjectInfo) -> str:
-    """What identifies the content of one generation, from what the event tells us."""
-    if info.md5_base64:
-        return f"md5:{info.md5_base64}"
-    if info.crc32c_base64:
-        return f"crc32c:{info.crc32c_base64}"
-    return f"generation:{info.ref.generation}"

@@ -101,14 +101,20 @@ class Ledger:
         event_id: str | None = None,
         force: bool = False,
         object_agrees: bool = False,
+        job_id: str | None = None,
+        crc32c: str | None = None,
     ) -> ClaimOutcome:
         """Take the unit, or say why not. Store failures raise TransientError (retry later).
 
+        ``crc32c``: the generation's CRC32C, kept beside the fingerprint for later generations
+        of the name to compare with (``last_completed``).
+        ``job_id``: the load job id this attempt would submit; the record keeps it, and taking
+        over an expired lease keeps the job id recorded there instead (see ``_take_over``).
         ``object_agrees``: the stored object's own checksum equals ``fingerprint``, so a record
         of the same unit with another fingerprint came from a false event; unless it completed,
         this claim takes it over instead of being refused as other content.
         """
-        fresh = self._new_record(unit, fingerprint, event_id)
+        fresh = replace(self._new_record(unit, fingerprint, event_id), job_id=job_id, crc32c=crc32c)
         stored: Stored | None = None
         for _ in range(MAX_CAS_ROUNDS):
             version = await self.store.create(fresh)
@@ -173,6 +179,11 @@ class Ledger:
         """Compare-and-set on the version we read: None when another writer moved first."""
         current = stored.record
         takeover = replace(fresh, attempt=current.attempt + 1, created_at=current.created_at)
+        if current.state is UnitState.IN_PROGRESS and current.job_id is not None:
+            # The dead attempt may have submitted its load: submitting under its id adopts
+            # that job, whatever the settings say now. A forced re-run of a finished unit is
+            # meant to run anew, so it takes the fresh id.
+            takeover = replace(takeover, job_id=current.job_id)
         version = await self.store.replace(takeover, stored.version)
         if version is None:
             return None
@@ -192,6 +203,10 @@ class Ledger:
                 extra={"unit": current.unit, "event_id": fresh.event_id},
             )
         return Claimed(Lease(takeover.key, takeover.unit, self.owner, version, takeover), True)
+
+    async def last_completed(self, unit: UnitKey) -> LedgerRecord | None:
+        """The record of the unit's name's last COMPLETED generation, if the ledger has one."""
+        return await self.store.last_completed(unit.name_digest)
 
     async def renew(self, lease: Lease) -> Lease:
         now = self.clock()
@@ -290,6 +305,8 @@ class Ledger:
             expire_at=now + self.retention,
             event_id=event_id,
             object_uri=f"gs://{unit.bucket}/{unit.name}#{unit.generation}",
+            name_key=unit.name_digest,
+            generation=unit.generation,
         )
 
 

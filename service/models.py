@@ -104,6 +104,12 @@ class UnitKey:
         """A stable id safe for any backend (Firestore ids cannot hold '/')."""
         return hashlib.sha256(str(self).encode()).hexdigest()[:40]
 
+    @property
+    def name_digest(self) -> str:
+        """The same for every generation of the object under this pipeline (its name's key)."""
+        named = f"{self.pipeline}:gs://{self.bucket}/{self.name}"
+        return hashlib.sha256(named.encode()).hexdigest()[:40]
+
 
 @dataclass(frozen=True)
 class UnitResult:
@@ -114,6 +120,8 @@ class UnitResult:
     table: str | None = None
     quarantine_uri: str | None = None
     durations: dict[str, float] = field(default_factory=dict)
+    # Nothing loaded: the object's bytes are those of this earlier generation, loaded already.
+    same_content_as: int | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,15 @@ class LedgerRecord:
     object_uri: str | None = None
     result: UnitResult | None = None
     error: str | None = None
+    # The load job id this unit submits under: kept across takeovers, so a later attempt adopts
+    # the earlier job even when the pipeline's settings (and so its fresh job id) changed.
+    job_id: str | None = None
+    # The object's name across its generations (UnitKey.name_digest) and this generation, so
+    # the ledger can find a name's last completed generation; None in records written earlier.
+    name_key: str | None = None
+    generation: int | None = None
+    # The generation's CRC32C (base64), kept beside the fingerprint (MD5 when there is one).
+    crc32c: str | None = None
 
 
 @dataclass(frozen=True)

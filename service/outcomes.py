@@ -1,7 +1,9 @@
-"""Outcome events: the one message each finished unit announces to downstream jobs.
+"""Outcome events: the one CloudEvent each finished unit announces to downstream jobs.
 
-Pure: builds the message from what the ledger recorded. The adapters deliver it (a Pub/Sub
-topic, or a JSONL file on the embedded backends); ``DiscardOutcomes`` delivers nowhere.
+Pure: builds the event (through the cloudevents SDK, which checks its attributes) from what the
+ledger recorded. The adapters deliver it: a Pub/Sub topic in the Pub/Sub protocol binding
+(``service.pubsub_binding``), or a JSONL file of structured-mode events on the embedded
+backends; ``DiscardOutcomes`` delivers nowhere.
 """
 
 from __future__ import annotations
@@ -10,18 +12,33 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TypedDict
+from typing import Any, TypedDict
 
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from service.events.event_types import OUTCOME_COMPLETED, OUTCOME_FAILED, OUTCOME_REJECTED
 from service.models import LedgerRecord, UnitKey, UnitResult, UnitState
+from service.pubsub_binding import ATTRIBUTE_VALUE_MAX_BYTES
 
 # Bumped only when a field changes meaning or disappears; new fields may be added freely.
 SCHEMA_VERSION = 1
+# The CloudEvent ``source`` of a pipeline's outcomes (a URI reference naming this service).
+OUTCOME_SOURCE = "//gcp-ingest/pipelines/{pipeline}"
 
 
 class EndState(StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"  # a permanent failure, recorded; a forced re-run may still succeed
     REJECTED = "REJECTED"  # the file refused whole (too many bad rows, a broken file)
+
+
+# The CloudEvent type of each end state.
+EVENT_TYPES = {
+    EndState.COMPLETED: OUTCOME_COMPLETED,
+    EndState.FAILED: OUTCOME_FAILED,
+    EndState.REJECTED: OUTCOME_REJECTED,
+}
 
 
 class SourceData(TypedDict):
@@ -93,11 +110,33 @@ class UnitEnded:
         }
 
     def attributes(self) -> dict[str, str]:
-        """Pub/Sub attributes, so subscriptions can filter without reading the data."""
+        """Plain Pub/Sub attributes beside the binding's ``ce-`` ones, so subscription filters
+        (``attributes.state = "FAILED"``) need no quoting of a hyphenated name."""
         return {"state": self.state.value, "pipeline": self.unit.pipeline, "table": self.table}
 
     def encode(self) -> bytes:
+        """The event's data alone, as JSON (what a log line shows)."""
         return json.dumps(self.data(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    def cloudevent(self) -> CloudEvent:
+        """The outcome as a CloudEvent: one id per unit and attempt, so a consumer can tell a
+        message published twice from a forced re-run (a new attempt)."""
+        attributes: dict[str, Any] = {
+            "id": f"{self.key}-{self.attempt}",
+            "source": OUTCOME_SOURCE.format(pipeline=self.unit.pipeline),
+            "type": EVENT_TYPES[self.state],
+            "time": self.finished_at,
+            "datacontenttype": "application/json",
+        }
+        subject = str(self.unit)
+        # An object name may take 1,024 bytes alone: past Pub/Sub's limit the data says it.
+        if len(subject.encode()) <= ATTRIBUTE_VALUE_MAX_BYTES:
+            attributes["subject"] = subject
+        return CloudEvent(attributes, dict(self.data()))
+
+    def structured(self) -> bytes:
+        """The event in CloudEvents' structured JSON form (one line of the outcome file)."""
+        return JSONFormat().write(self.cloudevent())
 
 
 def unit_ended(

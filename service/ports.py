@@ -101,8 +101,9 @@ class UriLoader(Protocol):
 
 
 class IdempotencyStore(Protocol):
-    """The ledger's storage: four primitives with compare-and-set on a version token, and two
-    read-only queries (list and count) for people and the status page."""
+    """The ledger's storage: four primitives with compare-and-set on a version token, two
+    read-only queries (list and count) for people and the status page, and one for the claim
+    (a name's last completed generation)."""
 
     async def get(self, key: str) -> Stored | None: ...
 
@@ -127,6 +128,11 @@ class IdempotencyStore(Protocol):
 
     async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
         """Records in ``state`` (of ``pipeline`` when given), counted no further than ``up_to``."""
+        ...
+
+    async def last_completed(self, name_key: str) -> LedgerRecord | None:
+        """The COMPLETED record of highest generation among those of ``name_key`` (one
+        object name under one pipeline, ``UnitKey.name_digest``): one indexed read."""
         ...
 
     async def ping(self) -> None: ...

@@ -55,6 +55,9 @@ class DiesBeforeCompletion:
     async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
         return await self.inner.count(state, pipeline=pipeline, up_to=up_to)
 
+    async def last_completed(self, name_key: str) -> LedgerRecord | None:
+        return await self.inner.last_completed(name_key)
+
     async def ping(self) -> None:
         await self.inner.ping()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from service.adapters.gcp.pubsub import PubSubSubscription, PubSubTopic, pulled_message
 from service.ports import PulledMessage
+from service.samples import storage_cloudevent
 from service.settings import Settings
 from tests.emulator_fixtures import PROJECT
 
@@ -176,3 +177,11 @@ async def warm_up(settings: Settings, bucket: str) -> None:
         assert outcome.status is Status.LOADED, outcome
     finally:
         await backends.close()
+
+
+def eventarc_message(resource: dict[str, Any], event_id: str) -> tuple[bytes, dict[str, str]]:
+    """How Eventarc carries an object-finalized CloudEvent through Pub/Sub: the binding's binary
+    mode, attributes as ``ce-`` message attributes (not percent-encoded), data as the body."""
+    request = storage_cloudevent(resource, event_id)
+    attributes = {k: v for k, v in request.headers.items() if k.startswith("ce-")}
+    return request.body, {**attributes, "Content-Type": request.headers["Content-Type"]}

@@ -27,7 +27,14 @@ from service.cli import main
 from service.models import ObjectInfo, ObjectRef, UnitKey, UnitState
 from service.samples import resource_from_info, storage_notification_push
 from tests.emulator_fixtures import Emulators
-from tests.pubsub_kit import PubSubKit, csv_rows, pipelines_file, pubsub_kit, warm_up
+from tests.pubsub_kit import (
+    PubSubKit,
+    csv_rows,
+    eventarc_message,
+    pipelines_file,
+    pubsub_kit,
+    warm_up,
+)
 from tests.serving import Server, start_ingest_serve
 
 FILES = 3
@@ -221,3 +228,27 @@ async def test_dead_letters_are_redriven_once_the_fault_is_fixed(
     announced = [json.loads(m.data) for m in kit.collect(downstream, FILES)]
     assert sorted(a["source"]["name"] for a in announced) == sorted(i.ref.name for i in infos)
     assert {a["state"] for a in announced} == {"COMPLETED"}
+
+
+@pytest.mark.emulators
+async def test_a_dead_lettered_eventarc_delivery_is_redriven_as_a_cloudevent(
+    setup: Setup, kit: PubSubKit
+) -> None:
+    # Issue: Eventarc's messages carry the CloudEvent as ce- attributes with the data as the
+    # body; re-drive sent them as a push envelope, and the service answered "ignored".
+    [info, *_] = await land(setup)
+    dead_letters = kit.topic("dlq")
+    dead = kit.pull_subscription("dead", dead_letters)
+    data, attributes = eventarc_message(resource_from_info(info), "eventarc-1")
+    kit.publish(dead_letters, data, **attributes, CloudPubSubDeadLetterSourceDeliveryCount="5")
+    env = setup.environ(kit.topic("outcomes"))
+    peek = await invoke(["deadletter", "list", dead, "--json", *WAIT], env)
+    assert [(r["type"], r["object"]) for r in lines(peek)] == [
+        ("google.cloud.storage.object.v1.finalized", f"{info.ref.uri}#{info.ref.generation}")
+    ]
+    done = await invoke(["deadletter", "redrive", dead, "--in-process", "--json", *WAIT], env)
+    assert done.exit_code == 0, done.output
+    assert [(r["status"], r["acked"]) for r in lines(done)] == [("loaded", True)]
+    warehouse = BigQueryWarehouse.from_settings(setup.settings)
+    assert await warehouse.count_rows(f"{setup.unique}.rows") == ROWS_PER_FILE + 1  # + warm-up
+    await warehouse.close()

@@ -19,6 +19,7 @@ from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 from service.adapters.memory import MemoryLedgerStore
+from service.errors import TransientError
 from service.ingest import Ingestor, Status, UnitOutcome
 from service.ledger import Ledger
 from service.models import (
@@ -211,6 +212,26 @@ async def test_duplicate_delivery_answers_the_recorded_result(world: World) -> N
     assert again.status is Status.DUPLICATE
     assert only(again.units).rows_loaded == ORDERS_ROWS
     assert await world.rows() == ORDERS_ROWS
+
+
+class NoNameQuery(MemoryLedgerStore):
+    """A ledger whose query for a name's last completed generation fails (no index yet)."""
+
+    async def last_completed(self, name_key: str) -> LedgerRecord | None:
+        raise TransientError("the query needs an index")
+
+
+async def test_a_failed_same_content_query_releases_the_claim(world: World) -> None:
+    event = await world.event()
+    store = NoNameQuery()
+    outcome = await world.instance("instance-1", ledger_store=store).handle(event)
+    assert outcome.status is Status.TRANSIENT
+    ref = event.object.ref
+    assert ref.generation is not None
+    stored = await store.get(UnitKey("orders", ref.bucket, ref.name, ref.generation).digest)
+    assert stored is not None
+    assert stored.record.lease_expires_at == world.clock.now  # a redelivery may take it at once
+    assert await world.warehouse.tables() == []  # nothing ran
 
 
 async def test_stale_owner_loses_its_completion_to_a_takeover(world: World) -> None:

@@ -7,7 +7,10 @@ Google's real client). Time is a shared fake clock, so lease expiry needs no wai
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +21,7 @@ import pytest
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 from service.adapters.memory import MemoryLedgerStore
+from service.codec import json_default, to_doc
 from service.errors import LeaseLostError
 from service.ledger import (
     RETENTION,
@@ -145,7 +149,8 @@ async def test_records_round_trip_exactly(store: IdempotencyStore) -> None:
     done = record(state=UnitState.COMPLETED, result=RESULT, error=None)
     failed = record("k2", state=UnitState.FAILED, error="validate: 9 bad rows", event_id=None)
     bare = record("k3", state=UnitState.COMPLETED, result=UnitResult(), object_uri=None)
-    for rec in (done, failed, bare):
+    running = record("k4", job_id="ingest_orders_0123abcd")
+    for rec in (done, failed, bare, running):
         assert await store.create(rec) is not None
         stored = await store.get(rec.key)
         assert stored is not None
@@ -564,6 +569,105 @@ async def test_a_claim_the_object_agrees_with_takes_over_a_false_record(
         )
     unjudged = await worker(store, clock, "w3").claim(UNIT, "md5:OTHER", event_id="e3")
     assert isinstance(unjudged, FingerprintMismatch)  # without the object's word: refused
+
+
+async def test_the_job_id_is_recorded_and_kept_by_a_takeover_of_a_dead_attempt(
+    store: IdempotencyStore, clock: FakeClock
+) -> None:
+    first = claimed(await worker(store, clock, "w1").claim(UNIT, "md5:AAA", job_id="job_v1"))
+    assert first.lease.record.job_id == "job_v1"
+    clock.advance(LEASE + 1)
+    # A new deploy derives another job id; the dead attempt may have submitted under its own.
+    taken = claimed(await worker(store, clock, "w2").claim(UNIT, "md5:AAA", job_id="job_v2"))
+    assert taken.takeover
+    assert taken.lease.record.job_id == "job_v1"
+    stored = await store.get(UNIT.digest)
+    assert stored is not None and stored.record.job_id == "job_v1"
+    await worker(store, clock, "w2").complete(taken.lease, RESULT)
+    rerun = claimed(
+        await worker(store, clock, "w3").claim(UNIT, "md5:AAA", force=True, job_id="job_v2")
+    )
+    assert rerun.lease.record.job_id == "job_v2"  # a forced re-run is meant to run anew
+
+
+# --- a name's last completed generation -----------------------------------------------------
+
+
+def generation_of(unit: UnitKey, generation: int) -> UnitKey:
+    return replace(unit, generation=generation)
+
+
+async def test_last_completed_is_the_names_highest_completed_generation(
+    store: IdempotencyStore, clock: FakeClock
+) -> None:
+    ledger = worker(store, clock)
+    for generation, ending in [(3, "complete"), (9, "complete"), (5, "complete"), (12, "fail")]:
+        lease = claimed(await ledger.claim(generation_of(UNIT, generation), "md5:AAA")).lease
+        if ending == "complete":
+            await ledger.complete(lease, RESULT)
+        else:
+            await ledger.fail(lease, "parse: broken")
+    claimed(await ledger.claim(generation_of(UNIT, 20), "md5:AAA"))  # still running
+    other_pipeline = UnitKey("returns", UNIT.bucket, UNIT.name, 40)
+    other_name = UnitKey(UNIT.pipeline, UNIT.bucket, UNIT.name + ".bak", 50)
+    for other in (other_pipeline, other_name):
+        await ledger.complete(claimed(await ledger.claim(other, "md5:AAA")).lease, RESULT)
+    last = await ledger.last_completed(generation_of(UNIT, 21))
+    assert last is not None
+    assert (last.unit, last.generation, last.state) == (
+        str(generation_of(UNIT, 9)),
+        9,
+        UnitState.COMPLETED,
+    )
+    assert await ledger.last_completed(UnitKey("nobody", "b", "n", 1)) is None
+
+
+async def test_a_claim_keeps_the_checksums_later_generations_compare_with(
+    store: IdempotencyStore, clock: FakeClock
+) -> None:
+    ledger = worker(store, clock)
+    lease = claimed(await ledger.claim(UNIT, "md5:AAA", crc32c="c1w==")).lease
+    await ledger.complete(lease, RESULT)
+    last = await ledger.last_completed(UNIT)
+    assert last is not None
+    assert (last.fingerprint, last.crc32c, last.name_key) == ("md5:AAA", "c1w==", UNIT.name_digest)
+
+
+# Fields a record gained after records were first written: older documents lack them.
+NEWER_FIELDS = ("job_id", "name_key", "generation", "crc32c")
+
+
+async def write_older_document(store: IdempotencyStore, rec: LedgerRecord) -> None:
+    """Store ``rec`` as a version before NEWER_FIELDS wrote it, past the adapter's encoder."""
+    doc = {k: v for k, v in to_doc(rec).items() if k not in NEWER_FIELDS}
+    if isinstance(store, SqliteLedgerStore):
+        with contextlib.closing(sqlite3.connect(store.path)) as conn, conn:
+            conn.execute(
+                "INSERT INTO ledger (key, version, state, updated_at, doc) VALUES (?, 1, ?, ?, ?)",
+                (
+                    rec.key,
+                    rec.state.value,
+                    doc["updated_at"].isoformat(),
+                    json.dumps(doc, default=json_default),
+                ),
+            )
+    elif isinstance(store, FirestoreLedgerStore):
+        await store.collection.document(rec.key).set(doc)
+    else:
+        pytest.skip("the memory store keeps records, not documents")
+
+
+async def test_a_record_from_before_the_job_id_still_reads_and_is_taken_over(
+    store: IdempotencyStore, clock: FakeClock
+) -> None:
+    old = record(UNIT.digest, unit=str(UNIT), lease_expires_at=clock.now - timedelta(seconds=1))
+    await write_older_document(store, old)
+    stored = await store.get(UNIT.digest)
+    assert stored is not None and stored.record == old and stored.record.job_id is None
+    await write_older_document(store, record("k-done", state=UnitState.COMPLETED, result=RESULT))
+    assert await store.last_completed(UNIT.name_digest) is None  # not findable, no error
+    taken = claimed(await worker(store, clock, "w2").claim(UNIT, "md5:AAA", job_id="job_v2"))
+    assert (taken.lease.record.attempt, taken.lease.record.job_id) == (2, "job_v2")
 
 
 # --- Firestore only ---------------------------------------------------------------------------

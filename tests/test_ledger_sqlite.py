@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import queue
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from service.adapters.local.sqlite_ledger import SqliteLedgerStore
+from service.adapters.local.sqlite_ledger import LAST_COMPLETED, SqliteLedgerStore
 from service.ledger import Claimed, Ledger
 from service.models import UnitKey, UnitResult, UnitState
 
@@ -136,3 +138,12 @@ async def test_takeovers_from_several_processes_have_one_winner_per_unit(
         assert (stored.record.owner, stored.record.attempt) == (who, 2)
         assert stored.record.state is UnitState.COMPLETED
     await store.close()
+
+
+def test_a_names_last_completed_generation_is_one_index_seek(tmp_path: Path) -> None:
+    """The query a claim makes is served by its index, not a scan of the ledger."""
+    asyncio.run(SqliteLedgerStore(tmp_path / "l.sqlite3").close())  # creates the schema
+    with contextlib.closing(sqlite3.connect(tmp_path / "l.sqlite3")) as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {LAST_COMPLETED}", ("k", "COMPLETED")).fetchall()
+    [(_, _, _, detail)] = plan
+    assert "USING INDEX ledger_name_state_generation" in detail

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from service.adapters.gcp.pubsub import PubSubOutcomePublisher
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.outcome_file import JsonlOutcomeFile
 from service.errors import TransientError
+from service.events.cloudevent import from_structured
 from service.ingest import Ingestor, Status
 from service.models import (
     EventMeta,
@@ -33,6 +35,7 @@ from service.models import (
 )
 from service.outcomes import DiscardOutcomes, EndState, UnitEnded, unit_ended
 from service.ports import IdempotencyStore
+from service.pubsub_binding import to_message
 from service.settings import Settings, replace_settings
 from service.wiring import Backends, build_backends, build_ingestor, load_config, outcome_publisher
 from tests.conftest import seed_examples
@@ -97,11 +100,38 @@ def test_completed_message_carries_the_result_and_filter_attributes() -> None:
     }
 
 
+def test_the_cloudevent_in_the_pubsub_binding() -> None:
+    result = UnitResult(rows_read=10, rows_loaded=9, job_id="job-1")
+    ended = unit_ended(UNIT, record(UnitState.COMPLETED, result=result), "sales.orders")
+    data, attributes = to_message(ended.cloudevent())
+    assert json.loads(data) == ended.data()
+    assert attributes == {
+        "ce-specversion": "1.0",
+        "ce-id": "k" * 40 + "-2",
+        "ce-source": "//gcp-ingest/pipelines/orders",
+        "ce-type": "gcp_ingest.unit.v1.completed",
+        "ce-subject": "orders:gs://landing/orders/a.csv#7",
+        "ce-time": "2026-11-21T12:00:00Z",
+        "Content-Type": "application/json",
+    }
+
+
+def test_a_subject_past_pubsubs_attribute_limit_is_left_to_the_data() -> None:
+    long_unit = UnitKey("orders", "landing", "x/" * 600, 7)
+    ended = unit_ended(long_unit, record(UnitState.FAILED, unit=str(long_unit)), "sales.orders")
+    _, attributes = to_message(ended.cloudevent())
+    assert "ce-subject" not in attributes
+    assert max(len(v.encode()) for v in attributes.values()) <= 1024
+    assert ended.data()["unit"] == str(long_unit)
+
+
 def test_failed_and_rejected_are_told_apart() -> None:
     failed = record(UnitState.FAILED, error="extract: not found")
     assert unit_ended(UNIT, failed, "sales.orders").state is EndState.FAILED
     rejected = unit_ended(UNIT, failed, "sales.orders", rejected=True)
     assert rejected.state is EndState.REJECTED
+    assert rejected.cloudevent().get_type() == "gcp_ingest.unit.v1.rejected"
+    assert unit_ended(UNIT, failed, "t").cloudevent().get_type() == "gcp_ingest.unit.v1.failed"
     assert rejected.data()["error"] == "extract: not found"
     assert rejected.data()["rows_loaded"] == 0  # no result recorded: zero, not missing
 
@@ -153,9 +183,10 @@ async def finalized(
     return ObjectFinalized(meta, info)
 
 
-def jsonl(settings: Settings) -> list[dict[str, object]]:
+def jsonl(settings: Settings) -> list[dict[str, Any]]:
+    """The data of each outcome event in the file (each line a structured CloudEvent)."""
     path = settings.data_dir / "outcomes.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [json.loads(line)["data"] for line in path.read_text().splitlines()]
 
 
 async def test_embedded_default_writes_one_line_per_unit_and_none_for_duplicates(
@@ -277,17 +308,21 @@ async def test_too_many_bad_rows_publishes_rejected(
     }
 
 
-async def test_jsonl_file_lines_are_the_message_data(tmp_path: Path) -> None:
+async def test_jsonl_file_lines_are_structured_cloudevents(tmp_path: Path) -> None:
     target = JsonlOutcomeFile(tmp_path / "deep" / "outcomes.jsonl")
     done = unit_ended(UNIT, record(UnitState.COMPLETED), "sales.orders")
     failed = unit_ended(UNIT, record(UnitState.FAILED, error="bad"), "sales.orders")
     await asyncio.gather(*(target.publish(o) for o in [done, failed] * 20))
     lines = (tmp_path / "deep" / "outcomes.jsonl").read_text().splitlines()
     assert len(lines) == 40
-    assert json.loads(lines[0]) in (done.data(), failed.data())
+    events = [from_structured(line.encode()) for line in lines]  # the strict reader takes them
+    assert events[0].data in (done.data(), failed.data())
     assert (
-        sorted(json.loads(line)["state"] for line in lines) == ["COMPLETED"] * 20 + ["FAILED"] * 20
+        sorted(e.type for e in events)
+        == ["gcp_ingest.unit.v1.completed"] * 20 + ["gcp_ingest.unit.v1.failed"] * 20
     )
+    first = json.loads(lines[0])
+    assert (first["specversion"], first["datacontenttype"]) == ("1.0", "application/json")
 
 
 async def test_wiring_picks_the_publisher(embedded_settings: Settings) -> None:

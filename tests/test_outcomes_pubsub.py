@@ -90,7 +90,15 @@ async def test_one_outcome_message_per_unit_across_duplicate_deliveries(
         assert body["rows_loaded"] == ROWS_PER_FILE
         assert body["table"] == f"{unique}.rows"
         assert body["job_id"]
-        assert message.attributes == {
+        attributes = dict(message.attributes)
+        assert attributes.pop("ce-type") == "gcp_ingest.unit.v1.completed"
+        assert attributes.pop("ce-id") == f"{body['key']}-1"
+        assert attributes.pop("ce-subject") == body["unit"]
+        assert attributes.pop("ce-time").endswith("Z")
+        assert attributes == {
+            "ce-specversion": "1.0",
+            "ce-source": "//gcp-ingest/pipelines/rows",
+            "Content-Type": "application/json",
             "state": "COMPLETED",
             "pipeline": "rows",
             "table": f"{unique}.rows",

@@ -38,7 +38,7 @@ from service.models import (
     UnitState,
     UriSource,
 )
-from service.pipeline.definition import BadRowPolicy, Pipeline, PipelineSet
+from service.pipeline.definition import BadRowPolicy, CsvOptions, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore, ObjectStore, Warehouse
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
@@ -254,14 +254,20 @@ async def test_the_same_event_three_times_in_a_row_lands_once(cloud: Cloud) -> N
     assert await cloud.count() == 50
 
 
-async def test_a_crash_between_load_and_completion_then_redelivery_lands_once(
-    cloud: Cloud,
-) -> None:
-    p = cloud.pipeline()
+async def crash_after_the_load(cloud: Cloud, p: Pipeline) -> ObjectInfo:
+    """A process loads a new file and dies before the ledger hears."""
     info = await cloud.put("orders/a.csv", ROWS)
     dying = cloud.ingestor(p, ledger_store=DiesBeforeCompletion(cloud.ledger_store))
     with pytest.raises(Killed):
         await dying.handle(finalized(info, "first"))
+    return info
+
+
+async def test_a_crash_between_load_and_completion_then_redelivery_lands_once(
+    cloud: Cloud,
+) -> None:
+    p = cloud.pipeline()
+    info = await crash_after_the_load(cloud, p)
     assert await cloud.count() == 50
     cloud.clock.now += timedelta(seconds=LEASE + 1)
     outcome = await cloud.ingestor(p).handle(finalized(info, "second"))
@@ -269,6 +275,31 @@ async def test_a_crash_between_load_and_completion_then_redelivery_lands_once(
     assert await cloud.count() == 50  # the redelivery adopted the first load job (409)
     record = await cloud.record(p, info)
     assert record.state is UnitState.COMPLETED and record.attempt == 2
+
+
+async def test_a_takeover_after_a_settings_change_adopts_the_first_load_job(
+    cloud: Cloud,
+) -> None:
+    p = cloud.pipeline()
+    info = await crash_after_the_load(cloud, p)
+    cloud.clock.now += timedelta(seconds=LEASE + 1)
+    changed = cloud.pipeline(csv=CsvOptions(null_values=("", "NULL")))
+    outcome = await cloud.ingestor(changed).handle(finalized(info, "second"))
+    assert outcome.status is Status.LOADED
+    assert await cloud.count() == 50  # the recorded job id: BigQuery answered 409, adopted
+
+
+async def test_the_same_bytes_uploaded_again_are_a_duplicate(cloud: Cloud) -> None:
+    p = cloud.pipeline()
+    ingestor = cloud.ingestor(p)
+    first = await cloud.put("orders/a.csv", ROWS)
+    assert (await ingestor.handle(finalized(first))).status is Status.LOADED
+    again = await cloud.put("orders/a.csv", ROWS)
+    assert again.ref.generation != first.ref.generation
+    outcome = await ingestor.handle(finalized(again, "e2"))
+    assert outcome.status is Status.DUPLICATE
+    assert outcome.reason == f"same content as generation {first.ref.generation}"
+    assert await cloud.count() == 50
 
 
 async def test_ndjson_parquet_and_gzip_load(cloud: Cloud) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from service.models import (
     UnitState,
 )
 from service.pipeline.context import UnitContext
-from service.pipeline.definition import BadRowPolicy, Pipeline, PipelineSet
+from service.pipeline.definition import BadRowPolicy, CsvOptions, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
@@ -108,14 +108,20 @@ async def test_the_same_event_three_times_in_a_row_loads_once(world: World) -> N
     assert await world.rig.warehouse.count_rows("sales.orders") == 100
 
 
-async def test_a_crash_between_load_and_completion_then_a_redelivery_loads_once(
-    world: World,
-) -> None:
-    p = pipeline(lineage=True)
+async def crash_after_the_load(world: World, p: Pipeline) -> ObjectInfo:
+    """A process loads a new file and dies before the ledger hears; the lease runs out."""
     info = await world.rig.put("orders/a.csv", ROWS)
     dying = world.instance(p, store=DiesBeforeCompletion(world.ledger_store))
     with pytest.raises(Killed):
         await dying.handle(finalized(info, "first"))
+    return info
+
+
+async def test_a_crash_between_load_and_completion_then_a_redelivery_loads_once(
+    world: World,
+) -> None:
+    p = pipeline(lineage=True)
+    info = await crash_after_the_load(world, p)
     assert (
         await world.rig.warehouse.count_rows("sales.orders") == 100
     )  # the load happened; the ledger never heard
@@ -134,6 +140,70 @@ async def test_a_crash_between_load_and_completion_then_a_redelivery_loads_once(
     assert record.state is UnitState.COMPLETED and record.attempt == 2
     assert record.result is not None
     assert (record.result.rows_read, record.result.rows_loaded) == (100, 100)
+
+
+async def test_a_takeover_after_a_settings_change_adopts_the_dead_attempts_load(
+    world: World,
+) -> None:
+    # Issue: the job id follows the pipeline's version; a process that died after submitting
+    # its load, then a deploy that changed a row-shaping setting, and the takeover loaded again.
+    p = pipeline(lineage=True)
+    info = await crash_after_the_load(world, p)
+    submitted = (await world.record(p, info)).job_id
+    assert submitted is not None
+
+    world.clock.now += timedelta(seconds=LEASE + 1)
+    changed = replace(p, csv=CsvOptions(null_values=("", "NULL")))
+    assert changed.version != p.version
+    outcome = await world.instance(changed).handle(finalized(info, "second"))
+    assert outcome.status is Status.LOADED
+    assert await world.rig.warehouse.count_rows("sales.orders") == 100
+    record = await world.record(p, info)
+    assert (record.state, record.attempt, record.job_id) == (UnitState.COMPLETED, 2, submitted)
+    assert record.result is not None and record.result.job_id == submitted
+
+
+async def test_the_same_bytes_uploaded_again_are_a_duplicate_of_the_loaded_generation(
+    world: World,
+) -> None:
+    # Issue: every write is a new generation, so a file uploaded again unchanged loaded again.
+    p = pipeline()
+    ingestor = world.instance(p)
+    first = await world.rig.put("orders/a.csv", ROWS)
+    assert (await ingestor.handle(finalized(first))).status is Status.LOADED
+    again = await world.rig.put("orders/a.csv", ROWS)
+    assert again.ref.generation != first.ref.generation
+    reason = f"same content as generation {first.ref.generation}"
+    for event_id in ("e2", "e2-redelivered"):
+        outcome = await ingestor.handle(finalized(again, event_id))
+        assert (outcome.status, outcome.reason) == (Status.DUPLICATE, reason)
+        assert outcome.summary()["rows_loaded"] == 0
+    assert await world.rig.warehouse.count_rows("sales.orders") == 100
+    record = await world.record(p, again)
+    assert record.state is UnitState.COMPLETED
+    assert record.result is not None and record.result.same_content_as == first.ref.generation
+
+    changed = await world.rig.put("orders/a.csv", ROWS + b"101,n101,1.5,2026-11-20\n")
+    assert (await ingestor.handle(finalized(changed))).status is Status.LOADED
+    assert await world.rig.warehouse.count_rows("sales.orders") == 201
+
+
+async def test_a_pipeline_may_load_every_generation_of_the_same_bytes(world: World) -> None:
+    p = pipeline(skip_same_content=False)
+    ingestor = world.instance(p)
+    for _ in range(2):
+        info = await world.rig.put("orders/a.csv", ROWS)
+        assert (await ingestor.handle(finalized(info))).status is Status.LOADED
+    assert await world.rig.warehouse.count_rows("sales.orders") == 200
+
+
+async def test_a_forced_run_of_a_repeated_generation_loads_it(world: World) -> None:
+    p = pipeline()
+    ingestor = world.instance(p)
+    await ingestor.handle(finalized(await world.rig.put("orders/a.csv", ROWS)))
+    again = await world.rig.put("orders/a.csv", ROWS)
+    assert (await ingestor.handle(finalized(again), force=True)).status is Status.LOADED
+    assert await world.rig.warehouse.count_rows("sales.orders") == 200
 
 
 async def test_a_rejected_file_is_recorded_with_its_counts(world: World) -> None:

@@ -41,6 +41,7 @@ def test_the_examples_load() -> None:
     assert orders.transforms == (Transform("rename", "cust", to="customer_id"),)
     assert orders.csv.null_values == ("", "NULL")
     assert orders.bad_rows.max_ratio == 0.25
+    assert orders.skip_same_content  # the default
     assert [c.name for c in orders.output_columns][-4:] == [
         "_source_uri",
         "_source_generation",
@@ -57,6 +58,7 @@ glob = "*.csv*"
 compression = "gzip"
 lineage = false
 ignore_unknown_fields = true
+skip_same_content = false
 partition_field = "day"
 clustering = ["id"]
 write_mode = "replace_partition"
@@ -83,7 +85,7 @@ format = "%d/%m/%Y"
     )
     [p] = load_pipelines(write(tmp_path, body)).pipelines
     assert (p.prefix, p.glob, p.compression, p.lineage) == ("in/{date}/", "*.csv*", "gzip", False)
-    assert p.ignore_unknown_fields
+    assert p.ignore_unknown_fields and not p.skip_same_content
     assert (p.table.partition_field, p.table.clustering) == ("day", ("id",))
     assert (p.write_mode, p.partition_date) == ("replace_partition", "column")
     assert (p.partition_pattern, p.sweep_lookback_days) == (r"(\d{8})", 7)
@@ -279,6 +281,7 @@ def test_the_version_follows_what_shapes_the_rows() -> None:
     # Settings that choose or judge files leave the rows, and so a load's job id, as they are.
     assert make(prefix="other/", glob="*.csv").version == base.version
     assert make(bad_rows=BadRowPolicy(max_count=5, max_ratio=None)).version == base.version
+    assert make(skip_same_content=False).version == base.version
 
 
 def test_the_format_examples_load() -> None:

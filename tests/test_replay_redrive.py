@@ -22,6 +22,7 @@ from service.replay.delivery import Result, Unreachable
 from service.samples import object_resource, scheduler_push, storage_notification_push
 from service.settings import Settings
 from tests.conftest import EXAMPLES, seed_examples
+from tests.pubsub_kit import eventarc_message
 
 SUBSCRIPTION = "projects/p/subscriptions/dead"
 DEAD_LETTER = {
@@ -102,6 +103,28 @@ def test_the_push_request_carries_the_original_message() -> None:
     assert event.meta.delivery_attempt == 5
     sweep = event_of(redrive.push_request(dead_lettered(scheduler_push("orders"), "m2"), "s"))
     assert isinstance(sweep, SweepRequested) and sweep.pipeline == "orders"
+
+
+def test_an_eventarc_delivery_is_sent_again_as_a_binary_mode_cloudevent() -> None:
+    # Issue: a dead-lettered Eventarc message (ce- attributes, data as the body) re-drove as
+    # a push envelope, which the service reads as a message naming no pipeline: ignored.
+    name = "orders/a b é.csv"  # a space and a non-ASCII letter: percent-encoded as headers
+    data, attributes = eventarc_message(object_resource("landing", name, 7, b"x"), "ev-9")
+    dead = PulledMessage("ack-1", "m1", data, {**attributes, **DEAD_LETTER}, None)
+    request = redrive.push_request(dead, SUBSCRIPTION)
+    assert request.headers["content-type"] == "application/json; charset=utf-8"
+    assert request.headers["ce-subject"] == "objects/orders/a%20b%20%C3%A9.csv"
+    assert not any(h.lower().startswith("cloudpubsub") for h in request.headers)
+    assert request.body == data
+    event = event_of(request)
+    assert isinstance(event, ObjectFinalized)
+    assert (event.meta.event_id, event.meta.shape) == ("ev-9", "cloudevent-binary")
+    assert event.object.ref == ObjectRef("landing", name, 7)
+    described = redrive.describe(dead, SUBSCRIPTION, load_pipelines(EXAMPLES / "pipelines.toml"))
+    assert (described.kind, described.units) == (
+        "google.cloud.storage.object.v1.finalized",
+        (UnitKey("orders", "landing", name, 7),),
+    )
 
 
 async def test_pull_all_stops_at_the_limit_and_leases_everything() -> None:

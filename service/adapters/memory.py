@@ -72,6 +72,15 @@ class MemoryLedgerStore:
         )
         return min(found, up_to)
 
+    async def last_completed(self, name_key: str) -> LedgerRecord | None:
+        self._check()
+        done = [
+            s.record
+            for s in self._records.values()
+            if s.record.name_key == name_key and s.record.state is UnitState.COMPLETED
+        ]
+        return max(done, key=lambda r: r.generation or 0, default=None)
+
     async def ping(self) -> None:
         self._check()
 

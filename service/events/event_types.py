@@ -39,6 +39,11 @@ NON_INGEST_TYPES = {
 LEGACY_PUBSUB_TYPES = frozenset(
     {"providers/cloud.pubsub/eventTypes/topic.publish", "google.pubsub.topic.publish"}
 )
+# CloudEvent types of this service's own outcome events: a unit completed, failed, or its file
+# was rejected whole.
+OUTCOME_COMPLETED = "gcp_ingest.unit.v1.completed"
+OUTCOME_FAILED = "gcp_ingest.unit.v1.failed"
+OUTCOME_REJECTED = "gcp_ingest.unit.v1.rejected"
 # The attributes of a Cloud Storage Pub/Sub notification, as Cloud Storage spells them.
 NOTIFICATION_ATTRIBUTES = (
     "payloadFormat",

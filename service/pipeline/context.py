@@ -32,12 +32,13 @@ class UnitContext:
     started_at: datetime
     # The stages report here as they work; the watchdog reads it.
     progress: Progress = field(default_factory=Progress, compare=False, repr=False)
+    # The job id the unit's ledger record holds (an earlier attempt's); None: derive it.
+    recorded_job_id: str | None = None
 
     @property
     def job_id(self) -> str:
-        """Derived from the unit and the pipeline's version: a retried load reuses it."""
-        digest = hashlib.sha256(f"{self.key}|{self.pipeline.version}".encode()).hexdigest()
-        return f"ingest_{self.pipeline.name}_{digest[:32]}"[:1000]
+        """The recorded one, else derived from the unit and the pipeline's version."""
+        return self.recorded_job_id or derived_job_id(self.key, self.pipeline)
 
     @property
     def declared_gzip(self) -> bool | None:
@@ -69,6 +70,12 @@ class UnitContext:
         """The gzip rule: what was declared, else the magic bytes at the head of the object."""
         declared = self.declared_gzip
         return head.startswith(GZIP_MAGIC) if declared is None else declared
+
+
+def derived_job_id(key: UnitKey, pipeline: Pipeline) -> str:
+    """Derived from the unit and the pipeline's version: a retried load reuses it."""
+    digest = hashlib.sha256(f"{key}|{pipeline.version}".encode()).hexdigest()
+    return f"ingest_{pipeline.name}_{digest[:32]}"[:1000]
 
 
 @dataclass(frozen=True)

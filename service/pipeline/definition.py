@@ -31,7 +31,9 @@ LINEAGE_COLUMNS = (
 DEFAULT_PARTITION_PATTERN = r"(\d{4}-\d{2}-\d{2})"
 DEFAULT_QUARANTINE_PREFIX = "_quarantine/"
 # Pipeline fields that choose files or judge them but leave a loaded file's rows as they are.
-NOT_ROW_SHAPING = frozenset({"name", "bucket", "prefix", "glob", "bad_rows", "sweep_lookback_days"})
+NOT_ROW_SHAPING = frozenset(
+    {"name", "bucket", "prefix", "glob", "bad_rows", "sweep_lookback_days", "skip_same_content"}
+)
 # How far back an undated sweep looks: well inside the ledger's retention (30 days).
 DEFAULT_SWEEP_LOOKBACK_DAYS = 3
 
@@ -88,6 +90,8 @@ class Pipeline:
     partition_pattern: str = DEFAULT_PARTITION_PATTERN
     ignore_unknown_fields: bool = False
     sweep_lookback_days: int = DEFAULT_SWEEP_LOOKBACK_DAYS
+    # A new generation with the bytes of the name's last completed one is not loaded again.
+    skip_same_content: bool = True
 
     def matches(self, bucket: str, name: str) -> bool:
         if bucket != self.bucket or self._is_own_quarantine(bucket, name):

@@ -121,6 +121,7 @@ class _Parser:
             lineage=self.entry.get("lineage", bool, True),
             ignore_unknown_fields=self.entry.get("ignore_unknown_fields", bool, False),
             sweep_lookback_days=self.sweep_lookback_days(),
+            skip_same_content=self.entry.get("skip_same_content", bool, True),
             **self.write_mode(table),
         )
 

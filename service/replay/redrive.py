@@ -1,8 +1,10 @@
 """Dead-letter re-drive: pulled Pub/Sub messages back into the service, acknowledged once handled.
 
 A dead-lettered message is the original one (data and attributes) plus Pub/Sub's
-``CloudPubSubDeadLetter*`` attributes. Re-driving rebuilds the push envelope the service would
-have been sent and sends it the way ``ingest replay`` does (``replay.delivery``: over HTTP or
+``CloudPubSubDeadLetter*`` attributes. Re-driving rebuilds the request the service would have
+been sent: for a CloudEvent in the Pub/Sub protocol binding (``ce-`` attributes, data as the
+body: how Eventarc moves its events) the binary-mode CloudEvent request, for any other message
+the push envelope. It sends it the way ``ingest replay`` does (``replay.delivery``: over HTTP or
 in-process); a message is acknowledged only when its answer is final (``answers.is_final``), and
 every other one is given back.
 """
@@ -23,6 +25,7 @@ from service.errors import IngestError
 from service.models import Ignored, SweepRequested, UnitKey
 from service.plans import plan
 from service.ports import MessageSource, PulledMessage
+from service.pubsub_binding import is_binary_cloudevent, to_http
 from service.recording import RecordedRequest, event_of
 
 if TYPE_CHECKING:
@@ -62,11 +65,16 @@ def deliveries(message: PulledMessage) -> int | None:
 
 
 def push_request(message: PulledMessage, subscription: str) -> RecordedRequest:
-    """The wrapped push request the service would have received for the original message."""
+    """The request the service would have received for the original message: a binary-mode
+    CloudEvent for a message in the CloudEvents binding, else the wrapped push envelope."""
+    attributes = original_attributes(message.attributes)
+    if is_binary_cloudevent(attributes):
+        headers, data = to_http(message.data, attributes)
+        return RecordedRequest(headers, data, source=f"message {message.message_id}")
     body: dict[str, Any] = {
         "message": {
             "data": base64.b64encode(message.data).decode(),
-            "attributes": original_attributes(message.attributes),
+            "attributes": attributes,
             "messageId": message.message_id,
             "publishTime": _stamp(message.publish_time),
         },

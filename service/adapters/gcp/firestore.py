@@ -157,6 +157,24 @@ class FirestoreLedgerStore:
             raise _unavailable(exc, "ledger count") from exc
         return int(result.value)
 
+    async def last_completed(self, name_key: str) -> LedgerRecord | None:
+        # One RunQuery RPC reading at most one document (datastore.entities.list, in
+        # roles/datastore.user). Two equalities and an order on a third field: Firestore serves
+        # it only from the composite index (name_key, state, generation desc) in docs/deploy.md
+        # and refuses it without one (FAILED_PRECONDITION, a TransientError here: the event is
+        # retried until the index exists). Retried like every call here.
+        query = (
+            self.collection.where(filter=firestore.FieldFilter("name_key", "==", name_key))
+            .where(filter=firestore.FieldFilter("state", "==", UnitState.COMPLETED.value))
+            .order_by("generation", direction=firestore.Query.DESCENDING)
+            .limit(1)
+        )
+        try:
+            found = [s async for s in query.stream(**self._call())]
+        except Exception as exc:
+            raise _unavailable(exc, "ledger last completed") from exc
+        return from_doc(found[0].to_dict() or {}) if found else None
+
     def _filtered(
         self, state: UnitState | None, since: datetime | None, pipeline: str | None
     ) -> Any:

@@ -22,6 +22,7 @@ from service.adapters.gcp.errors import translate
 from service.errors import ConfigError, PermanentError
 from service.outcomes import UnitEnded
 from service.ports import PulledMessage
+from service.pubsub_binding import to_message
 from service.settings import Settings
 
 # How long one publish keeps retrying before it gives up (the outcome is recorded already).
@@ -119,7 +120,8 @@ class PubSubTopic:
 
 
 class PubSubOutcomePublisher:
-    """Outcome events as Pub/Sub messages: JSON data, attributes state / pipeline / table."""
+    """Outcome events as Pub/Sub messages: CloudEvents in the Pub/Sub protocol binding (``ce-``
+    attributes, the JSON data as the body), plus plain attributes state / pipeline / table."""
 
     def __init__(self, topic: PubSubTopic) -> None:
         self.topic = topic
@@ -129,7 +131,8 @@ class PubSubOutcomePublisher:
         return cls(PubSubTopic.from_settings(settings, topic))
 
     async def publish(self, outcome: UnitEnded) -> None:
-        await self.topic.publish(outcome.encode(), outcome.attributes())
+        data, attributes = to_message(outcome.cloudevent())
+        await self.topic.publish(data, {**outcome.attributes(), **attributes})
 
     async def close(self) -> None:
         await self.topic.close()

@@ -1,7 +1,8 @@
-"""Outcome events on the embedded backends: one JSON line per finished unit, appended to a file.
+"""Outcome events on the embedded backends: one CloudEvent per finished unit, appended to a file.
 
-Each line is exactly the JSON data the Pub/Sub adapter publishes, so a consumer written against
-the file reads the topic's messages too.
+Each line is the event in CloudEvents' structured JSON form (``application/cloudevents+json``):
+its ``data`` is exactly the body the Pub/Sub adapter publishes, and its attributes are those the
+topic's messages carry as ``ce-`` attributes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class JsonlOutcomeFile:
         self._lock = asyncio.Lock()
 
     async def publish(self, outcome: UnitEnded) -> None:
-        line = outcome.encode() + b"\n"
+        line = outcome.structured() + b"\n"
         async with self._lock:
             try:
                 await asyncio.to_thread(self._append, line)

@@ -32,10 +32,17 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE INDEX IF NOT EXISTS ledger_state_updated ON ledger (state, updated_at);
 CREATE INDEX IF NOT EXISTS ledger_pipeline_state_updated
     ON ledger (json_extract(doc, '$.pipeline'), state, updated_at);
+CREATE INDEX IF NOT EXISTS ledger_name_state_generation
+    ON ledger (json_extract(doc, '$.name_key'), state, json_extract(doc, '$.generation'));
 """
 # The pipeline, as the index above spells it (SQLite uses an expression index only for a query
 # that repeats the expression): no column of its own, so older files need no migration.
 PIPELINE = "json_extract(doc, '$.pipeline')"
+# A name's last completed generation, spelled as its index is: a seek, then one row.
+LAST_COMPLETED = (
+    "SELECT doc, version FROM ledger WHERE json_extract(doc, '$.name_key') = ? AND state = ?"
+    " ORDER BY json_extract(doc, '$.generation') DESC LIMIT 1"
+)
 
 T = TypeVar("T")
 
@@ -153,6 +160,13 @@ class SqliteLedgerStore:
         def op(conn: sqlite3.Connection) -> int:
             found: int = conn.execute(query, (*params, up_to)).fetchone()[0]
             return found
+
+        return await self._run(op)
+
+    async def last_completed(self, name_key: str) -> LedgerRecord | None:
+        def op(conn: sqlite3.Connection) -> LedgerRecord | None:
+            row = conn.execute(LAST_COMPLETED, (name_key, UnitState.COMPLETED.value)).fetchone()
+            return None if row is None else _stored(row).record
 
         return await self._run(op)
 
