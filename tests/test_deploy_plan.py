@@ -350,6 +350,7 @@ def test_the_ledger_listings_get_their_composite_indexes(tmp_path: Path) -> None
         ["state:ascending", "updated_at:descending"],
         ["pipeline:ascending", "updated_at:descending"],
         ["pipeline:ascending", "state:ascending", "updated_at:descending"],
+        ["name_key:ascending", "state:ascending", "generation:descending"],
     ]
     for a in indexes:
         assert {"--collection-group=ingest-ledger", "--database=(default)",

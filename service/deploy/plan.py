@@ -36,9 +36,15 @@ APIS = (
     "run.googleapis.com",
     "storage.googleapis.com",
 )
-# The ledger's composite indexes: `ingest ledger list --state` (and the retry of failed units),
-# and the status page's pipeline filter with and without a state; each ends updated_at desc.
-LEDGER_INDEXES = (("state",), ("pipeline",), ("pipeline", "state"))
+# The ledger's composite indexes (equality fields, then the field sorted descending):
+# `ingest ledger list --state` (and the retry of failed units), the status page's pipeline
+# filter with and without a state, and a name's last completed generation (same-content check).
+LEDGER_INDEXES = (
+    (("state",), "updated_at"),
+    (("pipeline",), "updated_at"),
+    (("pipeline", "state"), "updated_at"),
+    (("name_key", "state"), "generation"),
+)
 # Delimiters gcloud accepts in place of the comma between env vars (the ^X^ escape).
 ENV_DELIMITERS = ",;|#~@"
 
@@ -127,7 +133,7 @@ def _firestore(d: Deployment) -> Built:
     )
     # Without these Firestore refuses the listing queries (FAILED_PRECONDITION); --async: an
     # index takes minutes to build and nothing later in the plan waits for it.
-    for fields in LEDGER_INDEXES:
+    for fields, newest_first in LEDGER_INDEXES:
         yield run(
             "gcloud",
             "firestore",
@@ -138,7 +144,7 @@ def _firestore(d: Deployment) -> Built:
             f"--database={f.database}",
             "--query-scope=collection",
             *(f"--field-config=field-path={name},order=ascending" for name in fields),
-            "--field-config=field-path=updated_at,order=descending",
+            f"--field-config=field-path={newest_first},order=descending",
             "--async",
             f"--project={d.project}",
         )
