@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,18 +15,11 @@ import pytest
 from service.models import Column
 from service.pipeline.casts import arrow_type
 from service.pipeline.nested import convert_nested
+from tests.pipeline_support import EVENTS
 
-ITEMS = Column(
-    "items",
-    "RECORD",
-    "REPEATED",
-    fields=(
-        Column("sku", "STRING", "REQUIRED"),
-        Column("price", "NUMERIC"),
-        Column("tags", "STRING", "REPEATED"),
-        Column("meta", "JSON"),
-    ),
-)
+# The events feed's items (sku REQUIRED, price NUMERIC, tags REPEATED), with a JSON field.
+_EVENT_ITEMS = next(c for c in EVENTS.columns if c.name == "items")
+ITEMS = replace(_EVENT_ITEMS, fields=(*_EVENT_ITEMS.fields, Column("meta", "JSON")))
 USER = Column(
     "user",
     "RECORD",
