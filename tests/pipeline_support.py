@@ -189,7 +189,7 @@ EVENTS = TableSpec(
             fields=(
                 Column("id", "STRING"),
                 Column(
-                    "geo", "RECORD", fields=(Column("country", "STRING"), Column("at", "GEOGRAPHY"))
+                    "geo", "RECORD", fields=(Column("country", "STRING"), Column("city", "STRING"))
                 ),
             ),
         ),
@@ -205,6 +205,8 @@ EVENTS = TableSpec(
         ),
         Column("payload", "JSON"),
         Column("took", "TIME"),
+        # Top-level: the BigQuery emulator refuses GEOGRAPHY inside a RECORD (BigQuery allows it).
+        Column("place", "GEOGRAPHY"),
     ),
 )
 
@@ -215,10 +217,11 @@ def event(i: int) -> dict[str, Any]:
     return {
         "id": i,
         "at": f"2026-11-20T08:{i % 60:02d}:00Z",
-        "user": {"id": f"u{i}", "geo": {"country": "FR", "at": f"POINT({i} 45)"}},
+        "user": {"id": f"u{i}", "geo": {"country": "FR", "city": None}},
         "items": [{"sku": f"s{i}-{n}", "price": n + 0.5, "tags": ["a"] * n} for n in range(i % 3)],
         "payload": payloads[i % 4],
         "took": "00:00:01.250000",
+        "place": f"POINT({i} 45)",
     }
 
 

@@ -60,7 +60,8 @@ class BigQueryWarehouse:
         self.location = location
         self._datasets: set[str] = set()
         self._tables: set[TableSpec] = set()  # checked against BigQuery in this process
-        self._schemas: dict[TableSpec, list[bigquery.SchemaField]] = {}  # as the table has it
+        self._schemas: dict[TableSpec, list[bigquery.SchemaField]] = {}  # as loads send it
+        self._changes: dict[TableSpec, SchemaChange] = {}  # schema changes loads must make
         # Units of one table start together (a sweep): one of them creates it, once.
         self._creating = asyncio.Lock()
         # Loads under way, by the unit's job id: the id of the BigQuery job now awaited, or None
@@ -144,6 +145,16 @@ class BigQueryWarehouse:
                     await self._ensure_dataset(table.dataset)
                     await self._ensure_table(table)
             config.schema = self._schemas.get(table, config.schema)
+            change = self._changes.get(table)
+            if change and replace_partition is not None:
+                raise PermanentError(
+                    f"table {table.name}: {change.describe()} is needed, and a partition"
+                    " replacement loads through a staging table, which cannot change the"
+                    " table's schema: load one file in append mode, or change the table first"
+                )
+            if change:
+                # The load job makes the change: BigQuery's two allowed schema updates.
+                config.schema_update_options = _update_options(change)
             what = f"load {table.name} job {job_id}"
             if replace_partition is None:
                 destination = self._ref(table.name)
@@ -291,8 +302,8 @@ class BigQueryWarehouse:
 
     async def _ensure_table(self, table: TableSpec) -> None:
         """Create the table from the schema (with its partitioning and clustering) when missing;
-        evolve it when the schema gained a NULLABLE column or relaxed a REQUIRED one (see
-        service/schema_changes.py); refuse to load into it when anything else differs."""
+        when the schema gained a NULLABLE column or relaxed a REQUIRED one, the next load makes
+        the change (see service/schema_changes.py); anything else differing is refused."""
         if table in self._tables:
             return
         wanted = bigquery.Table(f"{self.client.project}.{table.name}", schema=_schema(table))
@@ -307,17 +318,13 @@ class BigQueryWarehouse:
         )
         have = {f.name: (_spelled(f), (f.mode or "NULLABLE").upper()) for f in found.schema}
         change = plan_change(table, have, _spelled_column)
-        if change:
-            found.schema = _evolved(list(found.schema), change)
-            # tables.patch: bigquery.tables.update on the table (dataEditor), under the same
-            # metadata rate limit; the client retries 5xx and rate limits. Adding NULLABLE
-            # columns and relaxing REQUIRED ones are the schema changes BigQuery allows.
-            found = await self._call(
-                f"update schema of {table.name}", self.client.update_table, found, ["schema"]
-            )
-            log.info("table %s: schema changed by a load: %s", table.name, change.describe())
         # Loads send the table's own column order (added columns come last in BigQuery).
-        self._schemas[table] = list(found.schema)
+        self._schemas[table] = _evolved(list(found.schema), change)
+        if change:
+            self._changes[table] = change
+            log.info(
+                "table %s: the next load changes its schema: %s", table.name, change.describe()
+            )
         self._tables.add(table)
 
     async def count_rows(self, table: str) -> int:
@@ -378,6 +385,15 @@ def _spelled(field: Any) -> str:
 
 def _spelled_column(column: Column) -> str:
     return _spelled(_field(column))
+
+
+def _update_options(change: SchemaChange) -> list[str]:
+    options = []
+    if change.added:
+        options.append(bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION)
+    if change.relaxed:
+        options.append(bigquery.SchemaUpdateOption.ALLOW_FIELD_RELAXATION)
+    return options
 
 
 def _evolved(fields: list[Any], change: SchemaChange) -> list[Any]:
