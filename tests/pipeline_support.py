@@ -241,3 +241,11 @@ def events_parquet(count: int) -> bytes:
     sink = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows), sink)
     return sink.getvalue()
+
+
+def event_files(count: int) -> list[tuple[str, str, bytes]]:
+    """The events feed as an NDJSON and as a Parquet object: (name, format, bytes)."""
+    return [
+        ("events/a.json", "ndjson", events_ndjson(count)),
+        ("events/a.parquet", "parquet", events_parquet(count)),
+    ]

@@ -49,8 +49,7 @@ from tests.pipeline_support import (
     SCHEMA,
     csv_rows,
     event,
-    events_ndjson,
-    events_parquet,
+    event_files,
     ledger_record,
     pipeline,
 )
@@ -415,13 +414,7 @@ async def test_the_runner_calls_only_what_the_deploy_plan_grants(
 # ---- nested feeds and evolving schemas on BigQuery ---------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "fmt", "data"),
-    [
-        ("events/a.json", "ndjson", events_ndjson(12)),
-        ("events/a.parquet", "parquet", events_parquet(12)),
-    ],
-)
+@pytest.mark.parametrize(("name", "fmt", "data"), event_files(12))
 async def test_a_nested_feed_loads_into_bigquery_with_its_values_intact(
     cloud: Cloud, name: str, fmt: Literal["ndjson", "parquet"], data: bytes
 ) -> None:

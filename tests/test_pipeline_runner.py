@@ -31,8 +31,7 @@ from tests.pipeline_support import (
     Rig,
     csv_rows,
     event,
-    events_ndjson,
-    events_parquet,
+    event_files,
     pipeline,
 )
 
@@ -358,13 +357,7 @@ async def test_the_format_examples_load_as_documented(rig: Rig) -> None:
 # ---- nested feeds, evolving schemas, real dates -------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "fmt", "data"),
-    [
-        ("events/a.json", "ndjson", events_ndjson(40)),
-        ("events/a.parquet", "parquet", events_parquet(40)),
-    ],
-)
+@pytest.mark.parametrize(("name", "fmt", "data"), event_files(40))
 async def test_a_nested_feed_loads_with_its_values_intact(
     rig: Rig, name: str, fmt: Literal["ndjson", "parquet"], data: bytes
 ) -> None:
