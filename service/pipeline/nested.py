@@ -65,6 +65,8 @@ def _empty(column: Column, count: int) -> pa.Array:
 
 
 def _vector(raw: pa.Array, column: Column, text: bool, ignore_unknown: bool) -> pa.Array:
+    if pa.types.is_null(raw.type) and not (column.required and len(raw)):
+        return _empty(column, len(raw))
     if column.repeated:
         if not (pa.types.is_list(raw.type) or pa.types.is_large_list(raw.type)):
             raise _Exact

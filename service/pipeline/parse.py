@@ -150,11 +150,7 @@ def _json_lines(block: bytes, shape: JsonShape) -> tuple[pa.RecordBatch, list[Ba
         else:
             rows.append(values)
     names = sorted({k for r in rows for k in r})
-    as_json = shape.json | shape.nested
-    columns = {
-        name: pa.array([_text(r.get(name), name in as_json) for r in rows], pa.string())
-        for name in names
-    }
+    columns = {name: _json_column([r.get(name) for r in rows], name, shape) for name in names}
     return pa.RecordBatch.from_pydict(columns) if names else _empty_rows(len(rows)), bad
 
 
@@ -169,6 +165,20 @@ def _json_record(line: bytes, shape: JsonShape) -> tuple[str | None, dict[str, A
     if unknown and not shape.ignore_unknown:
         return f"unknown field {unknown[0]!r}", {}
     return None, {k: v for k, v in value.items() if k in shape.known}
+
+
+def _json_column(values: list[Any], name: str, shape: JsonShape) -> pa.Array:
+    """One field of the lines: nested columns as Arrow structs and lists when the values agree
+    on their types (the validate stage's fast path), else, like JSON columns, as JSON text."""
+    if name in shape.nested:
+        try:
+            found = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            found = None
+        if found is not None and (pa.types.is_nested(found.type) or pa.types.is_null(found.type)):
+            return found
+    as_json = name in shape.json or name in shape.nested
+    return pa.array([_text(v, as_json) for v in values], pa.string())
 
 
 def _text(value: object, as_json: bool) -> str | None:
