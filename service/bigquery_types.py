@@ -14,17 +14,35 @@ TYPES = frozenset(
         "INTEGER",
         "FLOAT",
         "NUMERIC",
+        "BIGNUMERIC",
         "BOOLEAN",
         "TIMESTAMP",
         "DATE",
+        "TIME",
         "DATETIME",
         "BYTES",
+        "JSON",
+        "GEOGRAPHY",
+        "RECORD",
     }
 )
 # GoogleSQL spellings BigQuery accepts for the same types.
-ALIASES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN"}
+ALIASES = {
+    "INT64": "INTEGER",
+    "FLOAT64": "FLOAT",
+    "BOOL": "BOOLEAN",
+    "DECIMAL": "NUMERIC",
+    "BIGDECIMAL": "BIGNUMERIC",
+    "STRUCT": "RECORD",
+}
+# Column modes; a REPEATED column is an array of its type.
+MODES = ("NULLABLE", "REQUIRED", "REPEATED")
 # Types that hold a point in time: partition columns, and what a `cast` with a format produces.
 TIME_TYPES = frozenset({"DATE", "DATETIME", "TIMESTAMP"})
+# Types whose text a `cast` with a decimal separator reads.
+NUMBER_TYPES = frozenset({"FLOAT", "NUMERIC", "BIGNUMERIC"})
+# Types whose values are kept as text: a nested value arriving there is kept as its JSON text.
+TEXT_TYPES = frozenset({"STRING", "JSON", "GEOGRAPHY"})
 
 
 def canonical(name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -126,16 +126,31 @@ class UnitResult:
 
 @dataclass(frozen=True)
 class Column:
-    """One field of a BigQuery JSON schema (nested RECORDs are not supported yet)."""
+    """One field of a BigQuery JSON schema; a RECORD holds its own ``fields``, to any depth."""
 
     name: str
     type: str
-    mode: str = "NULLABLE"
+    mode: str = "NULLABLE"  # NULLABLE, REQUIRED or REPEATED (an array; never NULL, no NULLs)
     description: str | None = None
+    fields: tuple[Column, ...] = ()
 
     @property
     def required(self) -> bool:
         return self.mode == "REQUIRED"
+
+    @property
+    def repeated(self) -> bool:
+        return self.mode == "REPEATED"
+
+    @property
+    def nested(self) -> bool:
+        """Whether values are RECORDs or arrays rather than one scalar."""
+        return self.repeated or self.type == "RECORD"
+
+    @property
+    def item(self) -> Column:
+        """One element of a REPEATED column (the column itself otherwise)."""
+        return replace(self, mode="NULLABLE") if self.repeated else self
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,18 @@ read back what landed, what was quarantined and what the unit reported.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse, qualified
@@ -171,3 +174,78 @@ async def ledger_record(store: IdempotencyStore, p: Pipeline, info: ObjectInfo) 
     stored = await store.get(key.digest)
     assert stored is not None
     return stored.record
+
+
+# A web-events feed as a new user brings it: objects, arrays of objects, a JSON column whose
+# values take any shape, timestamps, a time of day and a point.
+EVENTS = TableSpec(
+    "web.events",
+    (
+        Column("id", "INTEGER", "REQUIRED"),
+        Column("at", "TIMESTAMP"),
+        Column(
+            "user",
+            "RECORD",
+            fields=(
+                Column("id", "STRING"),
+                Column(
+                    "geo", "RECORD", fields=(Column("country", "STRING"), Column("city", "STRING"))
+                ),
+            ),
+        ),
+        Column(
+            "items",
+            "RECORD",
+            "REPEATED",
+            fields=(
+                Column("sku", "STRING", "REQUIRED"),
+                Column("price", "NUMERIC"),
+                Column("tags", "STRING", "REPEATED"),
+            ),
+        ),
+        Column("payload", "JSON"),
+        Column("took", "TIME"),
+        # Top-level: the BigQuery emulator refuses GEOGRAPHY inside a RECORD (BigQuery allows it).
+        Column("place", "GEOGRAPHY"),
+    ),
+)
+
+
+def event(i: int) -> dict[str, Any]:
+    """Event ``i`` as its NDJSON line holds it (payloads of every JSON shape in turn)."""
+    payloads: list[Any] = [{"page": f"/p/{i}", "ref": None}, [i, "x"], "plain", None]
+    return {
+        "id": i,
+        "at": f"2026-11-20T08:{i % 60:02d}:00Z",
+        "user": {"id": f"u{i}", "geo": {"country": "FR", "city": None}},
+        "items": [{"sku": f"s{i}-{n}", "price": n + 0.5, "tags": ["a"] * n} for n in range(i % 3)],
+        "payload": payloads[i % 4],
+        "took": "00:00:01.250000",
+        "place": f"POINT({i} 45)",
+    }
+
+
+def events_ndjson(count: int) -> bytes:
+    return b"".join(json.dumps(event(i)).encode() + b"\n" for i in range(count))
+
+
+def events_parquet(count: int) -> bytes:
+    """The same events as a Parquet producer writes them: typed timestamps, JSON as text."""
+    rows = []
+    for i in range(count):
+        row = event(i)
+        row["at"] = datetime.fromisoformat(row["at"])
+        row["payload"] = None if row["payload"] is None else json.dumps(row["payload"])
+        row["took"] = time(0, 0, 1, 250000)
+        rows.append(row)
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), sink)
+    return sink.getvalue()
+
+
+def event_files(count: int) -> list[tuple[str, str, bytes]]:
+    """The events feed as an NDJSON and as a Parquet object: (name, format, bytes)."""
+    return [
+        ("events/a.json", "ndjson", events_ndjson(count)),
+        ("events/a.parquet", "parquet", events_parquet(count)),
+    ]

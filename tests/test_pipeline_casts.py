@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 import pyarrow as pa
 import pytest
 
 from service.models import Column
-from service.pipeline.casts import convert
+from service.pipeline.casts import CastRule, convert
 
 
 def cast(
@@ -19,10 +19,12 @@ def cast(
     mode: str = "NULLABLE",
     text: bool = True,
     source: pa.DataType | None = None,
-    fmt: str | None = None,
+    formats: tuple[str, ...] = (),
+    decimal_separator: str | None = None,
 ) -> tuple[list[object], dict[int, str]]:
     raw = pa.array(values, source or pa.binary())
-    out, failed = convert(raw, Column("c", kind, mode), text=text, fmt=fmt)
+    rule = CastRule(formats, decimal_separator)
+    out, failed = convert(raw, Column("c", kind, mode), text=text, rule=rule)
     return out.to_pylist(), failed
 
 
@@ -108,11 +110,53 @@ def test_bytes_in_text_files_are_base64() -> None:
 
 
 def test_a_strptime_format_from_a_cast_transform() -> None:
-    values, failed = cast([b"20/11/2026", b"2026-11-20"], "DATE", fmt="%d/%m/%Y")
+    values, failed = cast([b"20/11/2026", b"2026-11-20"], "DATE", formats=("%d/%m/%Y",))
     assert values == [date(2026, 11, 20), None]
-    assert list(failed) == [1]
-    values, _ = cast([b"20/11/2026 08:00"], "TIMESTAMP", fmt="%d/%m/%Y %H:%M")
+    assert failed == {1: "c: '2026-11-20' matches none of the formats %d/%m/%Y"}
+    values, _ = cast([b"20/11/2026 08:00"], "TIMESTAMP", formats=("%d/%m/%Y %H:%M",))
     assert values == [datetime(2026, 11, 20, 8, tzinfo=UTC)]
+
+
+def test_several_formats_the_first_that_parses_wins() -> None:
+    formats = ("%Y-%m-%d", "%d/%m/%Y")
+    values, failed = cast(
+        [b"2026-11-20", b"20/11/2026", b"", b"11.20.2026"], "DATE", formats=formats
+    )
+    assert values == [date(2026, 11, 20), date(2026, 11, 20), None, None]
+    assert failed == {3: "c: '11.20.2026' matches none of the formats %Y-%m-%d, %d/%m/%Y"}
+    # 01/02/2026 reads with the first format that parses it: day first here.
+    values, _ = cast([b"01/02/2026"], "DATE", formats=("%d/%m/%Y", "%m/%d/%Y"))
+    assert values == [date(2026, 2, 1)]
+
+
+def test_decimal_commas_by_option() -> None:
+    values, failed = cast([b"12,50", b"-0,5", b"3", b"1.234,50"], "NUMERIC", decimal_separator=",")
+    assert values == [Decimal("12.5"), Decimal("-0.5"), Decimal(3), None]
+    assert list(failed) == [3]  # a grouping point is not guessed away
+    assert cast([b"12,50"], "FLOAT", decimal_separator=",") == ([12.5], {})
+    assert list(cast([b"12,50"], "FLOAT")[1]) == [0]  # without the option, a bad value
+
+
+def test_time_bignumeric_json_and_geography_from_text() -> None:
+    assert cast([b"08:15:00.5", b"25:00"], "TIME")[0] == [time(8, 15, 0, 500000), None]
+    big = b"123456789012345678901234567890.12345678901234567890123456789012345678"
+    values, failed = cast([big, b"1e40"], "BIGNUMERIC")
+    assert values[0] == Decimal(big.decode()) and failed.keys() == {1}
+    values, failed = cast([b'{"a": [1, 2]}', b"{nope", b"3"], "JSON")
+    assert values == ['{"a": [1, 2]}', None, "3"] and list(failed) == [1]
+    values, failed = cast(
+        [b"POINT(1 2)", b'{"type": "Point", "coordinates": [1, 2]}', b"here"], "GEOGRAPHY"
+    )
+    assert values[:2] == ["POINT(1 2)", '{"type": "Point", "coordinates": [1, 2]}']
+    assert failed == {2: "c: 'here' is not a valid GEOGRAPHY"}
+
+
+def test_a_nested_value_in_a_string_or_json_column_is_kept_as_json_text() -> None:
+    nested: list[object] = [{"a": 1, "b": ["x"]}, None]
+    source = pa.struct([("a", pa.int64()), ("b", pa.list_(pa.string()))])
+    for kind in ("STRING", "JSON"):
+        values, failed = cast(nested, kind, text=False, source=source)
+        assert values == ['{"a": 1, "b": ["x"]}', None] and failed == {}
 
 
 @pytest.mark.parametrize(
@@ -143,5 +187,5 @@ def test_typed_values_that_do_not_fit_are_bad_rows() -> None:
     values, failed = cast([1.5, 2.0], "INTEGER", text=False, source=pa.float64())
     assert values == [None, 2] and list(failed) == [0]
     nested = pa.array([{"a": 1}, None], pa.struct([("a", pa.int64())]))
-    out, failed = convert(nested, Column("c", "STRING"), text=False)
+    out, failed = convert(nested, Column("c", "INTEGER"), text=False)
     assert out.to_pylist() == [None, None] and list(failed) == [0]

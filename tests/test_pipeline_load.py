@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from google.api_core import exceptions as gexc
 
@@ -92,3 +94,37 @@ def test_bigquery_errors_map_to_transient_or_permanent(error: Exception, transie
     mapped = translate(error, "load t")
     assert isinstance(mapped, TransientError if transient else PermanentError)
     assert mapped.__class__ is not IngestError
+
+
+async def test_a_schema_that_gained_a_column_or_relaxed_one_evolves_the_table(
+    warehouse: DuckDbWarehouse, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await warehouse.load_parquet(TABLE, await spooled(tmp_path, [1], date(2026, 11, 20)), "a")
+    wider = replace(
+        TABLE,
+        columns=(
+            Column("id", "INTEGER"),
+            Column("day", "DATE"),
+            Column("tags", "STRING", "REPEATED"),
+        ),
+    )
+    second = tmp_path / "wider.parquet"
+    rows = {"id": [2], "day": [date(2026, 11, 20)], "tags": [["a", "b"]]}
+    pq.write_table(pa.table(rows), second)
+    with caplog.at_level("INFO"):
+        await warehouse.load_parquet(wider, second, "b")
+    assert "added column tags (STRING REPEATED), relaxed column id to NULLABLE" in caplog.text
+    assert await warehouse.count_rows(TABLE.name) == 2
+
+    def columns(conn: Any) -> list[tuple[str, str, str]]:
+        found: list[tuple[str, str, str]] = conn.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+            " WHERE table_name = 'events' ORDER BY ordinal_position"
+        ).fetchall()
+        return found
+
+    assert await warehouse._run(columns) == [
+        ("id", "BIGINT", "YES"),
+        ("day", "DATE", "YES"),
+        ("tags", "VARCHAR[]", "YES"),
+    ]

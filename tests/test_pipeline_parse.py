@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from service.errors import PermanentError
+from service.models import Column, TableSpec
 from tests.pipeline_support import parse_all, pipeline, rows_of
 
 
@@ -29,11 +30,11 @@ async def test_ndjson_bad_lines_are_quarantined_not_fatal() -> None:
     assert bad == [
         (2, "not valid JSON"),
         (3, "unknown field 'extra'"),
-        (4, "name"),
         (5, "not a JSON object"),
     ]
     rows = rows_of(batches)
-    assert [(r["id"], r.get("amount")) for r in rows] == [("1", "1.5"), ("6", "2.25")]
+    assert [(r["id"], r.get("amount")) for r in rows] == [("1", "1.5"), ("4", None), ("6", "2.25")]
+    assert rows[1]["name"] == '{"nested": 1}'  # an object in a STRING column: its JSON text
     assert sum(b.records for b in batches) == 6  # the blank line is not a record
 
 
@@ -44,15 +45,37 @@ async def test_ndjson_unknown_fields_may_be_ignored() -> None:
     assert not any(b.bad for b in batches)
 
 
-@pytest.mark.parametrize("nested", [b"[]", b"[1, 2]", b'{"a": 1}'])
-async def test_ndjson_nested_values_that_pyarrow_reads_are_still_bad_rows(nested: bytes) -> None:
-    # pyarrow reads the block whole (a list or struct column); the rows must not reach a cast.
+@pytest.mark.parametrize("nested", [b"[]", b"[1, 2]", b'{"b": 2, "a": 1}'])
+async def test_ndjson_nested_values_in_a_string_column_keep_their_json_text(nested: bytes) -> None:
+    # pyarrow reads the block whole (a list or struct column): the line-by-line path keeps the
+    # text as written (pyarrow would add the keys other lines have, and sort nothing back).
     data = b'{"id": 1, "name": ' + nested + b'}\n{"id": 2, "name": "b"}\n'
     batches = await parse_all(pipeline(format="ndjson"), data)
-    assert [(b.row, b.reason) for batch in batches for b in batch.bad] == [
-        (1, "name: nested values are not supported")
+    assert not any(batch.bad for batch in batches)
+    rows = rows_of(batches)
+    assert [(r["id"], r["name"]) for r in rows] == [
+        ("1", json.dumps(json.loads(nested))),
+        ("2", "b"),
     ]
-    assert [r["id"] for r in rows_of(batches)] == ["2"]
+
+
+async def test_ndjson_nested_columns_pass_through_as_arrow_structs_and_lists() -> None:
+    schema = (
+        Column("id", "INTEGER"),
+        Column(
+            "user", "RECORD", fields=(Column("id", "INTEGER"), Column("tags", "STRING", "REPEATED"))
+        ),
+        Column("payload", "JSON"),
+    )
+    p = pipeline(format="ndjson", table=TableSpec("d.t", schema))
+    data = b'{"id": 1, "user": {"id": 7, "tags": ["a"]}, "payload": "x"}\n{"id": 2}\n'
+    [batch] = await parse_all(p, data)
+    assert pa.types.is_struct(batch.batch.schema.field("user").type)  # the fast path
+    assert batch.batch.column("payload").to_pylist() == ['"x"', None]  # JSON text
+    data = b'{"id": 1, "payload": {"k": 1}}\n{"id": 2, "user": "no", "payload": [true]}\n'
+    [batch] = await parse_all(p, data)  # line by line: nested columns and JSON as JSON text
+    assert batch.batch.column("payload").to_pylist() == ['{"k": 1}', "[true]"]
+    assert batch.batch.column("user").to_pylist() == [None, '"no"']
 
 
 async def test_ndjson_clean_blocks_take_the_fast_path_with_json_types() -> None:

@@ -164,13 +164,43 @@ def test_errors_name_the_file_the_pipeline_and_the_field(
         ('"missing.json"', "schema"),
         ("[]", "schema"),
         ('[{name = "x"}]', "schema[0]"),
-        ('[{name = "x", type = "GEOGRAPHY"}]', "schema[0].type"),
-        ('[{name = "x", type = "STRING", mode = "REPEATED"}]', "schema[0].mode"),
+        ('[{name = "x", type = "GEOMETRY"}]', "schema[0].type"),
+        ('[{name = "x", type = "STRING", mode = "ARRAY"}]', "schema[0].mode"),
         ('[{name = "x", type = "STRING"}, {name = "x", type = "STRING"}]', "schema"),
     ],
 )
 def test_schema_errors_name_the_field(tmp_path: Path, schema: str, field: str) -> None:
     path = write(tmp_path, entry(schema=schema))
+    with pytest.raises(ConfigError) as caught:
+        load_pipelines(path)
+    assert f"{path}: pipeline 'p': {field}: " in str(caught.value)
+
+
+def test_a_cast_reads_several_formats_and_decimal_commas(tmp_path: Path) -> None:
+    schema = '[{name = "day", type = "DATE"}, {name = "amount", type = "NUMERIC"}]'
+    transforms = (
+        '[[pipelines.transforms]]\nop = "cast"\ncolumn = "day"\n'
+        'formats = ["%Y-%m-%d", "%d/%m/%Y"]\n'
+        '[[pipelines.transforms]]\nop = "cast"\ncolumn = "amount"\ndecimal_separator = ","'
+    )
+    [p] = load_pipelines(write(tmp_path, entry(transforms, schema=schema))).pipelines
+    assert p.transforms[0].all_formats == ("%Y-%m-%d", "%d/%m/%Y")
+    assert p.transforms[1].decimal_separator == ","
+
+
+@pytest.mark.parametrize(
+    ("cast", "field"),
+    [
+        ('column = "day"', "transforms[0]"),
+        ('column = "day"\nformats = "%Y"', "transforms[0].formats"),
+        ('column = "day"\ndecimal_separator = ","', "transforms[0].decimal_separator"),
+        ('column = "id"\ndecimal_separator = ","', "transforms[0].decimal_separator"),
+    ],
+)
+def test_a_cast_that_says_nothing_or_the_wrong_thing_is_refused(
+    tmp_path: Path, cast: str, field: str
+) -> None:
+    path = write(tmp_path, entry(f'[[pipelines.transforms]]\nop = "cast"\n{cast}'))
     with pytest.raises(ConfigError) as caught:
         load_pipelines(path)
     assert f"{path}: pipeline 'p': {field}: " in str(caught.value)

@@ -192,7 +192,7 @@ json_line = st.one_of(
     good_object.map(json.dumps),
     st.dictionaries(st.sampled_from(COLUMNS), st.lists(scalar, max_size=2), min_size=1).map(
         json.dumps
-    ),  # nested: quarantined today
+    ),  # nested: kept as JSON text (every column is a STRING)
     st.dictionaries(st.sampled_from(["unknown", "typo"]), scalar, min_size=1).map(json.dumps),
     st.sampled_from(["{", "[1, 2]", '"text"', "{'single': 1}", "nul\x00l", "{}"]),
     st.sampled_from(["", "   ", "\t"]),  # blank: not a record
@@ -200,7 +200,8 @@ json_line = st.one_of(
 
 
 def reference_ndjson(lines: list[str]) -> tuple[int, int]:
-    """Records (non-blank lines) and good records (objects of known, non-nested fields)."""
+    """Records (non-blank lines) and good records (objects of known fields; nested values are
+    good too: their JSON text is kept in these STRING columns)."""
     records = [line for line in lines if line.strip()]
     return len(records), sum(1 for line in records if _good_json(line))
 
@@ -212,7 +213,7 @@ def _good_json(line: str) -> bool:
         return False
     if not isinstance(value, dict):
         return False
-    return all(k in COLUMNS and not isinstance(v, dict | list) for k, v in value.items())
+    return all(k in COLUMNS for k in value)
 
 
 @PROFILE

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,10 +23,18 @@ import pytest
 
 from service.errors import StageError
 from service.models import Column, ObjectInfo, ObjectRef, TableSpec, UnitResult
-from service.pipeline.definition import BadRowPolicy, CsvOptions
+from service.pipeline.definition import BadRowPolicy, CsvOptions, Transform
 from service.pipeline.runner import Runner
 from service.pipeline.spool_budget import mib
-from tests.pipeline_support import TABLE, Rig, csv_rows, pipeline
+from tests.pipeline_support import (
+    EVENTS,
+    TABLE,
+    Rig,
+    csv_rows,
+    event,
+    event_files,
+    pipeline,
+)
 
 GOOD = csv_rows("1,a,1.50,2026-11-20", "2,b,2.25,2026-11-20", "3,c,,2026-11-20")
 
@@ -423,3 +432,67 @@ async def test_a_file_still_being_read_at_the_deadline_fails_with_how_long_it_ma
     assert rejected.stage == "extract"
     assert "took longer than 0 s, the time one unit may take" in rejected.reason
     assert "(INGEST_READ_SECONDS)" in rejected.reason
+
+
+# ---- nested feeds, evolving schemas, real dates -------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "fmt", "data"), event_files(40))
+async def test_a_nested_feed_loads_with_its_values_intact(
+    rig: Rig, name: str, fmt: Literal["ndjson", "parquet"], data: bytes
+) -> None:
+    p = pipeline(table=EVENTS, format=fmt, bad_rows=BadRowPolicy())
+    result = await rig.run(p, await rig.put(name, data))
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (40, 40, 0)
+    columns = 'id, "user", items, payload, took, CAST("at" AS VARCHAR)'
+    rows = await rig.rows(EVENTS.name, columns=columns)
+    for i in (0, 1, 2, 5, 39):
+        sent = event(i)
+        id_, user, items, payload, took, at = rows[i]
+        assert (id_, user) == (i, sent["user"])
+        assert items == [
+            {"sku": it["sku"], "price": Decimal(str(it["price"])), "tags": it["tags"]}
+            for it in sent["items"]
+        ]
+        # JSON keeps what was sent, whatever its shape (a string stays a JSON string).
+        assert (None if payload is None else json.loads(payload)) == sent["payload"]
+        assert str(took) == "00:00:01.250000"
+        assert at == f"2026-11-20 08:{i % 60:02d}:00+00"
+
+
+async def test_bad_nested_values_are_quarantined_with_the_path_of_the_field(rig: Rig) -> None:
+    lines = [event(0), event(1), event(2)]
+    lines[1]["items"] = [{"sku": "a", "price": 1}, {"sku": "b", "price": "cheap"}]
+    lines[2]["user"] = {"id": "u2", "geo": {"country": "FR", "height": 3}}
+    data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    p = pipeline(table=EVENTS, format="ndjson", bad_rows=BadRowPolicy(max_ratio=1.0))
+    info = await rig.put("events/bad.json", data)
+    result = await rig.run(p, info)
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 2)
+    reasons = [(q["row"], q["reason"]) for q in rig.quarantine(p, info)]
+    assert reasons == [
+        (2, 'items[1].price: "cheap" is not a valid NUMERIC'),
+        (3, "user.geo.height: unknown field"),
+    ]
+
+
+async def test_a_column_added_to_the_schema_between_two_files_loads_both(rig: Rig) -> None:
+    await rig.run(pipeline(), await rig.put("orders/first.csv", GOOD))
+    wider = TableSpec(TABLE, (*pipeline().table.columns, Column("channel", "STRING")), "day")
+    second = csv_rows("4,d,4,2026-11-20,web", header="id,name,amount,day,channel")
+    result = await rig.run(pipeline(table=wider), await rig.put("orders/second.csv", second))
+    assert result.rows_loaded == 1
+    assert await rig.rows(columns="id, channel") == [(1, None), (2, None), (3, None), (4, "web")]
+
+
+async def test_a_csv_date_column_in_two_formats_loads_every_row(rig: Rig) -> None:
+    cast = Transform("cast", "day", formats=("%Y-%m-%d", "%d/%m/%Y"))
+    amount = Transform("cast", "amount", decimal_separator=",")
+    p = pipeline(transforms=(cast, amount), csv=CsvOptions(delimiter=";"))
+    data = csv_rows("1;a;12,50;2026-11-20", "2;b;3;20/11/2026", header="id;name;amount;day")
+    result = await rig.run(p, await rig.put("orders/dates.csv", data))
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 0)
+    assert await rig.rows(columns="id, amount, day") == [
+        (1, Decimal("12.5"), date(2026, 11, 20)),
+        (2, Decimal(3), date(2026, 11, 20)),
+    ]

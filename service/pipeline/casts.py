@@ -3,7 +3,9 @@
 Each function returns the converted values (bad ones null) and ``{row index: reason}``. The
 fast path is one or two pyarrow.compute kernels per column; only a column that fails falls back
 to checking value by value, to say exactly which rows are bad and why. Used by the validate
-stage only.
+stage only (RECORD and REPEATED columns: nested.py, which casts their leaves here).
+
+Longer than 300 lines: one converter per BigQuery type, and the tables that list them all.
 """
 
 from __future__ import annotations
@@ -13,28 +15,36 @@ import binascii
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import time as time_of_day
+from decimal import Decimal, InvalidOperation, localcontext
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from service.bigquery_types import TEXT_TYPES
 from service.models import Column
 
 Failures = dict[int, str]
 Converted = tuple[pa.Array, Failures]
 
-# Arrow types that hold each BigQuery type (canonical names) on its way to Parquet.
+# Arrow types that hold each scalar BigQuery type (canonical names) on its way to Parquet;
+# a RECORD is a struct of its fields' types (``arrow_type``), a REPEATED column a list.
 ARROW_TYPES: dict[str, pa.DataType] = {
     "STRING": pa.string(),
     "INTEGER": pa.int64(),
     "FLOAT": pa.float64(),
     "NUMERIC": pa.decimal128(38, 9),
+    "BIGNUMERIC": pa.decimal256(76, 38),
     "BOOLEAN": pa.bool_(),
     "TIMESTAMP": pa.timestamp("us", tz="UTC"),
     "DATE": pa.date32(),
+    "TIME": pa.time64("us"),
     "DATETIME": pa.timestamp("us"),
     "BYTES": pa.binary(),
+    "JSON": pa.string(),  # JSON text; BigQuery parses a string into a JSON column
+    "GEOGRAPHY": pa.string(),  # WKT or GeoJSON text
 }
 # Spellings BigQuery accepts for booleans in CSV, lower-cased.
 TRUE_WORDS = pa.array(["true", "t", "1", "yes", "y"])
@@ -43,15 +53,42 @@ FALSE_WORDS = pa.array(["false", "f", "0", "no", "n"])
 ZONE_SUFFIX = r"([zZ]|[+-]\d{2}(:?\d{2})?)$"
 ZONE_PATTERN = re.compile(ZONE_SUFFIX)
 ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+# Types held as strings whose text is still checked (and BYTES, base64 in text files).
+CHECKED_TEXT = frozenset({"JSON", "GEOGRAPHY"})
+# How WKT text begins: a geometry's name.
+WKT_START = re.compile(
+    r"(?i)(POINT|LINESTRING|POLYGON|MULTIPOINT|MULTILINESTRING|MULTIPOLYGON|GEOMETRYCOLLECTION)\b"
+)
 
 
 def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
-    return pa.schema(
-        [pa.field(c.name, ARROW_TYPES[c.type], nullable=not c.required) for c in columns]
-    )
+    return pa.schema([pa.field(c.name, arrow_type(c), nullable=not c.required) for c in columns])
 
 
-def convert(raw: pa.Array, column: Column, *, text: bool, fmt: str | None = None) -> Converted:
+def arrow_type(column: Column) -> pa.DataType:
+    """The Arrow type of a column's values: standard structs and lists for nested ones.
+
+    Fields inside a RECORD stay nullable in Arrow (a NULL record has NULL fields however they
+    are declared); the validate stage checks their REQUIRED mode itself.
+    """
+    if column.type == "RECORD":
+        kind = pa.struct([pa.field(f.name, arrow_type(f)) for f in column.fields])
+    else:
+        kind = ARROW_TYPES[column.type]
+    return pa.list_(kind) if column.repeated else kind
+
+
+@dataclass(frozen=True)
+class CastRule:
+    """How a `cast` transform reads one column's text: formats tried in order, or a separator."""
+
+    formats: tuple[str, ...] = ()
+    decimal_separator: str | None = None
+
+
+def convert(
+    raw: pa.Array, column: Column, *, text: bool, rule: CastRule | None = None
+) -> Converted:
     """Cast one column. ``text``: the values are text (CSV, JSON) rather than typed (Parquet)."""
     target = ARROW_TYPES[column.type]
     failed: Failures
@@ -59,16 +96,24 @@ def convert(raw: pa.Array, column: Column, *, text: bool, fmt: str | None = None
         raw = raw.dictionary_decode()
     if pa.types.is_null(raw.type):
         values, failed = pa.nulls(len(raw), target), {}
-    elif raw.type == target and not (text and column.type == "BYTES"):
+    elif pa.types.is_nested(raw.type) and column.type in TEXT_TYPES:
+        values, failed = json_text(raw), {}  # kept as its JSON text
+    elif column.type == "JSON" and not _stored_as_text(raw.type):
+        values, failed = json_text(raw), {}  # typed values (Parquet) as JSON
+    elif (
+        raw.type == target
+        and column.type not in CHECKED_TEXT
+        and not (text and column.type == "BYTES")
+    ):
         values, failed = raw, {}  # converted already (by the CSV reader, or typed in Parquet)
     elif pa.types.is_binary(raw.type) and column.type == "BYTES":
         values, failed = _base64(raw, column.name) if text else (raw, {})
     elif pa.types.is_binary(raw.type) or pa.types.is_large_binary(raw.type):
         as_text, failed = _utf8(raw, column.name)
-        values, bad = _from_text(as_text, column, fmt)
+        values, bad = _from_text(as_text, column, rule)
         failed.update({i: r for i, r in bad.items() if i not in failed})
     elif pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
-        values, failed = _from_text(raw.cast(pa.string()), column, fmt)
+        values, failed = _from_text(raw.cast(pa.string()), column, rule)
     else:
         values, failed = _native(raw, column)
     if column.required and values.null_count:
@@ -77,12 +122,37 @@ def convert(raw: pa.Array, column: Column, *, text: bool, fmt: str | None = None
     return values, failed
 
 
-def _from_text(text: pa.Array, column: Column, fmt: str | None) -> Converted:
+def _stored_as_text(kind: pa.DataType) -> bool:
+    return any(
+        check(kind)
+        for check in (
+            pa.types.is_string,
+            pa.types.is_large_string,
+            pa.types.is_binary,
+            pa.types.is_large_binary,
+        )
+    )
+
+
+def _from_text(text: pa.Array, column: Column, rule: CastRule | None) -> Converted:
     target = ARROW_TYPES[column.type]
-    if fmt is not None:
-        return _strptime(text, target, fmt, column)
+    if rule is not None and rule.formats:
+        return _strptime(text, target, rule.formats, column)
+    if rule is not None and rule.decimal_separator == ",":
+        text = pc.replace_substring(text, ",", ".", max_replacements=1)
     converter = CONVERTERS.get(column.type, _cast)
     return converter(text, target, column)
+
+
+def json_text(values: pa.Array) -> pa.Array:
+    """Each value as JSON text (nested values kept in a STRING or JSON column)."""
+    return pa.array(
+        [
+            None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+            for v in values.to_pylist()
+        ],
+        pa.string(),
+    )
 
 
 def _utf8(raw: pa.Array, name: str) -> Converted:
@@ -162,14 +232,32 @@ def _datetime(text: pa.Array, target: pa.DataType, column: Column) -> Converted:
         return _per_value(text, column)
 
 
-def _strptime(text: pa.Array, target: pa.DataType, fmt: str, column: Column) -> Converted:
+def _strptime(
+    text: pa.Array, target: pa.DataType, formats: tuple[str, ...], column: Column
+) -> Converted:
+    """Each format in turn on the values no earlier one parsed: the first that parses wins."""
+    trimmed = pc.utf8_trim_whitespace(text)
     try:
-        parsed = pc.strptime(pc.utf8_trim_whitespace(text), format=fmt, unit="us")
-        return _time_as(parsed, target), {}
+        parsed = pa.nulls(len(text), pa.timestamp("us"))
+        for fmt in formats:
+            found = pc.strptime(trimmed, format=fmt, unit="us", error_is_null=True)
+            parsed = pc.coalesce(parsed, found)
+        values = _time_as(parsed, target)
+        missed = pc.and_(pc.is_null(parsed), pc.invert(pc.equal(pc.utf8_length(trimmed), 0)))
+        if not pc.any(missed).as_py():
+            return values, {}
     except ARROW_ERRORS:
-        return _per_value(
-            text, column, lambda v: _as_type(datetime.strptime(v.strip(), fmt), column)
-        )
+        pass
+    return _per_value(text, column, lambda v: _first_format(v.strip(), formats, column))
+
+
+def _first_format(value: str, formats: tuple[str, ...], column: Column) -> object:
+    for fmt in formats:
+        try:
+            return _as_type(datetime.strptime(value, fmt), column)
+        except ValueError:
+            continue
+    raise ValueError(f"matches none of the formats {', '.join(formats)}")
 
 
 def _time_as(parsed: pa.Array, target: pa.DataType) -> pa.Array:
@@ -225,9 +313,12 @@ def _per_value(
             if isinstance(item, dict | list):
                 raise ValueError("nested")
             out.append(parse(_as_text(item)))
-        except (ValueError, TypeError, InvalidOperation, OverflowError):
+        except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
             out.append(None)
-            failed[i] = f"{column.name}: {_clip(item)!r} is not a valid {column.type}"
+            why = (
+                str(exc) if str(exc).startswith("matches none") else f"is not a valid {column.type}"
+            )
+            failed[i] = f"{column.name}: {_clip(item)!r} {why}"
     return pa.array(out, target), failed
 
 
@@ -289,6 +380,32 @@ def _parse_decimal(value: str) -> Decimal:
     return number.quantize(Decimal("1.000000000"))
 
 
+def _parse_bignumeric(value: str) -> Decimal:
+    with localcontext() as context:
+        context.prec = 80
+        number = Decimal(value.strip())
+        if not number.is_finite() or abs(number) >= Decimal(10) ** 38:
+            raise ValueError("not a finite BIGNUMERIC")
+        return number.quantize(Decimal(1).scaleb(-38))
+
+
+def _parse_json(value: str) -> str:
+    json.loads(value)
+    return value
+
+
+def _parse_geography(value: str) -> str:
+    """WKT (``POINT(1 2)``) or a GeoJSON geometry; BigQuery checks the shape itself."""
+    text = value.strip()
+    if text.startswith("{"):
+        found = json.loads(text)
+        if not isinstance(found, dict) or "type" not in found:
+            raise ValueError("GeoJSON needs a type")
+    elif not WKT_START.match(text):
+        raise ValueError("not WKT or GeoJSON")
+    return value
+
+
 def _parse_bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in TRUE_WORDS.to_pylist():
@@ -304,6 +421,10 @@ PY_PARSERS: dict[str, Callable[[str], object]] = {
     "INTEGER": _int64,
     "FLOAT": lambda v: float(v.strip()),
     "NUMERIC": _parse_decimal,
+    "BIGNUMERIC": _parse_bignumeric,
+    "TIME": lambda v: time_of_day.fromisoformat(v.strip()),
+    "JSON": _parse_json,
+    "GEOGRAPHY": _parse_geography,
     "BOOLEAN": _parse_bool,
     "TIMESTAMP": _parse_timestamp,
     "DATETIME": _parse_datetime,
@@ -315,6 +436,10 @@ CONVERTERS: dict[str, Callable[[pa.Array, pa.DataType, Column], Converted]] = {
     "BOOLEAN": _boolean,
     "TIMESTAMP": _timestamp,
     "DATETIME": _datetime,
+    # No Arrow kernel reads these: each value is checked in Python.
+    "TIME": lambda text, target, column: _per_value(text, column),
+    "JSON": lambda text, target, column: _per_value(text, column),
+    "GEOGRAPHY": lambda text, target, column: _per_value(text, column),
 }
 
 

@@ -70,6 +70,13 @@ class Transform:
     value: str | None = None
     pattern: str | None = None
     format: str | None = None  # strptime format: `cast`, and `from_path` for compact dates
+    formats: tuple[str, ...] = ()  # `cast`: more strptime formats, tried after `format`
+    decimal_separator: str | None = None  # `cast`: "," reads 12,50 as 12.50
+
+    @property
+    def all_formats(self) -> tuple[str, ...]:
+        """Every format a `cast` tries, in order: the first that parses a value wins."""
+        return ((self.format,) if self.format else ()) + self.formats
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from service.bigquery_types import TIME_TYPES, TYPES, canonical
+from service.bigquery_types import NUMBER_TYPES, TIME_TYPES
 from service.errors import ConfigError
 from service.ledger import RETENTION
 from service.models import Column, TableSpec
@@ -28,7 +28,8 @@ from service.pipeline.definition import (
     Transform,
 )
 from service.pipeline.overlaps import overlaps
-from service.typed_reader import Section, load_json, load_toml
+from service.pipeline.schema_file import SchemaError, read_schema
+from service.typed_reader import Section, load_toml
 
 # Where a missing or unreadable pipelines file's path comes from.
 PATH_HINT = " (set INGEST_PIPELINES)"
@@ -38,10 +39,12 @@ TRANSFORM_KEYS: dict[str, tuple[str, ...]] = {
     "drop": ("column",),
     "constant": ("column", "value"),
     "from_path": ("column", "pattern"),
-    "cast": ("column", "format"),
+    "cast": ("column",),
 }
+# What a `cast` says, one or more of: how dates read, or what separates decimals.
+CAST_KEYS = ("format", "formats", "decimal_separator")
 # Transform keys an operation may give: `from_path` reformats a compact date it finds.
-TRANSFORM_OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {"from_path": ("format",)}
+TRANSFORM_OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {"from_path": ("format",), "cast": CAST_KEYS}
 # The keys of a [[pipelines]] table: the model's fields, with `table` given as its name, schema,
 # partitioning and clustering.
 PIPELINE_KEYS = frozenset(Pipeline.__dataclass_fields__) | {
@@ -164,12 +167,12 @@ class _Parser:
         self.checked("table", table_name, option_rules.table_problem)
         columns = self.schema()
         by_name = {c.name: c for c in columns}
-        if len(by_name) != len(columns):
-            raise self.entry.fail("schema", "column names must be unique")
         partition = self.entry.get("partition_field", str)
         if partition is not None and partition not in by_name:
             raise self.entry.fail("partition_field", f"{partition!r} is not a schema column")
-        if partition is not None and by_name[partition].type not in TIME_TYPES:
+        if partition is not None and (
+            by_name[partition].type not in TIME_TYPES or by_name[partition].repeated
+        ):
             raise self.entry.fail("partition_field", "must be a DATE, DATETIME or TIMESTAMP column")
         clustering = tuple(self.entry.get("clustering", list, []))
         if len(clustering) > 4:
@@ -180,35 +183,10 @@ class _Parser:
         return TableSpec(name, columns, partition, clustering)
 
     def schema(self) -> tuple[Column, ...]:
-        ref = self.entry.get("schema", object, required=True)
-        if isinstance(ref, list):
-            fields: Any = ref  # inline, as [[pipelines.schema]] tables
-        elif isinstance(ref, str):
-            fields = self._schema_file(ref)
-        else:
-            raise self.entry.fail("schema", "must be a JSON schema file name or a list of fields")
-        if isinstance(fields, dict):
-            fields = fields.get("fields", fields.get("schema", []))
-        if not isinstance(fields, list) or not fields:
-            raise self.entry.fail("schema", "must be a BigQuery JSON schema (a list of fields)")
-        return tuple(self.column(f, i) for i, f in enumerate(fields))
-
-    def _schema_file(self, ref: str) -> Any:
         try:
-            return load_json((self.path.parent / ref).resolve(), "schema file")
-        except ConfigError as exc:
-            raise self.entry.fail("schema", str(exc)) from exc
-
-    def column(self, spec: Any, index: int) -> Column:
-        if not isinstance(spec, dict) or "name" not in spec or "type" not in spec:
-            raise self.entry.fail(f"schema[{index}]", "each field needs a name and a type")
-        type_ = canonical(str(spec["type"]))
-        if type_ not in TYPES:
-            raise self.entry.fail(f"schema[{index}].type", f"{type_} is not supported")
-        mode = str(spec.get("mode", "NULLABLE")).upper()
-        if mode not in ("NULLABLE", "REQUIRED"):
-            raise self.entry.fail(f"schema[{index}].mode", "must be NULLABLE or REQUIRED")
-        return Column(str(spec["name"]), type_, mode, spec.get("description"))
+            return read_schema(self.entry.get("schema", object, required=True), self.path.parent)
+        except SchemaError as exc:
+            raise self.entry.fail(exc.where, exc.message) from exc
 
     def csv(self) -> CsvOptions:
         raw = self.entry.section("csv", known=ACCEPTED_KEYS["pipelines.csv"])
@@ -278,8 +256,9 @@ class _Parser:
         for key in TRANSFORM_KEYS[op]:
             if key not in spec:
                 raise self.entry.fail(f"{where}.{key}", "is required")
+        formats = self._formats(where, spec)
         for key, value in spec.items():
-            if key != "op" and not isinstance(value, str):
+            if key not in ("op", "formats") and not isinstance(value, str):
                 raise self.entry.fail(f"{where}.{key}", "must be a string")
         transform = Transform(
             op=op,
@@ -288,6 +267,8 @@ class _Parser:
             value=spec.get("value"),
             pattern=spec.get("pattern"),
             format=spec.get("format"),
+            formats=formats,
+            decimal_separator=spec.get("decimal_separator"),
         )
         self._check_transform(where, transform, columns)
         return transform
@@ -302,9 +283,29 @@ class _Parser:
                 re.compile(t.pattern)
             except re.error as exc:
                 raise self.entry.fail(f"{where}.pattern", f"bad regex: {exc}") from exc
-        if t.op == "cast" and columns[t.column].type not in TIME_TYPES:
+        for fmt in (t.format, *t.formats):
+            if fmt is not None:
+                self.checked(f"{where}.format", fmt, option_rules.strptime_problem)
+        if t.op != "cast":
+            return
+        if not any((t.format, t.formats, t.decimal_separator)):
+            raise self.entry.fail(where, f"a cast needs one of {', '.join(CAST_KEYS)}")
+        kind = columns[t.column].type
+        if (t.format or t.formats) and kind not in TIME_TYPES:
             raise self.entry.fail(
                 f"{where}.format", "applies to DATE, DATETIME and TIMESTAMP columns"
             )
-        if t.format is not None:
-            self.checked(f"{where}.format", t.format, option_rules.strptime_problem)
+        if t.decimal_separator is not None and (
+            kind not in NUMBER_TYPES or t.decimal_separator not in (".", ",")
+        ):
+            raise self.entry.fail(
+                f"{where}.decimal_separator",
+                'must be "," or "." and applies to FLOAT, NUMERIC and BIGNUMERIC columns',
+            )
+
+    def _formats(self, where: str, spec: dict[str, Any]) -> tuple[str, ...]:
+        """``formats`` (tried in order, the first that parses wins), and ``format`` first."""
+        listed = spec.get("formats", [])
+        if not isinstance(listed, list) or not all(isinstance(f, str) and f for f in listed):
+            raise self.entry.fail(f"{where}.formats", "must be a list of strptime formats")
+        return tuple(listed)

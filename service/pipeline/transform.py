@@ -1,7 +1,8 @@
 """validate/transform: cast columns to the schema, apply transforms, add lineage.
 
 Renames and drops pick the file's columns; constants and values parsed from the object's path
-fill computed columns; ``cast`` transforms give a strptime format for date and time columns.
+fill computed columns; ``cast`` transforms give strptime formats for date and time columns (the
+first that parses wins) or a decimal comma. RECORD and REPEATED columns: see nested.py.
 Everything is vectorized (see casts.py); a row that fails any check is dropped from the batch
 and reported with its reason, and never stops the file. A pipeline that replaces one partition
 per file also checks that every row belongs to that partition.
@@ -19,9 +20,10 @@ import pyarrow.compute as pc
 
 from service.errors import PermanentError
 from service.models import Column
-from service.pipeline.casts import arrow_schema, convert
+from service.pipeline.casts import CastRule, arrow_schema, convert
 from service.pipeline.context import BadRow, RowNumbers, UnitContext
 from service.pipeline.definition import Pipeline
+from service.pipeline.nested import convert_nested
 
 # Lineage columns whose one value per unit is stored as a dictionary.
 LINEAGE_TEXT = ("_source_uri", "_event_id")
@@ -49,7 +51,11 @@ class Transformer:
         transforms = self.pipeline.transforms
         self.renames = {t.column: t.to for t in transforms if t.op == "rename" and t.to}
         self.drops = {t.column for t in transforms if t.op == "drop"}
-        self.formats = {t.column: t.format for t in transforms if t.op == "cast"}
+        self.rules = {
+            t.column: CastRule(t.all_formats, t.decimal_separator)
+            for t in transforms
+            if t.op == "cast"
+        }
         self.computed = self._computed_values()
         self.partition_day = ctx.path_partition_day()
         self._checked_columns = False
@@ -108,7 +114,12 @@ class Transformer:
         raw = columns.get(column.name)
         if raw is None:
             raw = pa.nulls(count, pa.string())
-        values, failed = convert(raw, column, text=self.text, fmt=self.formats.get(column.name))
+        if column.nested:
+            values, failed = convert_nested(
+                raw, column, text=self.text, ignore_unknown=self.pipeline.ignore_unknown_fields
+            )
+        else:
+            values, failed = convert(raw, column, text=self.text, rule=self.rules.get(column.name))
         for index, reason in failed.items():
             reasons.setdefault(index, reason)
         return values

@@ -23,11 +23,13 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from google.cloud.bigquery.enums import DatasetView
+from google.cloud.bigquery.format_options import ParquetOptions
 
 from service.adapters.gcp.errors import translate
 from service.bigquery_types import canonical
 from service.errors import IngestError, NotFoundError, PermanentError
-from service.models import LoadResult, TableSpec, UriSource
+from service.models import Column, LoadResult, TableSpec, UriSource
+from service.schema_changes import SchemaChange, plan_change
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class BigQueryWarehouse:
         self.location = location
         self._datasets: set[str] = set()
         self._tables: set[TableSpec] = set()  # checked against BigQuery in this process
+        self._schemas: dict[TableSpec, list[bigquery.SchemaField]] = {}  # as loads send it
+        self._changes: dict[TableSpec, SchemaChange] = {}  # schema changes loads must make
         # Units of one table start together (a sweep): one of them creates it, once.
         self._creating = asyncio.Lock()
         # Loads under way, by the unit's job id: the id of the BigQuery job now awaited, or None
@@ -140,6 +144,17 @@ class BigQueryWarehouse:
                 async with self._creating:
                     await self._ensure_dataset(table.dataset)
                     await self._ensure_table(table)
+            config.schema = self._schemas.get(table, config.schema)
+            change = self._changes.get(table)
+            if change and replace_partition is not None:
+                raise PermanentError(
+                    f"table {table.name}: {change.describe()} is needed, and a partition"
+                    " replacement loads through a staging table, which cannot change the"
+                    " table's schema: load one file in append mode, or change the table first"
+                )
+            if change:
+                # The load job makes the change: BigQuery's two allowed schema updates.
+                config.schema_update_options = _update_options(change)
             what = f"load {table.name} job {job_id}"
             if replace_partition is None:
                 destination = self._ref(table.name)
@@ -203,7 +218,7 @@ class BigQueryWarehouse:
 
     async def _staging(self, table: TableSpec, job_id: str) -> str:
         name = f"{table.dataset}._ingest_stage_{re.sub(r'[^A-Za-z0-9_]', '_', job_id)}"[:1024]
-        staging = bigquery.Table(self._ref(name), schema=_schema(table))
+        staging = bigquery.Table(self._ref(name), schema=self._schemas.get(table, _schema(table)))
         staging.expires = datetime.now(UTC) + STAGING_LIFETIME
         # tables.insert: bigquery.tables.create on the dataset (dataEditor); 409 means made.
         await self._call(f"create {name}", self.client.create_table, staging, exists_ok=True)
@@ -287,7 +302,8 @@ class BigQueryWarehouse:
 
     async def _ensure_table(self, table: TableSpec) -> None:
         """Create the table from the schema (with its partitioning and clustering) when missing;
-        refuse to load into an existing table whose schema is different."""
+        when the schema gained a NULLABLE column or relaxed a REQUIRED one, the next load makes
+        the change (see service/schema_changes.py); anything else differing is refused."""
         if table in self._tables:
             return
         wanted = bigquery.Table(f"{self.client.project}.{table.name}", schema=_schema(table))
@@ -300,9 +316,15 @@ class BigQueryWarehouse:
         found = await self._call(
             f"create table {table.name}", self.client.create_table, wanted, exists_ok=True
         )
-        problem = schema_difference(table, list(found.schema))
-        if problem:
-            raise PermanentError(f"table {table.name} exists with another schema: {problem}")
+        have = {f.name: (_spelled(f), (f.mode or "NULLABLE").upper()) for f in found.schema}
+        change = plan_change(table, have, _spelled_column)
+        # Loads send the table's own column order (added columns come last in BigQuery).
+        self._schemas[table] = _evolved(list(found.schema), change)
+        if change:
+            self._changes[table] = change
+            log.info(
+                "table %s: the next load changes its schema: %s", table.name, change.describe()
+            )
         self._tables.add(table)
 
     async def count_rows(self, table: str) -> int:
@@ -337,27 +359,52 @@ class BigQueryWarehouse:
         self.client.close()
 
 
-def schema_difference(table: TableSpec, fields: list[Any]) -> str | None:
-    """What differs between the pipeline's schema and a table's fields; None when they agree."""
-    have = {f.name: (canonical(f.field_type), (f.mode or "NULLABLE").upper()) for f in fields}
-    want = {c.name: (c.type, c.mode) for c in table.columns}
-    for name, spec in want.items():
-        if name not in have:
-            return f"column {name!r} is missing from the table"
-        if have[name] != spec:
-            return f"column {name!r} is {' '.join(have[name])} in the table, {' '.join(spec)} here"
-    extra = sorted(set(have) - set(want))
-    return f"the table has columns the schema lacks: {', '.join(extra)}" if extra else None
+def _field(c: Column) -> bigquery.SchemaField:
+    fields = tuple(_field(f) for f in c.fields)
+    if c.description:
+        return bigquery.SchemaField(
+            c.name, c.type, mode=c.mode, description=c.description, fields=fields
+        )
+    return bigquery.SchemaField(c.name, c.type, mode=c.mode, fields=fields)
 
 
 def _schema(table: TableSpec) -> list[bigquery.SchemaField]:
-    fields = []
-    for c in table.columns:
-        field = bigquery.SchemaField(c.name, c.type, mode=c.mode)
-        if c.description:
-            field = bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description)
-        fields.append(field)
-    return fields
+    return [_field(c) for c in table.columns]
+
+
+def _spelled(field: Any) -> str:
+    """A table field's type, nested fields included, as one comparable text."""
+    kind = canonical(field.field_type)
+    if not field.fields:
+        return kind
+    inner = ", ".join(
+        f"{f.name} {_spelled(f)} {(f.mode or 'NULLABLE').upper()}" for f in field.fields
+    )
+    return f"{kind}<{inner}>"
+
+
+def _spelled_column(column: Column) -> str:
+    return _spelled(_field(column))
+
+
+def _update_options(change: SchemaChange) -> list[str]:
+    options = []
+    if change.added:
+        options.append(bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION)
+    if change.relaxed:
+        options.append(bigquery.SchemaUpdateOption.ALLOW_FIELD_RELAXATION)
+    return options
+
+
+def _evolved(fields: list[Any], change: SchemaChange) -> list[Any]:
+    """The table's fields with the change applied: relaxed in place, added at the end."""
+    relaxed = [
+        bigquery.SchemaField.from_api_repr({**f.to_api_repr(), "mode": "NULLABLE"})
+        if f.name in change.relaxed
+        else f
+        for f in fields
+    ]
+    return relaxed + [_field(c) for c in change.added]
 
 
 def _load_config(table: TableSpec, source_format: str) -> bigquery.LoadJobConfig:
@@ -371,6 +418,12 @@ def _load_config(table: TableSpec, source_format: str) -> bigquery.LoadJobConfig
         config.time_partitioning = bigquery.TimePartitioning(field=table.partition_field)
     if table.clustering:
         config.clustering_fields = list(table.clustering)
+    if source_format == bigquery.SourceFormat.PARQUET:
+        # A Parquet LIST (what Arrow writes for a REPEATED column) loads as a repeated field
+        # of its elements, not as a RECORD holding a "list" of "element"s.
+        options = ParquetOptions()
+        options.enable_list_inference = True
+        config.parquet_options = options
     return config
 
 

@@ -1,12 +1,15 @@
 """The embedded warehouse: DuckDB, with loads made idempotent by a job table.
 
 A load and the record of its job id commit in one transaction, so a retried load with the same
-job id adopts the first result instead of inserting twice, as BigQuery's job ids do.
+job id adopts the first result instead of inserting twice, as BigQuery's job ids do. A schema
+that gained a NULLABLE column or relaxed a REQUIRED one is applied to the table in the same
+transaction (``ALTER TABLE``; see service/schema_changes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,25 +18,29 @@ from typing import TypeVar
 import duckdb
 
 from service.errors import PermanentError, TransientError
-from service.models import LoadResult, TableSpec
+from service.models import Column, LoadResult, TableSpec
+from service.schema_changes import plan_change
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# BigQuery column types (canonical names) and the DuckDB types that hold the same values.
+# BigQuery's scalar column types (canonical names) and the DuckDB types that hold the same
+# values; a RECORD is a STRUCT of its fields, a REPEATED column a LIST (``duckdb_type``).
 DUCKDB_TYPES = {
     "STRING": "VARCHAR",
     "INTEGER": "BIGINT",
     "FLOAT": "DOUBLE",
     "NUMERIC": "DECIMAL(38, 9)",
+    "BIGNUMERIC": "DOUBLE",  # DuckDB decimals end at 38 digits: approximate here
     "BOOLEAN": "BOOLEAN",
     "TIMESTAMP": "TIMESTAMPTZ",
     "DATE": "DATE",
+    "TIME": "TIME",
     "DATETIME": "TIMESTAMP",
     "BYTES": "BLOB",
+    "JSON": "JSON",
+    "GEOGRAPHY": "VARCHAR",  # WKT or GeoJSON text, as loaded (the spatial extension is optional)
 }
-
-# DuckDB's information_schema spelling of the types above, where it differs.
-SCHEMA_SPELLING = {"DECIMAL(38, 9)": "DECIMAL(38,9)", "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
 
 JOBS_DDL = """
 CREATE SCHEMA IF NOT EXISTS _ingest;
@@ -55,19 +62,18 @@ def qualified(table: str) -> str:
     return f"{quote(dataset)}.{quote(name)}"
 
 
-def schema_difference(table: TableSpec, existing: list[tuple[str, str, str]]) -> str | None:
-    """What differs between the schema and a table's (name, type, nullable) columns."""
-    have = {name: (kind, nullable == "YES") for name, kind, nullable in existing}
-    for c in table.columns:
-        if c.name not in have:
-            return f"column {c.name!r} is missing from the table"
-        wanted = DUCKDB_TYPES[c.type]
-        kind, nullable = have[c.name]
-        if kind != SCHEMA_SPELLING.get(wanted, wanted) or nullable == c.required:
-            mode = "NULL" if nullable else "NOT NULL"
-            return f"column {c.name!r} is {kind} {mode} in the table, {c.type} {c.mode} here"
-    extra = sorted(set(have) - {c.name for c in table.columns})
-    return f"the table has columns the schema lacks: {', '.join(extra)}" if extra else None
+def duckdb_type(column: Column) -> str:
+    if column.type == "RECORD":
+        kind = f"STRUCT({', '.join(f'{quote(f.name)} {duckdb_type(f)}' for f in column.fields)})"
+    else:
+        kind = DUCKDB_TYPES[column.type]
+    return f"{kind}[]" if column.repeated else kind
+
+
+def _mode(kind: str, nullable: bool) -> str:
+    if kind.endswith("[]"):
+        return "REPEATED"
+    return "NULLABLE" if nullable else "REQUIRED"
 
 
 class DuckDbWarehouse:
@@ -154,23 +160,38 @@ class DuckDbWarehouse:
 
     @staticmethod
     def _ensure_table(conn: duckdb.DuckDBPyConnection, table: TableSpec) -> None:
-        """Create the table from the schema when missing; refuse one with another schema."""
+        """Create the table from the schema when missing; evolve it when the schema gained a
+        NULLABLE column or relaxed a REQUIRED one; refuse any other difference."""
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.dataset)}")
         existing = conn.execute(
             "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
             " WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             [table.dataset, table.table],
         ).fetchall()
-        if existing:
-            problem = schema_difference(table, existing)
-            if problem:
-                raise PermanentError(f"table {table.name} exists with another schema: {problem}")
+        target = qualified(table.name)
+        if not existing:
+            columns = ", ".join(
+                f"{quote(c.name)} {duckdb_type(c)}{' NOT NULL' if c.required else ''}"
+                for c in table.columns
+            )
+            conn.execute(f"CREATE TABLE {target} ({columns})")
             return
-        columns = ", ".join(
-            f"{quote(c.name)} {DUCKDB_TYPES[c.type]}{' NOT NULL' if c.required else ''}"
-            for c in table.columns
-        )
-        conn.execute(f"CREATE TABLE {qualified(table.name)} ({columns})")
+        have = {name: (kind, _mode(kind, nullable == "YES")) for name, kind, nullable in existing}
+
+        def spell(column: Column) -> str:
+            # DuckDB's own spelling of the type, as information_schema reports it.
+            found = conn.execute(f"SELECT typeof(CAST(NULL AS {duckdb_type(column)}))").fetchone()
+            return str(found[0]) if found else ""
+
+        change = plan_change(table, have, spell)
+        for column in change.added:
+            conn.execute(
+                f"ALTER TABLE {target} ADD COLUMN {quote(column.name)} {duckdb_type(column)}"
+            )
+        for name in change.relaxed:
+            conn.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(name)} DROP NOT NULL")
+        if change:
+            log.info("table %s: schema changed by a load: %s", table.name, change.describe())
 
     async def count_rows(self, table: str) -> int:
         return await self._run(lambda conn: self._count(conn, qualified(table)))
