@@ -44,6 +44,7 @@ from service.pipeline.progress import Progress
 from service.pipeline.runner import Runner
 from service.plans import sweep_prefix, swept_objects, unit_key
 from service.ports import ObjectStore, OutcomePublisher
+from service.stream_journal import LedgerJournal
 from service.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -272,7 +273,8 @@ class Ingestor:
                 self.ledger.heartbeat(claim.lease, self.renew_every, watchdog.alive) as holder,
                 self.slots,
             ):
-                result = await self._watched(watchdog, key, pipeline, info, meta)
+                journal = LedgerJournal(self.ledger, holder)
+                result = await self._watched(watchdog, key, pipeline, info, meta, journal=journal)
         except StageError as exc:
             return await self._stage_failed(holder.lease, key, pipeline, exc)
         except LeaseLostError as exc:
@@ -302,6 +304,8 @@ class Ingestor:
         pipeline: Pipeline,
         info: ObjectInfo,
         meta: EventMeta,
+        *,
+        journal: LedgerJournal,
     ) -> UnitResult:
         """Run the unit under the watchdog: a stall ends it as a transient failure of its stage."""
         progress = watchdog.progress
@@ -309,7 +313,7 @@ class Ingestor:
         async def run() -> UnitResult:
             with progress.working("extract"):
                 current = await self._current(info)
-            ctx = self.runner.context(key, pipeline, current, meta, progress)
+            ctx = self.runner.context(key, pipeline, current, meta, progress, journal=journal)
             return await self.runner.run(ctx)
 
         return await watchdog.guard(str(key), run())

@@ -16,6 +16,7 @@ from service.errors import PermanentError
 from service.models import EventMeta, ObjectInfo, UnitKey
 from service.pipeline.definition import Pipeline
 from service.pipeline.progress import Progress
+from service.ports import StreamJournal
 
 # The first bytes of every gzip member.
 GZIP_MAGIC = b"\x1f\x8b"
@@ -32,6 +33,8 @@ class UnitContext:
     started_at: datetime
     # The stages report here as they work; the watchdog reads it.
     progress: Progress = field(default_factory=Progress, compare=False, repr=False)
+    # The unit's ledger record, for the Write API path (``load = "stream"``).
+    journal: StreamJournal | None = field(default=None, compare=False, repr=False)
 
     @property
     def job_id(self) -> str:

@@ -19,6 +19,7 @@ from service.pipeline.definition import (
     DEFAULT_SWEEP_LOOKBACK_DAYS,
     BadRowPolicy,
     CsvOptions,
+    LoadPath,
     Pipeline,
     PipelineSet,
     Transform,
@@ -93,8 +94,16 @@ class _Parser:
             lineage=self.entry.get("lineage", bool, True),
             ignore_unknown_fields=self.entry.get("ignore_unknown_fields", bool, False),
             sweep_lookback_days=self.sweep_lookback_days(),
+            load=self.load_path(),
             **self.write_mode(table),
         )
+
+    def load_path(self) -> LoadPath:
+        path: LoadPath = self.entry.choice("load", ("job", "stream"))
+        if path == "stream" and self.entry.get("write_mode", str, "append") != "append":
+            # A partition replacement is a WRITE_TRUNCATE load job; streams only append.
+            raise self.entry.fail("load", "stream appends only: replace_partition needs a job")
+        return path
 
     def sweep_lookback_days(self) -> int:
         days: int = self.entry.get("sweep_lookback_days", int, DEFAULT_SWEEP_LOOKBACK_DAYS)
