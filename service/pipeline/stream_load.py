@@ -69,6 +69,7 @@ class StreamSink:
 
     writer: StreamWriter
     stream: str
+    request_bytes: int = MAX_REQUEST_BYTES
     offset: int = 0
 
     @classmethod
@@ -77,10 +78,10 @@ class StreamSink:
     ) -> StreamSink:
         stream = await writer.create_stream(table)
         await journal.writing((stream,))
-        return cls(writer, stream)
+        return cls(writer, stream, MAX_REQUEST_BYTES)
 
     async def write(self, batch: pa.RecordBatch) -> None:
-        for piece in pieces(plain(batch)):
+        for piece in pieces(plain(batch), self.request_bytes):
             await self._append(piece)
             self.offset += piece.num_rows
 
