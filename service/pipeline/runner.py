@@ -149,7 +149,6 @@ class Runner:
         ctx = unit.ctx
         table = ctx.pipeline.output_table
         sink = await self._guard("load", ctx, StreamSink.open(writer, journal, table))
-        committed = False
         try:
             stopped = await self._stream(unit, transformer, sink, "append")
             ending = verdict(unit.tally, ctx.pipeline, stopped=stopped)
@@ -163,13 +162,11 @@ class Runner:
             result = loaded(unit.tally, LoadResult(sink.stream, rows), table.name, uri)
             started = time.perf_counter()
             done = await self._guard("load", ctx, sink.commit(table, journal, result))
-            committed = True
             unit.tally.timed("load", time.perf_counter() - started)
             return replace(done, durations=unit.tally.durations)
         finally:
-            if not committed:
-                with contextlib.suppress(IngestError):
-                    await sink.abandon()
+            with contextlib.suppress(IngestError):
+                await sink.abandon()
 
     async def _stream(
         self, unit: _Unit, transformer: Transformer, spool: _Sink, stage: str = "spool"

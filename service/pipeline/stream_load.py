@@ -71,6 +71,7 @@ class StreamSink:
     stream: str
     request_bytes: int = MAX_REQUEST_BYTES
     offset: int = 0
+    handed_over: bool = False  # the ledger says "committing": the commit's fate is its own
 
     @classmethod
     async def open(
@@ -111,11 +112,14 @@ class StreamSink:
                 f"stream {self.stream} holds {rows} rows after finalize, {self.offset} were sent"
             )
         await journal.committing((self.stream,), result)
+        self.handed_over = True
         return await finish_commit(self.writer, journal, table, (self.stream,), result)
 
     async def abandon(self) -> None:
-        """Never committed: the warehouse drops it (BigQuery lets it expire)."""
-        await self.writer.abandon(self.stream)
+        """Never to be committed: the warehouse drops it (BigQuery lets it expire). Once
+        handed over to a commit it is kept: a retry or a takeover finishes that commit."""
+        if not self.handed_over:
+            await self.writer.abandon(self.stream)
 
 
 async def resume(writer: StreamWriter, journal: StreamJournal, table: TableSpec) -> UnitResult:

@@ -56,14 +56,27 @@ class _Connection:
 class BigQueryStreamWriter:
     def __init__(
         self,
-        client: BigQueryWriteAsyncClient,
+        client: BigQueryWriteAsyncClient | None,
         project: str,
         prepare: Callable[[TableSpec], Awaitable[None]],
     ) -> None:
-        self.client = client
+        self._client = client
         self.project = project
         self.prepare = prepare
         self._connections: dict[str, _Connection] = {}
+
+    @classmethod
+    def lazy(
+        cls, project: str, prepare: Callable[[TableSpec], Awaitable[None]]
+    ) -> BigQueryStreamWriter:
+        """With the default credentials, the client made on first use (inside the loop)."""
+        return cls(None, project, prepare)
+
+    @property
+    def client(self) -> BigQueryWriteAsyncClient:
+        if self._client is None:
+            self._client = BigQueryWriteAsyncClient()
+        return self._client
 
     @classmethod
     def plaintext(
@@ -184,8 +197,9 @@ class BigQueryStreamWriter:
     async def close(self) -> None:
         for stream in list(self._connections):
             self._drop(stream)
-        with contextlib.suppress(Exception):
-            await self._close_transport()
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._close_transport()
 
     async def _close_transport(self) -> Any:
         return await self.client.transport.close()
