@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from service.errors import PermanentError
+from service.adapters.stream_offsets import fresh_offset, opened
 from service.models import StreamPhase, StreamState, TableSpec
 
 
@@ -42,26 +42,16 @@ class MemoryStreamWriter:
         self._streams[name] = _Stream(table.name)
         return name
 
-    def _get(self, stream: str) -> _Stream:
-        found = self._streams.get(stream)
-        if found is None:
-            raise PermanentError(f"no stream {stream}")
-        return found
-
     async def append(self, stream: str, batch: pa.RecordBatch, offset: int) -> bool:
-        s = self._get(stream)
-        if s.finalized:
-            raise PermanentError(f"stream {stream} is finalized")
-        if offset < s.rows:
+        s = opened(self._streams, stream)
+        if not fresh_offset(stream, s.finalized, s.rows, offset):
             return False
-        if offset > s.rows:
-            raise PermanentError(f"offset {offset} is beyond the end of {stream}")
         s.batches.append(batch)
         s.rows += batch.num_rows
         return True
 
     async def finalize(self, stream: str) -> int:
-        s = self._get(stream)
+        s = opened(self._streams, stream)
         s.finalized = True
         return s.rows
 

@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse, qualified, quote
+from service.adapters.stream_offsets import fresh_offset, opened
 from service.errors import PermanentError, TransientError
 from service.models import StreamPhase, StreamState, TableSpec
 
@@ -75,20 +76,10 @@ class DuckDbArrowWriter:
         self._open[name] = _Open(cursor, table)
         return name
 
-    def _get(self, stream: str) -> _Open:
-        found = self._open.get(stream)
-        if found is None:
-            raise PermanentError(f"no open stream {stream}")
-        return found
-
     async def append(self, stream: str, batch: pa.RecordBatch, offset: int) -> bool:
-        s = self._get(stream)
-        if s.finalized:
-            raise PermanentError(f"stream {stream} is finalized")
-        if offset < s.rows:
+        s = opened(self._open, stream)
+        if not fresh_offset(stream, s.finalized, s.rows, offset):
             return False
-        if offset > s.rows:
-            raise TransientError(f"offset {offset} is beyond the end of {stream} ({s.rows})")
         names = ", ".join(quote(c.name) for c in s.table.columns)
         sql = f"INSERT INTO {qualified(s.table.name)} ({names}) SELECT {names} FROM incoming"
 
@@ -104,7 +95,7 @@ class DuckDbArrowWriter:
         return True
 
     async def finalize(self, stream: str) -> int:
-        s = self._get(stream)
+        s = opened(self._open, stream)
         s.finalized = True
         return s.rows
 
