@@ -53,6 +53,24 @@ class _Connection:
             yield request
 
 
+def append_request(
+    stream: str, batch: pa.RecordBatch, offset: int, *, first: bool
+) -> types.AppendRowsRequest:
+    """One AppendRows request: one IPC record batch at ``offset``; the first request of a
+    connection also names the stream and carries the serialized Arrow schema."""
+    rows = types.ArrowRecordBatch(
+        serialized_record_batch=batch.serialize().to_pybytes(), row_count=batch.num_rows
+    )
+    data = types.AppendRowsRequest.ArrowData(rows=rows)
+    request = types.AppendRowsRequest(offset=offset)
+    if first:
+        request.write_stream = stream
+        schema = batch.schema.serialize().to_pybytes()
+        data.writer_schema = types.ArrowSchema(serialized_schema=schema)
+    request.arrow_rows = data
+    return request
+
+
 class BigQueryStreamWriter:
     def __init__(
         self,
@@ -120,18 +138,9 @@ class BigQueryStreamWriter:
             connection.requests.put_nowait(None)
 
     async def append(self, stream: str, batch: pa.RecordBatch, offset: int) -> bool:
-        request = types.AppendRowsRequest(offset=offset)
-        rows = types.ArrowRecordBatch(
-            serialized_record_batch=batch.serialize().to_pybytes(), row_count=batch.num_rows
-        )
         try:
             connection = await self._open(stream)
-            data = types.AppendRowsRequest.ArrowData(rows=rows)
-            if not connection.sent_schema:
-                request.write_stream = stream
-                schema = batch.schema.serialize().to_pybytes()
-                data.writer_schema = types.ArrowSchema(serialized_schema=schema)
-            request.arrow_rows = data
+            request = append_request(stream, batch, offset, first=not connection.sent_schema)
             await connection.requests.put(request)
             connection.sent_schema = True
             assert connection.answers is not None
