@@ -91,3 +91,12 @@ async def test_rows_land_once_per_offset() -> None:
     assert await writer.append(stream, batch, 0)
     assert not await writer.append(stream, batch, 0)  # a resend: already there
     assert await writer.finalize(stream) == 2
+
+
+async def test_a_backend_without_the_write_api_refuses_a_stream_pipeline(stage: Stage) -> None:
+    info = await stage.put()
+    ingestor, _ = stage.instance()
+    ingestor.runner.streams = None
+    outcome = await ingestor.handle(event(info))
+    assert outcome.status is Status.FAILED
+    assert "no Write API" in (outcome.units[0].error or "")
