@@ -1,23 +1,26 @@
-"""How fast, and in how much memory, the pipeline turns a CSV object into load-ready Parquet.
+"""How fast, and in how much memory, the pipeline takes a CSV object to the warehouse client.
 
-In one run, on the same cores, against the same generated CSV (ints, floats, strings,
-timestamps; at least 200 MB):
+In one run, the whole process pinned to ONE core (so idle cores cannot move the ratios), against
+the same generated CSV (ints, floats, strings, timestamps), wall time and CPU seconds of:
 
-- the service's pipeline (runner.py: extract from the object store, parse, validate, transform,
-  spool to Parquet), the warehouse call excluded; the event carries MD5 and CRC32C as storage
-  events do, and extract verifies the CRC32C; for comparison, the same with an event carrying
-  only an MD5, and with no checksum at all;
-- the same pipeline with the Parquet encoding replaced by a no-op sink: what a path that hands
-  Arrow batches on without re-encoding them (the BigQuery Storage Write API) could reach;
-- ``pyarrow.csv.read_csv`` of the file alone (type inference, all cores);
-- a naive ``csv.DictReader`` pipeline doing the same validation and writing the same Parquet;
-- the pipeline's peak RSS for a 100 MB and a 1 GB file, each in a fresh subprocess.
+- ``reader``: pyarrow's streaming CSV reader with the same explicit column types, one thread:
+  the physical limit of parsing, and the baseline of every ratio;
+- ``stream``: the service's Write API path (extract with the CRC32C check, parse, validate,
+  transform, Arrow IPC + AppendRows request serialization), the network excluded;
+- ``load_job``: the load-job path (the same, spooled to Parquet), the job itself excluded;
+- ``embedded``: one unit into the embedded DuckDB through the stream path (rows committed), and
+  ``duckdb_ctas``: DuckDB's own ``CREATE TABLE AS SELECT * FROM read_csv`` with explicit types;
+- ``dictreader``: a naive ``csv.DictReader`` pipeline writing the same Parquet;
+- the embedded unit's peak RSS (the DuckDB insert included) for 100 MB and 1 GB, each in a
+  fresh subprocess.
 
     .venv/bin/python bench/pipeline.py [--size-mb 200] [--repeat 3] [--profile]
 
 Files go to bench/out/ (ignored by git) and are deleted at the end. The last line is
-``ratio_vs_pyarrow=X ratio_vs_dictreader=Y rss_100mb=A rss_1gb=B`` (X, Y: how many times the
-other's time the pipeline takes, inverted, so higher is better for the pipeline; A, B in MiB).
+``ratio_stream=X ratio_load_job=Y cpu_ratio_stream=Z ratio_vs_duckdb=V ratio_vs_dictreader=W
+rss_100mb=A rss_1gb=B``: X, Y = the path's throughput over the reader's (wall), Z = the same in
+CPU seconds, V = the embedded unit's throughput over DuckDB's CTAS, W = the load-job path's
+over the DictReader pipeline's (both write Parquet); A, B in MiB.
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stream_paths import (  # noqa: E402
+    SendOnly,
+    duckdb_ctas,
+    embedded_fresh,
+    run_stream,
+    streaming_reader,
+)
 from service.adapters.local.directory_store import DirectoryObjectStore  # noqa: E402
 from service.models import (  # noqa: E402
     Column,
@@ -318,19 +328,22 @@ class Timing:
     name: str
     seconds: float
     rows: int
+    cpu: float = float("nan")
 
 
 def interleaved(repeat: int, works: dict[str, Callable[[], int]]) -> list[Timing]:
-    """Each work once per round, in turn, ``repeat`` rounds; the best time of each. Turns
-    share whatever else the machine is doing at that moment, so the ratios stay fair."""
+    """Each work once per round, in turn, ``repeat`` rounds; the best wall and CPU time of
+    each. Turns share whatever else the machine is doing, so the ratios stay fair."""
     best = dict.fromkeys(works, float("inf"))
+    cpu = dict.fromkeys(works, float("inf"))
     rows = dict.fromkeys(works, 0)
     for _ in range(repeat):
         for name, work in works.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             rows[name] = work()
             best[name] = min(best[name], time.perf_counter() - started)
-    return [Timing(name, best[name], rows[name]) for name in works]
+            cpu[name] = min(cpu[name], time.process_time() - cpu_started)
+    return [Timing(name, best[name], rows[name], cpu[name]) for name in works]
 
 
 def peak_rss_mib(path: Path) -> float:
@@ -408,10 +421,12 @@ def profile(path: Path) -> None:
 
 
 def child(path: Path) -> None:
-    result = asyncio.run(run_pipeline(path))
+    """The embedded unit, the DuckDB insert included: what a deployment's memory must hold."""
+    rows = embedded_fresh(path, pipeline(), path.with_suffix(".duckdb"), MIB)
+    path.with_suffix(".duckdb").unlink(missing_ok=True)
     status = Path("/proc/self/status").read_text()
     peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-    print(json.dumps({"rows": result.rows_loaded, "peak_rss_kib": int(peak.split()[1])}))
+    print(json.dumps({"rows": rows, "peak_rss_kib": int(peak.split()[1])}))
 
 
 def main() -> None:
@@ -426,6 +441,10 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
+    # One core for everything measured: parsing's limit is one core's, and idle cores that
+    # come and go (other work on the machine) must not move the ratios.
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pa.set_cpu_count(1)
     workdir = OUT / f"pipeline-{os.getpid()}"
     (workdir / BUCKET).mkdir(parents=True)
     try:
@@ -442,33 +461,43 @@ def measure(workdir: Path, args: argparse.Namespace) -> None:
     describe(data)
     size = data.stat().st_size
     print(f"generated {size / MIB:.0f} MiB, {rows} rows in {time.perf_counter() - started:.1f}s")
-    print(f"cores: {os.cpu_count()} (shared with other work: figures vary between runs)")
+    print(f"pinned to core {sorted(os.sched_getaffinity(0))} of {os.cpu_count()}")
     if args.profile:
         profile(data)
+    db = workdir / "embedded.duckdb"
     timings = interleaved(
         args.repeat,
         {
-            "pipeline": lambda: asyncio.run(run_pipeline(data)).rows_loaded,
-            "pipeline_md5": lambda: asyncio.run(run_pipeline(data, verify="md5")).rows_loaded,
-            "pipeline_no_check": lambda: asyncio.run(run_pipeline(data, verify="none")).rows_loaded,
-            "pipeline_no_parquet": lambda: asyncio.run(run_pipeline(data, encode=False)).rows_read,
-            "pyarrow_read_csv": lambda: pyarrow_read(data),
+            "reader": lambda: streaming_reader(data, pipeline(), frozenset({"updated_at"})),
+            "stream": lambda: (
+                asyncio.run(
+                    run_stream(data, pipeline(), NoWarehouse(), SendOnly(), MIB)
+                ).rows_loaded
+            ),
+            "load_job": lambda: asyncio.run(run_pipeline(data)).rows_loaded,
+            "embedded": lambda: embedded_fresh(data, pipeline(), db, MIB),
+            "duckdb_ctas": lambda: duckdb_ctas(data, pipeline(), workdir / "ctas.duckdb"),
         },
     )
     naive = workdir / "naive.parquet"
     timings += interleaved(1, {"dictreader": lambda: dictreader_pipeline(data, naive)})
-    by_name = {t.name: t for t in timings}
-    for t in timings:
-        print(f"{t.name:>20}: {t.seconds:7.2f}s {size / MIB / t.seconds:7.1f} MiB/s {t.rows} rows")
-    ours = by_name["pipeline"].seconds
-    no_parquet = by_name["pyarrow_read_csv"].seconds / by_name["pipeline_no_parquet"].seconds
-    print(f"without Parquet encoding the pipeline would reach {no_parquet:.2f} x pyarrow")
+    t = {timing.name: timing for timing in timings}
+    for timing in timings:
+        rate = size / MIB / timing.seconds
+        print(
+            f"{timing.name:>12}: {timing.seconds:7.2f}s wall {timing.cpu:7.2f} CPU-s"
+            f" {rate:7.1f} MiB/s {timing.rows} rows"
+        )
     rss_small = rss_large = float("nan")
     if not args.skip_rss:
         rss_small, rss_large = rss_pair(workdir)
+    reader = t["reader"]
     print(
-        f"ratio_vs_pyarrow={by_name['pyarrow_read_csv'].seconds / ours:.2f} "
-        f"ratio_vs_dictreader={by_name['dictreader'].seconds / ours:.1f} "
+        f"ratio_stream={reader.seconds / t['stream'].seconds:.2f} "
+        f"ratio_load_job={reader.seconds / t['load_job'].seconds:.2f} "
+        f"cpu_ratio_stream={reader.cpu / t['stream'].cpu:.2f} "
+        f"ratio_vs_duckdb={t['duckdb_ctas'].seconds / t['embedded'].seconds:.2f} "
+        f"ratio_vs_dictreader={t['dictreader'].seconds / t['load_job'].seconds:.1f} "
         f"rss_100mb={rss_small:.0f} rss_1gb={rss_large:.0f}"
     )
 

@@ -43,6 +43,7 @@ def _decode(doc: dict[str, Any]) -> LedgerRecord:
     for name in TIME_FIELDS:
         values[name] = as_datetime(values[name])
     values["state"] = UnitState(values["state"])
+    values["write_streams"] = tuple(values.get("write_streams") or ())
     result = values.get("result")
     values["result"] = (
         UnitResult(**{k: v for k, v in result.items() if k in RESULT_FIELDS})

@@ -40,6 +40,10 @@ class LeaseLostError(TransientError):
     """Another worker took over this unit; our late result must not be recorded."""
 
 
+class ConnectionLost(TransientError):
+    """A Write API connection dropped: appends not yet answered may or may not have applied."""
+
+
 class StageError(IngestError):
     """A failure inside one pipeline stage, naming the stage and the unit.
 

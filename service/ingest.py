@@ -46,6 +46,7 @@ from service.pipeline.progress import Progress
 from service.pipeline.runner import Runner
 from service.plans import sweep_prefix, swept_objects, unit_key
 from service.ports import ObjectStore, OutcomePublisher
+from service.stream_journal import LedgerJournal
 from service.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,10 @@ class Ingestor:
                 self.slots,
             ):
                 job_id = claim.lease.record.job_id
-                result = await self._watched(watchdog, key, pipeline, info, meta, job_id=job_id)
+                journal = LedgerJournal(self.ledger, holder)
+                result = await self._watched(
+                    watchdog, key, pipeline, info, meta, job_id=job_id, journal=journal
+                )
         except StageError as exc:
             return await self._stage_failed(holder.lease, key, pipeline, exc)
         except LeaseLostError as exc:
@@ -341,6 +345,7 @@ class Ingestor:
         meta: EventMeta,
         *,
         job_id: str | None,
+        journal: LedgerJournal,
     ) -> UnitResult:
         """Run the unit under the watchdog: a stall ends it as a transient failure of its stage.
         The load is submitted under ``job_id``, the one the unit's ledger record holds."""
@@ -349,7 +354,7 @@ class Ingestor:
         async def run() -> UnitResult:
             with progress.working("extract"):
                 current = await self._current(info)
-            ctx = self.runner.context(key, pipeline, current, meta, progress)
+            ctx = self.runner.context(key, pipeline, current, meta, progress, journal=journal)
             return await self.runner.run(replace(ctx, recorded_job_id=job_id))
 
         return await watchdog.guard(str(key), run())

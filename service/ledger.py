@@ -184,6 +184,14 @@ class Ledger:
             # that job, whatever the settings say now. A forced re-run of a finished unit is
             # meant to run anew, so it takes the fresh id.
             takeover = replace(takeover, job_id=current.job_id)
+        if _committing(current, fresh):
+            # Those streams may be committed already: the new owner only finishes that commit.
+            takeover = replace(
+                takeover,
+                write_phase=current.write_phase,
+                write_streams=current.write_streams,
+                result=current.result,
+            )
         version = await self.store.replace(takeover, stored.version)
         if version is None:
             return None
@@ -227,6 +235,25 @@ class Ledger:
         record = replace(lease.record, lease_expires_at=now, updated_at=now)
         with contextlib.suppress(LeaseLostError):
             await self._write(lease, record)
+
+    async def note_streams(
+        self,
+        holder: LeaseHolder,
+        phase: str | None,
+        streams: tuple[str, ...],
+        result: UnitResult | None = None,
+    ) -> None:
+        """Record the Write API path's phase and streams under the lease (compare-and-set):
+        a worker whose lease was taken over gets LeaseLostError and never commits."""
+        async with holder.writing:
+            record = replace(
+                holder.lease.record,
+                write_phase=phase,
+                write_streams=streams,
+                result=result,
+                updated_at=self.clock(),
+            )
+            holder.lease = await self._write(holder.lease, record)
 
     async def _finish(
         self, lease: Lease, state: UnitState, result: UnitResult | None, error: str | None
@@ -280,7 +307,8 @@ class Ledger:
             if alive is not None and not alive():
                 continue  # a stalled unit's lease runs out; the watchdog cancels the unit
             try:
-                holder.lease = await self.renew(holder.lease)
+                async with holder.writing:
+                    holder.lease = await self.renew(holder.lease)
             except LeaseLostError as exc:
                 log.warning("%s", exc, extra={"unit": holder.lease.unit})
                 holder.lost = exc
@@ -310,6 +338,15 @@ class Ledger:
         )
 
 
+def _committing(current: LedgerRecord, fresh: LedgerRecord) -> bool:
+    """An unfinished unit whose Write API streams were handed to a commit."""
+    return (
+        current.state is UnitState.IN_PROGRESS
+        and current.write_phase == "committing"
+        and current.fingerprint == fresh.fingerprint
+    )
+
+
 def _conflicting(stored: str, arriving: str) -> bool:
     """Fingerprints of the same kind (md5, crc32c) that differ: same key, other content."""
     stored_kind, _, _ = stored.partition(":")
@@ -324,3 +361,5 @@ class LeaseHolder:
         self.lease = lease
         self.lost: LeaseLostError | None = None
         self.stopping = asyncio.Event()
+        # One compare-and-set at a time: a renewal and a stream note must not race each other.
+        self.writing = asyncio.Lock()

@@ -178,6 +178,23 @@ class LoadResult:
     adopted: bool = False  # True when the job already existed (a retried load)
 
 
+class StreamPhase(StrEnum):
+    """Where a Write API stream is, as far as the warehouse can tell."""
+
+    PENDING = "PENDING"  # appends may still come
+    FINALIZED = "FINALIZED"  # closed, not committed: the rows are invisible
+    COMMITTED = "COMMITTED"  # the rows are in the table
+    GONE = "GONE"  # no such stream, and its rows were never committed (a rolled-back unit)
+    UNKNOWN = "UNKNOWN"  # no such stream any more: expired, or committed long ago
+
+
+@dataclass(frozen=True)
+class StreamState:
+    name: str
+    phase: StreamPhase
+    rows: int | None = None  # the finalized row count, when known
+
+
 @dataclass(frozen=True)
 class UriSource:
     """How a warehouse should read a file straight from the object store (BigQuery's names)."""
@@ -220,6 +237,9 @@ class LedgerRecord:
     generation: int | None = None
     # The generation's CRC32C (base64), kept beside the fingerprint (MD5 when there is one).
     crc32c: str | None = None
+    # The Write API path (``load = "stream"``): "writing" or "committing", and its streams.
+    write_phase: str | None = None
+    write_streams: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

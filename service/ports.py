@@ -8,13 +8,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import pyarrow as pa
+
 from service.models import (
     LedgerRecord,
     LoadResult,
     ObjectInfo,
     ObjectRef,
     Stored,
+    StreamState,
     TableSpec,
+    UnitResult,
     UnitState,
     UriSource,
 )
@@ -97,6 +101,70 @@ class UriLoader(Protocol):
         replace_partition: str | None = None,
     ) -> LoadResult:
         """Same once-only guarantee as ``Warehouse.load_parquet``."""
+        ...
+
+
+class StreamWriter(Protocol):
+    """BigQuery's Storage Write API with PENDING streams (or DuckDB standing in for it).
+
+    Rows appended to a pending stream are invisible until the stream is finalized and
+    committed; a commit is atomic and happens at most once per stream.
+    """
+
+    async def create_stream(self, table: TableSpec) -> str:
+        """A new pending stream into ``table`` (created when missing); its name."""
+        ...
+
+    async def append(self, stream: str, batch: pa.RecordBatch, offset: int) -> bool:
+        """Append ``batch`` at exactly ``offset``: True when appended now, False when rows
+        are at that offset already (a resend whose first answer was lost). A dropped
+        connection raises ConnectionLost: the caller resends from its first unanswered offset.
+        """
+        ...
+
+    async def finalize(self, stream: str) -> int:
+        """No more appends; the stream's row count."""
+        ...
+
+    async def commit(self, table: TableSpec, streams: Sequence[str]) -> bool:
+        """Commit the finalized streams atomically: True when this call committed them, False
+        when it was refused (committed already, or expired): ``describe`` says which."""
+        ...
+
+    async def describe(self, stream: str) -> StreamState:
+        """What the warehouse knows of the stream now."""
+        ...
+
+    async def abandon(self, stream: str) -> None:
+        """Drop a stream that will never be committed (a rejected file)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class StreamJournal(Protocol):
+    """One unit's ledger record as the Write API path reads and writes it, under its lease:
+    every write is a compare-and-set (LeaseLostError once another worker took the unit)."""
+
+    @property
+    def phase(self) -> str | None:
+        """None, "writing" or "committing"."""
+        ...
+
+    @property
+    def streams(self) -> tuple[str, ...]: ...
+
+    @property
+    def pending(self) -> UnitResult | None:
+        """The result recorded with "committing": what a finished commit loaded."""
+        ...
+
+    async def writing(self, streams: tuple[str, ...]) -> None: ...
+
+    async def committing(self, streams: tuple[str, ...], result: UnitResult) -> None: ...
+
+    async def restart(self) -> None:
+        """Forget the streams (they expired uncommitted): the next attempt writes anew."""
         ...
 
 

@@ -22,6 +22,7 @@ from service.ports import (
     MessageSource,
     ObjectStore,
     OutcomePublisher,
+    StreamWriter,
     Warehouse,
 )
 from service.settings import Settings
@@ -33,8 +34,11 @@ class Backends:
     warehouse: Warehouse
     ledger_store: IdempotencyStore
     outcomes: OutcomePublisher = field(default_factory=DiscardOutcomes)
+    streams: StreamWriter | None = None  # the Write API, for pipelines with load = "stream"
 
     async def close(self) -> None:
+        if self.streams is not None:
+            await self.streams.close()
         for backend in (self.outcomes, self.store, self.warehouse, self.ledger_store):
             await backend.close()
 
@@ -62,17 +66,20 @@ def _real_backends(settings: Settings) -> Backends:
     if settings.backend == "gcp":
         from service.adapters.gcp import build as build_gcp
 
-        store, warehouse, ledger_store = build_gcp(settings)
-        return Backends(store, warehouse, ledger_store)
+        store, warehouse, ledger_store, streams = build_gcp(settings)
+        return Backends(store, warehouse, ledger_store, streams=streams)
     from service.adapters.local.directory_store import DirectoryObjectStore
+    from service.adapters.local.duckdb_arrow import DuckDbArrowWriter
     from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
     from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 
     root = check_data_dir(settings)
+    duck = DuckDbWarehouse(root / "warehouse.duckdb")
     return Backends(
         DirectoryObjectStore(root / "buckets"),
-        DuckDbWarehouse(root / "warehouse.duckdb"),
+        duck,
         SqliteLedgerStore(root / "ledger.sqlite3"),
+        streams=DuckDbArrowWriter(duck),
     )
 
 
@@ -98,6 +105,7 @@ def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSe
         buffer_bytes=settings.max_buffered_bytes,
         spool_bytes=settings.spool_max_bytes,
         read_seconds=settings.unit_read_seconds,
+        streams=backends.streams,
     )
     return Ingestor(
         pipelines,

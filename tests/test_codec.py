@@ -66,3 +66,17 @@ def test_instants_are_always_aware() -> None:
     plus_two = datetime(2026, 11, 21, 14, tzinfo=timezone(timedelta(hours=2)))
     assert as_datetime(plus_two.isoformat()) == datetime(2026, 11, 21, 12, tzinfo=UTC)
     assert as_datetime(datetime(2026, 11, 21, 12)).tzinfo is UTC
+
+
+def test_stream_notes_survive_json_and_firestore_wire() -> None:
+    from dataclasses import replace
+
+    from service.adapters.gcp.firestore_wire import decode_fields, encode_value
+
+    noted = replace(RECORD, write_phase="committing", write_streams=("p/streams/1", "p/s/2"))
+    text = json.loads(json.dumps(to_doc(noted), default=json_default))
+    assert from_doc(text) == noted  # SQLite keeps JSON text: the tuple comes back a tuple
+    wire = encode_value(to_doc(noted)).map_value.fields
+    assert from_doc(decode_fields(wire)) == noted
+    old = {k: v for k, v in to_doc(RECORD).items() if not k.startswith("write_")}
+    assert from_doc(old) == RECORD  # records written before the fields existed still read

@@ -65,6 +65,7 @@ write_mode = "replace_partition"
 partition_date = "column"
 partition_pattern = '(\\d{8})'
 sweep_lookback_days = 7
+load = "job"
 [pipelines.csv]
 delimiter = ";"
 header = false
@@ -88,7 +89,7 @@ format = "%d/%m/%Y"
     assert p.ignore_unknown_fields and not p.skip_same_content
     assert (p.table.partition_field, p.table.clustering) == ("day", ("id",))
     assert (p.write_mode, p.partition_date) == ("replace_partition", "column")
-    assert (p.partition_pattern, p.sweep_lookback_days) == (r"(\d{8})", 7)
+    assert (p.partition_pattern, p.sweep_lookback_days, p.load) == (r"(\d{8})", 7, "job")
     assert p.csv.delimiter == ";" and not p.csv.header and p.csv.quote_char == ""
     assert p.csv.null_values == ("", "NA") and p.csv.encoding == "latin-1"
     assert p.csv.skip_rows == 2 and p.csv.allow_quoted_newlines

@@ -16,6 +16,7 @@ from service.errors import PermanentError
 from service.models import EventMeta, ObjectInfo, UnitKey
 from service.pipeline.definition import Pipeline
 from service.pipeline.progress import Progress
+from service.ports import StreamJournal
 
 # The first bytes of every gzip member.
 GZIP_MAGIC = b"\x1f\x8b"
@@ -34,6 +35,8 @@ class UnitContext:
     progress: Progress = field(default_factory=Progress, compare=False, repr=False)
     # The job id the unit's ledger record holds (an earlier attempt's); None: derive it.
     recorded_job_id: str | None = None
+    # The unit's ledger record, for the Write API path (``load = "stream"``).
+    journal: StreamJournal | None = field(default=None, compare=False, repr=False)
 
     @property
     def job_id(self) -> str:

@@ -18,6 +18,7 @@ from service.models import Column, TableSpec
 Format = Literal["csv", "ndjson", "parquet"]
 Compression = Literal["auto", "gzip", "none"]
 WriteMode = Literal["append", "replace_partition"]
+LoadPath = Literal["job", "stream"]
 PartitionSource = Literal["path", "column"]
 
 # Lineage columns added to every loaded row when a pipeline asks for lineage.
@@ -32,7 +33,16 @@ DEFAULT_PARTITION_PATTERN = r"(\d{4}-\d{2}-\d{2})"
 DEFAULT_QUARANTINE_PREFIX = "_quarantine/"
 # Pipeline fields that choose files or judge them but leave a loaded file's rows as they are.
 NOT_ROW_SHAPING = frozenset(
-    {"name", "bucket", "prefix", "glob", "bad_rows", "sweep_lookback_days", "skip_same_content"}
+    {
+        "name",
+        "bucket",
+        "prefix",
+        "glob",
+        "bad_rows",
+        "sweep_lookback_days",
+        "skip_same_content",
+        "load",
+    }
 )
 # How far back an undated sweep looks: well inside the ledger's retention (30 days).
 DEFAULT_SWEEP_LOOKBACK_DAYS = 3
@@ -99,6 +109,9 @@ class Pipeline:
     sweep_lookback_days: int = DEFAULT_SWEEP_LOOKBACK_DAYS
     # A new generation with the bytes of the name's last completed one is not loaded again.
     skip_same_content: bool = True
+    # How rows reach the table: a load job (free, 1,500 per table per day) or the Storage
+    # Write API's pending streams (billed per byte, no per-table job quota).
+    load: LoadPath = "job"
 
     def matches(self, bucket: str, name: str) -> bool:
         if bucket != self.bucket or self._is_own_quarantine(bucket, name):

@@ -23,6 +23,7 @@ from service.pipeline.definition import (
     DEFAULT_SWEEP_LOOKBACK_DAYS,
     BadRowPolicy,
     CsvOptions,
+    LoadPath,
     Pipeline,
     PipelineSet,
     Transform,
@@ -125,8 +126,16 @@ class _Parser:
             ignore_unknown_fields=self.entry.get("ignore_unknown_fields", bool, False),
             sweep_lookback_days=self.sweep_lookback_days(),
             skip_same_content=self.entry.get("skip_same_content", bool, True),
+            load=self.load_path(),
             **self.write_mode(table),
         )
+
+    def load_path(self) -> LoadPath:
+        path: LoadPath = self.entry.choice("load", ("job", "stream"))
+        if path == "stream" and self.entry.get("write_mode", str, "append") != "append":
+            # A partition replacement is a WRITE_TRUNCATE load job; streams only append.
+            raise self.entry.fail("load", "stream appends only: replace_partition needs a job")
+        return path
 
     def checked(self, key: str, value: str, problem: Callable[[str], str | None]) -> str:
         """``value`` when the rule ``problem`` finds none; otherwise the error naming ``key``."""

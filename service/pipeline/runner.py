@@ -4,27 +4,32 @@ extract (event loop) -> feed -> parse (the unit's own thread) -> queue -> valida
 thread) -> queue -> spool (worker thread) -> load. Each stage is a task; the queues and the
 shared byte budget bound memory; the first failure cancels the rest and is reported with the
 stage's name and the unit. A unit whose rows need no transform may instead be loaded by the
-warehouse straight from its gs:// URI (``uri_load``). How a unit ends is ``endings``'s to say.
-The bounds on a unit's temporary files and reading time are spool_budget's and deadline's; this
-module only holds them in place (it is a few lines over 300 because the composition is one piece).
+warehouse straight from its gs:// URI (``uri_load``). A pipeline with ``load = "stream"``
+appends its batches to a pending Write API stream instead of the spool (``stream_load``). How a
+unit ends is ``endings``'s to say. The bounds on a unit's temporary files and reading time are
+spool_budget's and deadline's; this module only holds them in place.
+
+Longer than 300 lines: the composition of the stages is one piece, and each path (fast, spooled,
+streamed) is a few lines of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import pyarrow as pa
 
 from service.errors import IngestError, PermanentError, RowsRejected, StageError, TransientError
-from service.models import EventMeta, ObjectInfo, UnitKey, UnitResult
+from service.models import EventMeta, LoadResult, ObjectInfo, UnitKey, UnitResult
 from service.pipeline.batches import ParsedBatch
 from service.pipeline.budget import Allowance, ByteBudget
 from service.pipeline.context import UnitContext
@@ -39,9 +44,10 @@ from service.pipeline.progress import Progress
 from service.pipeline.quarantine import QuarantineSpool
 from service.pipeline.spool import ParquetSpool
 from service.pipeline.spool_budget import SpoolAccount, SpoolBudget
+from service.pipeline.stream_load import COMMITTING, StreamSink, resume
 from service.pipeline.transform import Transformed, Transformer
 from service.pipeline.uri_load import load_direct
-from service.ports import ObjectStore, Warehouse
+from service.ports import ObjectStore, StreamJournal, StreamWriter, Warehouse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,6 +56,10 @@ QUEUE_DEPTH = 2  # batches waiting between two stages
 FEED_DEPTH = 4  # chunks waiting for the parser
 DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
 DEFAULT_SPOOL_BYTES, DEFAULT_READ_SECONDS = 1024 * 1024 * 1024, 480.0  # settings.py says why
+
+
+class _Sink(Protocol):
+    async def write(self, batch: pa.RecordBatch) -> None: ...
 
 
 class _StopReading(Exception):
@@ -78,9 +88,11 @@ class Runner:
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         spool_bytes: int = DEFAULT_SPOOL_BYTES,
         read_seconds: float = DEFAULT_READ_SECONDS,
+        streams: StreamWriter | None = None,
     ) -> None:
         self.store = store
         self.warehouse = warehouse
+        self.streams = streams
         self.chunk_bytes = chunk_bytes
         self.budget = ByteBudget(buffer_bytes)
         self.spool_room = SpoolBudget(spool_bytes)
@@ -95,13 +107,23 @@ class Runner:
         info: ObjectInfo,
         meta: EventMeta,
         progress: Progress | None = None,
+        *,
+        journal: StreamJournal | None = None,
     ) -> UnitContext:
-        return UnitContext(key, pipeline, info, meta, datetime.now(UTC), progress or Progress())
+        now = datetime.now(UTC)
+        return UnitContext(key, pipeline, info, meta, now, progress or Progress(), journal=journal)
 
     async def run(self, ctx: UnitContext) -> UnitResult:
-        direct = await self._guard("load", ctx, load_direct(self.store, self.warehouse, ctx))
-        if direct is not None:
-            return direct
+        journal = ctx.journal
+        if ctx.pipeline.load == "stream":
+            writer = await self._guard("load", ctx, self._stream_writer(journal))
+            if journal is not None and journal.phase == COMMITTING:
+                table = ctx.pipeline.output_table
+                return await self._guard("load", ctx, resume(writer, journal, table))
+        else:
+            direct = await self._guard("load", ctx, load_direct(self.store, self.warehouse, ctx))
+            if direct is not None:
+                return direct
         if ctx.pipeline.format == "parquet":  # spooled whole before it is read: fail it early
             fits = asyncio.to_thread(self.spool_room.fits, ctx.object.size, "the Parquet file")
             await self._guard("extract", ctx, fits)
@@ -109,7 +131,7 @@ class Runner:
         room, allowance = self.spool_room.account(), self.budget.allowance(lambda: feed.starved)
         unit = _Unit(ctx, feed, allowance, room, QuarantineSpool(room))
         try:
-            return await self._streamed(unit)
+            return await self._streamed(unit, journal)
         finally:
             unit.quarantine.close()
             unit.allowance.release_all()
@@ -117,10 +139,18 @@ class Runner:
 
     # ---- the streaming path -----------------------------------------------------------------
 
-    async def _streamed(self, unit: _Unit) -> UnitResult:
+    async def _stream_writer(self, journal: StreamJournal | None) -> StreamWriter:
+        if self.streams is None or journal is None:
+            raise PermanentError('load = "stream": this backend has no Write API')
+        return self.streams
+
+    async def _streamed(self, unit: _Unit, journal: StreamJournal | None) -> UnitResult:
         ctx = unit.ctx
         try:
             transformer = await self._guard("validate", ctx, asyncio.to_thread(Transformer, ctx))
+            if ctx.pipeline.load == "stream" and self.streams is not None and journal:
+                async with reading_deadline(self.read_seconds, ctx):
+                    return await self._appended(unit, transformer, self.streams, journal)
             async with ParquetSpool(transformer.schema, room=unit.room) as spool:
                 async with reading_deadline(self.read_seconds, ctx):
                     stopped = await self._stream(unit, transformer, spool)
@@ -131,7 +161,35 @@ class Runner:
             ending = rejection(unit.tally, exc.stage, str(exc.cause))
             raise await self._reject(unit, ending) from exc
 
-    async def _stream(self, unit: _Unit, transformer: Transformer, spool: ParquetSpool) -> bool:
+    async def _appended(
+        self, unit: _Unit, transformer: Transformer, writer: StreamWriter, journal: StreamJournal
+    ) -> UnitResult:
+        """No spool: batches go from validation to a pending stream, committed at the end."""
+        ctx = unit.ctx
+        table = ctx.pipeline.output_table
+        sink = await self._guard("load", ctx, StreamSink.open(writer, journal, table))
+        try:
+            stopped = await self._stream(unit, transformer, sink, "append")
+            ending = verdict(unit.tally, ctx.pipeline, stopped=stopped)
+            if isinstance(ending, Reject):
+                raise await self._reject(unit, ending)
+            quarantine = await self._guard(
+                "quarantine", ctx, unit.quarantine.publish(self.store, ctx)
+            )
+            uri = quarantine.uri if quarantine else None
+            rows = unit.tally.rows_valid
+            result = loaded(unit.tally, LoadResult(sink.stream, rows), table.name, uri)
+            started = time.perf_counter()
+            done = await self._guard("load", ctx, sink.commit(table, journal, result))
+            unit.tally.timed("load", time.perf_counter() - started)
+            return replace(done, durations=unit.tally.durations)
+        finally:
+            with contextlib.suppress(IngestError):
+                await sink.abandon()
+
+    async def _stream(
+        self, unit: _Unit, transformer: Transformer, spool: _Sink, stage: str = "spool"
+    ) -> bool:
         """Runs the stages to the end of the file; True when reading stopped early."""
         ctx = unit.ctx
         feed = unit.feed
@@ -148,7 +206,7 @@ class Runner:
                 group.create_task(
                     self._guard("validate", ctx, self._validate(unit, transformer, parsed, checked))
                 )
-                group.create_task(self._guard("spool", ctx, self._spool(unit, spool, checked)))
+                group.create_task(self._guard(stage, ctx, self._spool(unit, spool, stage, checked)))
         except BaseExceptionGroup as group_error:
             first = _first_error(group_error)
             if isinstance(first, _StopReading):
@@ -222,7 +280,8 @@ class Runner:
     async def _spool(
         self,
         unit: _Unit,
-        spool: ParquetSpool,
+        spool: _Sink,
+        stage: str,
         source: asyncio.Queue[tuple[Transformed, int] | None],
     ) -> None:
         while (item := await source.get()) is not None:
@@ -231,8 +290,8 @@ class Runner:
             await spool.write(result.batch)
             unit.tally.rows_valid += result.batch.num_rows
             unit.allowance.release(raw_bytes)
-            unit.tally.timed("spool", time.perf_counter() - started)
-            unit.ctx.progress.advance("spool")
+            unit.tally.timed(stage, time.perf_counter() - started)
+            unit.ctx.progress.advance(stage)
 
     # ---- endings ----------------------------------------------------------------------------
 

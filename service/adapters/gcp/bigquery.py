@@ -273,6 +273,11 @@ class BigQueryWarehouse:
             return job, job_id, adopted
         raise PermanentError(f"{base_id}: {MAX_JOB_ATTEMPTS} attempts all failed")
 
+    async def prepare_table(self, table: TableSpec) -> None:
+        """The dataset and the table ready for rows: the Write API path writes into them."""
+        await self._ensure_dataset(table.dataset)
+        await self._ensure_table(table)
+
     async def _ensure_dataset(self, dataset: str) -> None:
         """Get the dataset, create it only when missing. ``create_dataset(exists_ok=True)``
         would not do: BigQuery checks ``bigquery.datasets.create`` on the project before it
