@@ -11,12 +11,14 @@ if TYPE_CHECKING:
 
 def build(settings: Settings) -> tuple[ObjectStore, Warehouse, IdempotencyStore]:
     from service.adapters.gcp.bigquery import BigQueryWarehouse
+    from service.adapters.gcp.credentials import needing_credentials
     from service.adapters.gcp.firestore import FirestoreLedgerStore
     from service.adapters.gcp.gcs import GcsObjectStore
 
     assert settings.project is not None
-    return (
-        GcsObjectStore.from_settings(settings),
-        BigQueryWarehouse.from_settings(settings),
-        FirestoreLedgerStore.from_settings(settings),
-    )
+    with needing_credentials():
+        return (
+            GcsObjectStore.from_settings(settings),
+            BigQueryWarehouse.from_settings(settings),
+            FirestoreLedgerStore.from_settings(settings),
+        )
