@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import click
 
 from service.cli import main
-from service.cli.common import console, load_pipelines, load_settings, print_json
+from service.cli.backend_checks import Check, check_backends
+from service.cli.common import console, load_pipelines, load_settings, print_json, run_async
 from service.cli.render import cell, table
 from service.settings import Settings
 
 
 @main.command("check-config")
-@click.option("--all", "show_all", is_flag=True, help="List every setting, not only those set.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="List every setting, and try the credentials and each backend the settings use.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print settings and pipelines as JSON.")
 def check_config(show_all: bool, as_json: bool) -> None:
     """Validate the settings (INGEST_* variables) and the pipelines file (INGEST_PIPELINES).
 
     Exits non-zero, with one line naming the variable, file, pipeline or field, when anything
     is invalid; otherwise shows the settings that differ from their defaults and the pipelines.
+    With --all it also tries the credentials (gcp) and each backend, one line each, and exits
+    non-zero when any fails.
     """
     settings = load_settings()
     pipelines = load_pipelines(settings)
     rows = _settings_rows(settings, show_all=show_all)
+    checks = run_async(lambda: check_backends(settings)) if show_all else []
     if as_json:
         print_json(
             {
@@ -42,7 +51,9 @@ def check_config(show_all: bool, as_json: bool) -> None:
                     for p in pipelines.pipelines
                 ],
             }
+            | ({"checks": [asdict(c) for c in checks]} if show_all else {})
         )
+        _fail_on(checks)
         return
     shown = table(
         "settings" if show_all else "settings (set, not default)", ["variable", "value", "meaning"]
@@ -69,12 +80,22 @@ def check_config(show_all: bool, as_json: bool) -> None:
             cell(", ".join(x for x in limits if x)),
         )
     console.print(listed)
+    for c in checks:
+        mark = "ok  " if c.ok else "FAIL"
+        click.echo(f"{mark} {c.name}: {c.detail}")
+    _fail_on(checks)
     count = len(pipelines.pipelines)
     console.print(
         f"ok: settings valid (backend {settings.backend}), {count} pipelines",
         markup=False,
         highlight=False,
     )
+
+
+def _fail_on(checks: list[Check]) -> None:
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        raise click.ClickException(f"{len(failed)} check(s) failed: {', '.join(failed)}")
 
 
 def _settings_rows(settings: Settings, *, show_all: bool) -> list[tuple[str, Any, str]]:
