@@ -117,9 +117,15 @@ def test_the_holder_is_named_by_its_command() -> None:
 
 def test_a_console_script_is_named_without_its_interpreter(tmp_path: Path) -> None:
     script = tmp_path / "ingest"
-    script.write_text("import sys\nsys.stdin.read()\n")
-    with subprocess.Popen([sys.executable, str(script), "serve"], stdin=subprocess.PIPE) as process:
+    script.write_text("import sys\nprint('up', flush=True)\nsys.stdin.read()\n")
+    with subprocess.Popen(
+        [sys.executable, str(script), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
         try:
+            assert process.stdout is not None and process.stdout.readline().strip() == "up"
             assert command_line(process.pid) == "ingest serve"
         finally:
             process.kill()

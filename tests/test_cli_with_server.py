@@ -32,6 +32,7 @@ def space(tmp_path: Path) -> Workspace:
 def ok(space: Workspace, *args: str) -> str:
     """``ingest ARGS`` as its own process; it must succeed. Its stdout."""
     result = run_ingest(space, *args)
+    print(f"$ ingest {' '.join(args)}\n{result.stdout}{result.stderr}")  # shown on failure, or -s
     assert result.returncode == 0, f"ingest {' '.join(args)}:\n{result.stderr}"
     assert "Traceback" not in result.stderr
     return result.stdout
