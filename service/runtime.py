@@ -10,7 +10,7 @@ from quart import current_app
 from service.ingest import Ingestor
 from service.pipeline.definition import PipelineSet
 from service.settings import Settings
-from service.wiring import Backends, build_backends, build_ingestor, check_data_dir, load_config
+from service.wiring import Backends, build_backends, build_ingestor, load_config, preflight
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,7 @@ class Runtime:
         self.settings = settings
         # The pipelines file is validated at start-up, before any client is opened.
         self.pipelines: PipelineSet = load_config(settings)
-        if settings.backend == "embedded":
-            check_data_dir(settings)  # here, not when serving starts: one line, no traceback
+        preflight(settings)  # here, not when serving starts: one line, no traceback
         self._backends: Backends | None = None
         self._ingestor: Ingestor | None = None
         self.draining = False

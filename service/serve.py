@@ -10,9 +10,11 @@ running are given up: each releases its ledger lease and its request is answered
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -71,9 +73,34 @@ def hypercorn_config(host: str, port: int, path: Path | None) -> Config:
     return config
 
 
+def check_port(host: str, port: int) -> None:
+    """ConfigError when ``host:port`` cannot be listened on (another server holds it, say).
+
+    Hypercorn binds only after the app has started (backends open, logs written) and then
+    fails with a traceback; a trial bind first makes it one line. SO_REUSEADDR, as Hypercorn
+    sets it, so a port in TIME_WAIT from a server just stopped is not taken for busy.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as trial:
+            trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            trial.bind(address)
+    except OSError as exc:
+        busy = exc.errno == errno.EADDRINUSE
+        fix = (
+            "another server is listening there: stop it, or pick another port (--port N, PORT=N)"
+            if busy
+            else "pick another address (--host, INGEST_HOST) or port (--port N, PORT=N)"
+        )
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): {fix}") from exc
+
+
 def run(settings: Settings, host: str, port: int, config_file: Path | None = None) -> None:
     path = find_config(config_file)
     config = hypercorn_config(host, port, path)
+    check_port(host, port)
     app = create_app(settings)
     log.info(
         "hypercorn configuration %s: graceful_timeout %ss, keep_alive_timeout %ss",

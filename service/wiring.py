@@ -83,6 +83,39 @@ def _real_backends(settings: Settings) -> Backends:
     )
 
 
+def preflight(settings: Settings) -> None:
+    """What the backends need before any is opened: a data folder, or Google credentials.
+
+    A server checks this before it starts serving, so a missing piece is one line, not a
+    failed start-up's traceback.
+    """
+    if settings.backend == "embedded":
+        check_data_dir(settings)
+        return
+    from service.adapters.gcp.credentials import find_credentials
+
+    find_credentials(settings)
+
+
+def require_data_dir(settings: Settings) -> Path:
+    """The embedded backends' folder, which must exist: commands that only read or run what is
+    there say where they looked instead of making an empty folder in the wrong place."""
+    root = settings.data_dir
+    if not root.is_dir():
+        raise ConfigError(
+            f"no data folder at {root.absolute()} (INGEST_DATA_DIR={root}): run this where the"
+            " data is (where `ingest serve` or `ingest upload` ran), or set INGEST_DATA_DIR"
+        )
+    return check_data_dir(settings)
+
+
+def find_credentials(settings: Settings) -> str:
+    """Which Google credentials the gcp backend would use (one line), or why there are none."""
+    from service.adapters.gcp.credentials import find_credentials as found
+
+    return found(settings)
+
+
 def check_data_dir(settings: Settings) -> Path:
     """The embedded backends' folder, made if missing; ConfigError when it cannot be written."""
     root = settings.data_dir
@@ -146,5 +179,20 @@ def open_subscription(settings: Settings, subscription: str) -> MessageSource:
     return PubSubSubscription.from_settings(settings, subscription)
 
 
+# Where a source checkout keeps the example pipelines: the hint when none is found.
+EXAMPLE_PIPELINES = Path("examples") / "pipelines.toml"
+
+
 def load_config(settings: Settings) -> PipelineSet:
-    return load_pipelines(settings.pipelines_file)
+    path = settings.pipelines_file
+    if not path.exists():
+        hint = (
+            f"; here that may be INGEST_PIPELINES={EXAMPLE_PIPELINES} (what scripts/demo uses)"
+            if EXAMPLE_PIPELINES.is_file()
+            else ""
+        )
+        raise ConfigError(
+            f"{path.absolute()}: pipelines file not found (set INGEST_PIPELINES to the"
+            f" pipelines file{hint})"
+        )
+    return load_pipelines(path)

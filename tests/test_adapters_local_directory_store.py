@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,33 @@ async def test_a_bucket_name_that_is_not_one_folder_is_refused(
 ) -> None:
     with pytest.raises(PermanentError):
         await store.stat(ObjectRef(bucket, "x"))
+
+
+# Writes of one name from one process, printing each generation it was given.
+WRITER = """
+import sys
+from pathlib import Path
+from service.adapters.local.directory_store import DirectoryObjectStore
+store = DirectoryObjectStore(Path(sys.argv[1]))
+for _ in range(int(sys.argv[2])):
+    print(store.put("landing", "same.csv", b"x").generation, flush=True)
+"""
+WRITES_EACH = 200
+
+
+def test_processes_writing_one_name_never_share_a_generation(tmp_path: Path) -> None:
+    """A server and an upload beside it (or two uploads) each pick the next generation."""
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), str(WRITES_EACH)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    given = []
+    for writer in writers:
+        out, _ = writer.communicate(timeout=120)
+        assert writer.returncode == 0
+        given += [int(line) for line in out.split()]
+    assert sorted(given) == list(range(1, 2 * WRITES_EACH + 1))

@@ -145,3 +145,53 @@ def test_a_typo_is_refused_naming_the_closest_key(space: Workspace) -> None:
     assert error_line(result).endswith(
         "pipeline 'orders': bad_rows.max_ratoi: unknown option, did you mean `max_ratio`?"
     )
+
+
+def test_all_tries_each_backend(space: Workspace) -> None:
+    space.data_dir.mkdir()
+    result = run_cli(["check-config", "--all"], space.env())
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stdout.splitlines() if line.startswith("ok  ")] == [
+        f"ok   data folder: {space.data_dir}",
+        "ok   object store: answers",
+        "ok   warehouse: answers",
+        "ok   ledger: answers",
+    ]
+    assert "ok: settings valid" in result.output
+
+
+def test_all_says_which_backend_fails(space: Workspace) -> None:
+    space.data_dir.mkdir()
+    (space.data_dir / "warehouse.duckdb").write_bytes(b"not a database" * 512)
+    (space.data_dir / "ledger.sqlite3").write_bytes(b"not a database" * 512)
+    result = run_cli(["check-config", "--all", "--json"], space.env())
+    assert result.exit_code == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["data folder"]["ok"] is True
+    assert checks["backends"]["ok"] is False
+    assert checks["backends"]["detail"].startswith(f"sqlite ledger {space.data_dir}")
+    assert error_line(result) == "Error: 1 check(s) failed: backends"
+    (space.data_dir / "ledger.sqlite3").unlink()
+    again = run_cli(["check-config", "--all"], space.env())
+    assert again.exit_code == 1
+    [failed] = [line for line in again.stdout.splitlines() if line.startswith("FAIL")]
+    assert failed.startswith("FAIL warehouse: duckdb: ")
+    assert "\n" not in failed
+    assert error_line(again) == "Error: 1 check(s) failed: warehouse"
+
+
+def test_all_before_the_data_folder_exists(space: Workspace) -> None:
+    result = run_cli(["check-config", "--all"], space.env())
+    assert result.exit_code == 0
+    assert f"ok   data folder: not made yet: {space.data_dir} (`ingest serve`" in result.stdout
+    assert not space.data_dir.exists()
+
+
+def test_all_tries_the_gcp_credentials(space: Workspace) -> None:
+    from tests.test_cli_serve import NO_CREDENTIALS, run_ingest
+
+    result = run_ingest(space, "check-config", "--all", INGEST_BACKEND="gcp", **NO_CREDENTIALS)
+    assert result.returncode == 1
+    [failed] = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert failed.startswith("FAIL credentials: no Google credentials found: run `gcloud auth")
+    assert result.stderr.strip() == "Error: 1 check(s) failed: credentials"

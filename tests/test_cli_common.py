@@ -159,3 +159,11 @@ def test_help_lists_every_command_family() -> None:
     assert result.exit_code == 0
     for command in ("serve", "replay", "event", "sweep", "ledger", "check-config", "tables"):
         assert f"  {command} " in result.output
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"ingest, version {version('gcp-ingest')}"

@@ -152,3 +152,19 @@ def test_retry_usage(space: Workspace) -> None:
     both = run_cli(["ledger", "retry", BAD_UNIT, "--all-failed"], space.env())
     assert both.exit_code == 2
     assert "give KEY... or --all-failed" in both.output
+
+
+def test_retry_as_json(space: Workspace) -> None:
+    text = space.pipelines.read_text().replace("max_count = 0", "max_ratio = 0.5")
+    space.pipelines.write_text(text)
+    result = run_cli(["ledger", "retry", BAD_UNIT, "--json"], space.env())
+    assert result.exit_code == 0, result.output
+    [retried] = json.loads(result.stdout)
+    assert retried["unit"] == BAD_UNIT
+    assert (retried["status"], retried["rows_loaded"], retried["rows_quarantined"]) == (
+        "loaded",
+        1,
+        1,
+    )
+    nothing = run_cli(["ledger", "retry", "--all-failed", "--json"], space.env())
+    assert (nothing.exit_code, json.loads(nothing.stdout)) == (0, [])

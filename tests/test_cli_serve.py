@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,41 @@ def test_help_names_the_backend_flags() -> None:
     assert result.exit_code == 0
     for flag in ("--host", "--port", "--embedded", "--gcp", "INGEST_HOST", "PORT"):
         assert flag in result.output
+
+
+def test_a_busy_port_stops_start_up_with_one_line(space: Workspace) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_ingest(space, "serve", "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port} (Address already in use): another server is"
+        " listening there: stop it, or pick another port (--port N, PORT=N)"
+    ]
+    assert not space.data_dir.exists()  # stopped before anything was opened
+
+
+# No Google credentials anywhere: none in the environment or HOME, and the metadata server
+# (asked on Google Cloud only) neither looked for nor reachable but on a closed local port.
+NO_CREDENTIALS = {
+    "INGEST_PROJECT": "p",
+    "NO_GCE_CHECK": "true",
+    "GCE_METADATA_HOST": "127.0.0.1:9",
+    "GCE_METADATA_IP": "127.0.0.1:9",
+}
+
+
+@pytest.mark.parametrize("args", [["serve", "--gcp", "--port", "0"], ["tables"]])
+def test_gcp_without_credentials_is_one_line_saying_how_to_get_them(
+    space: Workspace, args: list[str]
+) -> None:
+    result = run_ingest(space, *args, INGEST_BACKEND="gcp", **NO_CREDENTIALS)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: no Google credentials found: run `gcloud auth application-default login`, or"
+        " set GOOGLE_APPLICATION_CREDENTIALS to a service account key file (on Cloud Run the"
+        " service's own account is used); or use the embedded backend (--embedded,"
+        " INGEST_BACKEND=embedded)"
+    ]

@@ -95,3 +95,24 @@ def test_a_missing_pipelines_file_is_one_line(space: Workspace) -> None:
     result = run_cli(["sweep", "orders"], space.env())
     assert result.exit_code == 1
     assert "pipelines file not found" in error_line(result)
+
+
+def test_a_prefix_narrows_the_sweep(space: Workspace) -> None:
+    space.seed()
+    result = run_cli(["sweep", "orders", "--prefix", "orders/2026-11-21", "--json"], space.env())
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["where"] == "gs://landing/orders/2026-11-21"
+    assert [u["unit"] for u in body["units_detail"]] == [
+        "orders:gs://landing/orders/2026-11-21.csv#1"
+    ]
+    dry = run_cli(["sweep", "orders", "--prefix", "orders/", "--dry-run"], space.env())
+    assert "2 objects, 1 not yet in the ledger" in dry.output
+
+
+def test_a_prefix_outside_the_pipeline_is_refused(space: Workspace) -> None:
+    space.seed()
+    result = run_cli(["sweep", "orders", "--prefix", "customers/"], space.env())
+    assert result.exit_code == 2
+    assert "'customers/' is outside pipeline orders's prefix 'orders/'" in result.output
+    assert space.records() == []

@@ -13,6 +13,7 @@ import click
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="gcp-ingest", prog_name="ingest")
 def main() -> None:
     """Event-driven ingestion: Cloud Storage files into BigQuery, exactly once.
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import click
 
 from service.cli import main
-from service.cli.common import console, load_pipelines, load_settings, print_json
+from service.cli.backend_checks import Check, check_backends
+from service.cli.common import console, load_pipelines, load_settings, print_json, run_async
 from service.cli.render import cell, table
 from service.pipeline.definition import BadRowPolicy, Pipeline
 from service.pipeline.overlaps import overlaps
@@ -16,7 +17,12 @@ from service.settings import Settings
 
 
 @main.command("check-config")
-@click.option("--all", "show_all", is_flag=True, help="List every setting, not only those set.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="List every setting, and try the credentials and each backend the settings use.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print settings and pipelines as JSON.")
 def check_config(show_all: bool, as_json: bool) -> None:
     """Validate the settings (INGEST_* variables) and the pipelines file (INGEST_PIPELINES).
@@ -25,11 +31,14 @@ def check_config(show_all: bool, as_json: bool) -> None:
     is invalid; otherwise shows the settings that differ from their defaults, the pipelines and
     how each loads (partitioning, clustering, write mode, the bad-row thresholds in effect,
     format and compression, the sweep window), and warns of pipelines matching the same files.
+    With --all it also tries the credentials (gcp) and each backend, one line each, and exits
+    non-zero when any fails.
     """
     settings = load_settings()
     pipelines = load_pipelines(settings)
     rows = _settings_rows(settings, show_all=show_all)
     warnings = [o.describe() for o in overlaps(pipelines.pipelines)]
+    checks = run_async(lambda: check_backends(settings)) if show_all else []
     if as_json:
         print_json(
             {
@@ -37,7 +46,9 @@ def check_config(show_all: bool, as_json: bool) -> None:
                 "pipelines": [_pipeline_json(p) for p in pipelines.pipelines],
                 "warnings": warnings,
             }
+            | ({"checks": [asdict(c) for c in checks]} if show_all else {})
         )
+        _fail_on(checks)
         return
     shown = table(
         "settings" if show_all else "settings (set, not default)", ["variable", "value", "meaning"]
@@ -74,6 +85,10 @@ def check_config(show_all: bool, as_json: bool) -> None:
     console.print(loading)
     for warning in warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False)
+    for c in checks:
+        mark = "ok  " if c.ok else "FAIL"
+        click.echo(f"{mark} {c.name}: {c.detail}")
+    _fail_on(checks)
     count = len(pipelines.pipelines)
     console.print(
         f"ok: settings valid (backend {settings.backend}), {count} pipelines",
@@ -101,6 +116,7 @@ def _pipeline_json(p: Pipeline) -> dict[str, Any]:
         ),
         "clustering": list(p.table.clustering),
         "write_mode": p.write_mode,
+        "load": p.load,
         "partition_date": p.partition_date if p.write_mode == "replace_partition" else None,
         "bad_rows": {
             "max_count": p.bad_rows.max_count,
@@ -139,6 +155,12 @@ def _sweep(p: Pipeline) -> str:
     if "{date}" in p.prefix:
         return f"{window}; dated: gs://{p.bucket}/{p.prefix}"
     return window
+
+
+def _fail_on(checks: list[Check]) -> None:
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        raise click.ClickException(f"{len(failed)} check(s) failed: {', '.join(failed)}")
 
 
 def _settings_rows(settings: Settings, *, show_all: bool) -> list[tuple[str, Any, str]]:

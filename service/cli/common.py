@@ -61,10 +61,24 @@ def load_pipelines(settings: Settings) -> PipelineSet:
         raise click.ClickException(str(exc)) from exc
 
 
+def require_data(settings: Settings) -> None:
+    """On the embedded backend: stop with one line saying where it looked, when no data folder
+    is there (a command run from another folder would otherwise make an empty one)."""
+    from service.wiring import require_data_dir
+
+    if settings.backend == "embedded":
+        try:
+            require_data_dir(settings)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine; the project's own errors become one clear line, not a traceback."""
     try:
         return asyncio.run(_call(work))
+    except ConfigError as exc:  # says what to set or fix: the type name adds nothing
+        raise click.ClickException(str(exc)) from exc
     except IngestError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
@@ -74,9 +88,13 @@ async def _call(work: Callable[[], Awaitable[T]]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
+async def open_backends(settings: Settings, *, writes: bool = False) -> AsyncIterator[Backends]:
+    """The backends for one command; on the embedded backend the data folder must exist unless
+    the command ``writes`` new data (upload): run elsewhere, a command says where it looked."""
     from service.wiring import build_backends
 
+    if not writes:
+        require_data(settings)
     backends = build_backends(settings)
     try:
         yield backends

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import click
@@ -149,7 +150,10 @@ def show(key: str, as_json: bool) -> None:
 )
 @click.option("--since", metavar="TIME", help="With --all-failed: failed since (ISO time or 2h).")
 @click.option("--pipeline", help="With --all-failed: only this pipeline's units.")
-def retry(keys: tuple[str, ...], all_failed: bool, since: str | None, pipeline: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+def retry(
+    keys: tuple[str, ...], all_failed: bool, since: str | None, pipeline: str | None, as_json: bool
+) -> None:
     """Re-run FAILED units in-process (a forced re-run of the same object generation).
 
     The event is rebuilt from the ledger record: its pipeline, and the object generation it
@@ -176,9 +180,20 @@ def retry(keys: tuple[str, ...], all_failed: bool, since: str | None, pipeline: 
             return [await _rerun(ingestor, record) for record in records]
 
     outcomes = run_async(run)
-    if not outcomes:
+    if as_json:
+        print_json([asdict(o) | {"status": o.status.value} for o in outcomes])
+    elif outcomes:
+        _show_retried(outcomes)
+    else:
         console.print("no FAILED units to retry", highlight=False)
-        return
+    from service.ingest import Status
+
+    bad = [o for o in outcomes if o.status is not Status.LOADED]
+    if bad:
+        raise click.ClickException(f"{len(bad)} of {len(outcomes)} units did not load")
+
+
+def _show_retried(outcomes: list[UnitOutcome]) -> None:
     t = table(
         "retry",
         ["unit", ("outcome", "nowrap"), ("loaded", "right"), ("quarantined", "right"), "error"],
@@ -192,11 +207,6 @@ def retry(keys: tuple[str, ...], all_failed: bool, since: str | None, pipeline: 
             cell(o.error),
         )
     console.print(t)
-    from service.ingest import Status
-
-    bad = [o for o in outcomes if o.status is not Status.LOADED]
-    if bad:
-        raise click.ClickException(f"{len(bad)} of {len(outcomes)} units did not load")
 
 
 def _check_retryable(record: LedgerRecord) -> None:

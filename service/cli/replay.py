@@ -24,6 +24,7 @@ from service.cli.common import (
     load_pipelines,
     load_settings,
     parse_headers,
+    require_data,
     run_async,
     target_url,
     timeout_option,
@@ -157,6 +158,7 @@ def replay(
             sending = Sending(concurrency, force)
             settings = load_settings()
             load_pipelines(settings)  # a broken pipelines file is one line, before anything runs
+            require_data(settings)
 
         def run(batch: list[RecordedRequest]) -> list[Result]:
             return _send(url, settings, batch, sending)

@@ -33,11 +33,22 @@ if TYPE_CHECKING:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="The logical date (YYYY-MM-DD) for pipelines whose prefix holds {date}.",
 )
+@click.option(
+    "--prefix",
+    help="Only objects whose names start with this (within the pipeline's prefix); a backfill:"
+    " not bounded by sweep_lookback_days.",
+)
 @click.option("--force", is_flag=True, help="Re-run units already COMPLETED or FAILED too.")
 @click.option("--dry-run", is_flag=True, help="List the objects and their ledger state only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def sweep(
-    pipeline: str, date: dt.datetime | None, force: bool, dry_run: bool, as_json: bool
+    pipeline: str,
+    *,
+    date: dt.datetime | None,
+    prefix: str | None,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Sweep PIPELINE now, in-process: what a Cloud Scheduler message asks the service to do.
 
@@ -60,7 +71,10 @@ def sweep(
         source="ingest sweep",
         shape="cli",
     )
-    event = SweepRequested(meta, pipeline, date=date.date().isoformat() if date else None)
+    day = date.date().isoformat() if date else None
+    if prefix is not None:
+        _check_prefix(found, prefix, day)
+    event = SweepRequested(meta, pipeline, date=day, prefix=prefix)
     where = plan(pipelines, event).where or ""
     if dry_run:
         _plan(found, event, where)
@@ -80,6 +94,14 @@ def sweep(
         raise click.ClickException(f"sweep of {where} failed: {result.reason}")
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(result.units)} units did not succeed")
+
+
+def _check_prefix(pipeline: Pipeline, prefix: str, day: str | None) -> None:
+    """--prefix must lie within the pipeline's prefix (for --date), or nothing could match."""
+    own = pipeline.prefix_for(day)
+    if not (prefix.startswith(own) or own.startswith(prefix)):
+        where = f"pipeline {pipeline.name}'s prefix {own!r}"
+        raise click.BadParameter(f"{prefix!r} is outside {where}", param_hint="--prefix")
 
 
 def _show(result: Outcome, where: str) -> None:

@@ -14,18 +14,20 @@ def build(
 ) -> tuple[ObjectStore, Warehouse, IdempotencyStore, StreamWriter | None]:
     from service.adapters.gcp.bigquery import BigQueryWarehouse
     from service.adapters.gcp.bigquery_write import BigQueryStreamWriter
+    from service.adapters.gcp.credentials import needing_credentials
     from service.adapters.gcp.firestore import FirestoreLedgerStore
     from service.adapters.gcp.gcs import GcsObjectStore
 
     assert settings.project is not None
-    warehouse = BigQueryWarehouse.from_settings(settings)
-    # An emulated BigQuery (a REST endpoint) has no Write API address in the settings.
-    streams = None
-    if not settings.bigquery_endpoint:
-        streams = BigQueryStreamWriter.lazy(settings.project, warehouse.prepare_table)
-    return (
-        GcsObjectStore.from_settings(settings),
-        warehouse,
-        FirestoreLedgerStore.from_settings(settings),
-        streams,
-    )
+    with needing_credentials():
+        warehouse = BigQueryWarehouse.from_settings(settings)
+        # An emulated BigQuery (a REST endpoint) has no Write API address in the settings.
+        streams = None
+        if not settings.bigquery_endpoint:
+            streams = BigQueryStreamWriter.lazy(settings.project, warehouse.prepare_table)
+        return (
+            GcsObjectStore.from_settings(settings),
+            warehouse,
+            FirestoreLedgerStore.from_settings(settings),
+            streams,
+        )

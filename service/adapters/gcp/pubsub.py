@@ -18,6 +18,7 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
+from service.adapters.gcp.credentials import needing_credentials
 from service.adapters.gcp.errors import translate
 from service.errors import ConfigError, PermanentError
 from service.outcomes import UnitEnded
@@ -61,14 +62,16 @@ def _publisher(settings: Settings) -> PublisherClient:
     if settings.pubsub_emulator_host:
         channel = grpc.insecure_channel(settings.pubsub_emulator_host)
         return PublisherClient(transport=PublisherGrpcTransport(channel=channel))
-    return PublisherClient()
+    with needing_credentials():
+        return PublisherClient()
 
 
 def _subscriber(settings: Settings) -> SubscriberClient:
     if settings.pubsub_emulator_host:
         channel = grpc.insecure_channel(settings.pubsub_emulator_host)
         return SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
-    return SubscriberClient()
+    with needing_credentials():
+        return SubscriberClient()
 
 
 class PubSubTopic:

@@ -1,7 +1,8 @@
 """The embedded object store: a directory stands in for Cloud Storage.
 
 ``ROOT/BUCKET/PATH`` holds the bytes; ``ROOT/.meta/BUCKET/PATH.json`` holds the generation and
-metadata. Every write is a new generation, as on GCS, even of identical bytes.
+metadata. Every write is a new generation, as on GCS, even of identical bytes, also when
+several processes write (a lock on ROOT serialises their writes).
 
 Object names are flat strings on GCS: ``a/./b``, ``a//b`` and ``a/b`` are three objects. PATH is
 therefore an encoding of the name, never a path the file system resolves: each ``/``-separated
@@ -18,11 +19,13 @@ system (macOS by default) ``A`` and ``a`` are one file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import re
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -182,7 +185,7 @@ class DirectoryObjectStore:
         """Store bytes as the name's next generation (identical bytes too, as GCS does)."""
         path = self._path(bucket, name)
         meta_path = self._meta_path(bucket, name)
-        with self._writing:
+        with self._writing, self._across_processes():
             generation = int(self._read_meta(bucket, name).get("generation", 0)) + 1
             meta = {
                 "generation": generation,
@@ -202,6 +205,17 @@ class DirectoryObjectStore:
             except OSError as exc:
                 raise TransientError(f"cannot write gs://{bucket}/{name}: {exc}") from exc
         return ObjectRef(bucket, name, generation)
+
+    @contextlib.contextmanager
+    def _across_processes(self) -> Iterator[None]:
+        """An exclusive lock on the store's folder: a server and an `ingest upload` beside it
+        (or two uploads) never give one name the same generation twice."""
+        folder = os.open(self.root, os.O_RDONLY)  # flock takes a folder too: no extra file
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)  # released when closed
+            yield
+        finally:
+            os.close(folder)
 
     async def ping(self) -> None:
         if not self.root.is_dir():

@@ -63,13 +63,13 @@ class DuckDbArrowWriter:
             raise PermanentError(f"duckdb: {exc}") from exc
 
     async def create_stream(self, table: TableSpec) -> str:
-        def prepare(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        def prepare(conn: duckdb.DuckDBPyConnection) -> None:
             if not self._ready:
                 conn.execute(STREAMS_DDL)
             self.warehouse._ensure_table(conn, table)
-            return conn.cursor()
 
-        cursor = await self.warehouse._run(prepare)
+        # The stream's own connection: its transaction stays open until commit or abandon.
+        cursor = await self.warehouse._held(prepare)
         self._ready = True
         name = f"{table.name}/streams/{self._prefix}-{next(self._ids)}"
         await self._in(cursor, lambda: cursor.execute("BEGIN TRANSACTION"))

@@ -4,13 +4,20 @@ A load and the record of its job id commit in one transaction, so a retried load
 job id adopts the first result instead of inserting twice, as BigQuery's job ids do. A schema
 that gained a NULLABLE column or relaxed a REQUIRED one is applied to the table in the same
 transaction (``ALTER TABLE``; see service/schema_changes.py).
+
+DuckDB lets one process at a time open a database file for writing. So that a running server
+and the commands beside it (``ingest tables``, ``ingest sweep``...) share one file, the file is
+opened for each load or query and closed after it; a process that finds it held by another waits
+for it (up to ``lock_wait_seconds``), then fails with one line naming the holder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -23,6 +30,17 @@ from service.schema_changes import plan_change
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# How long a load or query waits for another process to let go of the database file.
+LOCK_WAIT_SECONDS = 30.0
+# The first and the longest pause between tries to open a file another process holds.
+FIRST_PAUSE_SECONDS = 0.01
+LONGEST_PAUSE_SECONDS = 0.25
+# How much of the holder's command line a message shows.
+COMMAND_CHARS = 80
+# DuckDB's message when another process holds the file: "... Conflicting lock is held in
+# /usr/bin/python3.11 (PID 1234) ..." (the holder's program and process id).
+LOCK_CONFLICT = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
 # BigQuery's scalar column types (canonical names) and the DuckDB types that hold the same
 # values; a RECORD is a STRUCT of its fields, a REPEATED column a LIST (``duckdb_type``).
@@ -76,28 +94,99 @@ def _mode(kind: str, nullable: bool) -> str:
     return "NULLABLE" if nullable else "REQUIRED"
 
 
+def lock_holder(message: str) -> str | None:
+    """The process a DuckDB lock-conflict message names ("PID 1234: ingest serve"), else None."""
+    found = LOCK_CONFLICT.search(message)
+    if found is None:
+        return None
+    pid = found["pid"]
+    return f"PID {pid}: {command_line(int(pid)) or found['program']}"
+
+
+def command_line(pid: int) -> str | None:
+    """A process's command as typed ("ingest serve --port 8080"), where /proc shows it."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    args = [a for a in raw.decode(errors="replace").split("\0") if a]
+    if len(args) > 1 and Path(args[0]).name.startswith("python"):
+        args = args[1:]  # the interpreter of a console script: the script says more
+    if not args:
+        return None
+    shown = " ".join(" ".join([Path(args[0]).name, *args[1:]]).split())  # one line
+    return shown if len(shown) <= COMMAND_CHARS else shown[: COMMAND_CHARS - 3] + "..."
+
+
 class DuckDbWarehouse:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, lock_wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = duckdb.connect(str(path))
-        self._conn.execute("SET TimeZone = 'UTC'")
-        self._conn.execute(JOBS_DDL)
-        # DuckDB connections are not safe to share between threads at once.
+        self.lock_wait_seconds = lock_wait_seconds
+        # One load or query at a time in this process: each opens the file, runs, closes it.
         self._lock = threading.Lock()
+        self._prepared = False  # the job table made (once per process is enough)
         self._loading: set[str] = set()  # job ids whose load runs (or waits for the lock)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """The database file, open; waits while another process holds it (bounded)."""
+        deadline = time.monotonic() + self.lock_wait_seconds
+        pause = FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                conn = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                holder = lock_holder(str(exc))
+                left = deadline - time.monotonic()
+                if holder is None:
+                    raise
+                if left <= 0:
+                    raise TransientError(
+                        f"the warehouse {self.path} is in use by another process ({holder})"
+                        f" and was not free within {self.lock_wait_seconds:g} s: try again when"
+                        " its load or query ends, or stop that process"
+                    ) from exc
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, LONGEST_PAUSE_SECONDS)
+        try:
+            conn.execute("SET TimeZone = 'UTC'")
+            if not self._prepared:
+                conn.execute(JOBS_DDL)
+                self._prepared = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     async def _run(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         def call() -> T:
             with self._lock:
-                return fn(self._conn)
+                conn = self._connect()
+                try:
+                    return fn(conn)
+                finally:
+                    conn.close()  # lets other processes in between our loads and queries
 
-        try:
-            return await asyncio.to_thread(call)
-        except duckdb.IOException as exc:
-            raise TransientError(f"duckdb: {exc}") from exc
-        except duckdb.Error as exc:
-            raise PermanentError(f"duckdb: {exc}") from exc
+        return await _translated(call)
+
+    async def _held(
+        self, fn: Callable[[duckdb.DuckDBPyConnection], None]
+    ) -> duckdb.DuckDBPyConnection:
+        """A connection prepared by ``fn`` and left open for the caller, who closes it: a Write
+        API stream's transaction spans the unit. Other processes wait meanwhile (bounded)."""
+
+        def call() -> duckdb.DuckDBPyConnection:
+            with self._lock:
+                conn = self._connect()
+                try:
+                    fn(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+                return conn
+
+        return await _translated(call)
 
     async def load_parquet(
         self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
@@ -211,4 +300,14 @@ class DuckDbWarehouse:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
-        await self._run(lambda conn: conn.close())
+        return None  # the file is open only while a load or query runs
+
+
+async def _translated(call: Callable[[], T]) -> T:
+    """``call`` in a worker thread, DuckDB's errors as the service's."""
+    try:
+        return await asyncio.to_thread(call)
+    except duckdb.IOException as exc:
+        raise TransientError(f"duckdb: {exc}") from exc
+    except duckdb.Error as exc:
+        raise PermanentError(f"duckdb: {exc}") from exc

@@ -58,7 +58,11 @@ class SqliteLedgerStore:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-ledger")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
-        self._thread.submit(self._open).result()
+        try:
+            self._thread.submit(self._open).result()
+        except sqlite3.Error as exc:  # unwritable or not a database: one line, as any call's
+            self._thread.shutdown(wait=False)
+            raise TransientError(f"sqlite ledger {path}: {exc}") from exc
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is None:
