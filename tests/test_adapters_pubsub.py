@@ -66,7 +66,12 @@ async def test_outcome_message_data_and_attributes(emulators: Emulators, kit: Pu
     await publisher.close()
     [message] = kit.collect(subscription, 1)
     assert json.loads(message.data) == ended.data()
-    assert message.attributes == {"state": "COMPLETED", "pipeline": "rows", "table": "ds.rows"}
+    # A CloudEvent in Pub/Sub's binding (ce- attributes), with the plain attributes that
+    # subscription filters use beside them.
+    plain = {k: message.attributes[k] for k in ("state", "pipeline", "table")}
+    assert plain == {"state": "COMPLETED", "pipeline": "rows", "table": "ds.rows"}
+    assert message.attributes["ce-type"] == "gcp_ingest.unit.v1.completed"
+    assert message.attributes["ce-specversion"] == "1.0"
 
 
 @pytest.mark.emulators
