@@ -46,6 +46,12 @@ class Runtime:
             len(self.pipelines.pipelines),
         )
 
+    async def settle(self) -> None:
+        """Until this process's own work queue (embedded fan-out) has run every unit in it."""
+        drain = getattr(self._backends.work if self._backends else None, "drain", None)
+        if drain is not None:
+            await drain()
+
     async def give_up_after(self, seconds: float) -> None:
         """Shutdown: give the units in flight this long, then give up those still running."""
         await asyncio.sleep(seconds)

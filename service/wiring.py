@@ -10,8 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from service.errors import ConfigError
+from service.fanout import FanOut
 from service.ingest import Ingestor
 from service.ledger import Ledger
+from service.measures import UnitMetrics
 from service.outcomes import DiscardOutcomes
 from service.pipeline.definition import PipelineSet
 from service.pipeline.pipelines_file import load_pipelines
@@ -22,7 +24,9 @@ from service.ports import (
     MessageSource,
     ObjectStore,
     OutcomePublisher,
+    SweepCursors,
     Warehouse,
+    WorkPublisher,
 )
 from service.settings import Settings
 
@@ -33,10 +37,17 @@ class Backends:
     warehouse: Warehouse
     ledger_store: IdempotencyStore
     outcomes: OutcomePublisher = field(default_factory=DiscardOutcomes)
+    # A sweep's fan-out: where units are published and where its cursor is kept (None: a
+    # sweep runs its units in the request that asked for it).
+    work: WorkPublisher | None = None
+    cursors: SweepCursors | None = None
 
     async def close(self) -> None:
-        for backend in (self.outcomes, self.store, self.warehouse, self.ledger_store):
-            await backend.close()
+        for backend in (self.work, self.cursors, self.outcomes, self.store):
+            if backend is not None:
+                await backend.close()
+        for other in (self.warehouse, self.ledger_store):
+            await other.close()
 
 
 def owner_id() -> str:
@@ -46,6 +57,8 @@ def owner_id() -> str:
 
 def build_backends(settings: Settings) -> Backends:
     backends = replace(_real_backends(settings), outcomes=outcome_publisher(settings))
+    work, cursors = fanout_backends(settings)
+    backends = replace(backends, work=work, cursors=cursors)
     if settings.fault_rate <= 0:
         return backends
     from service.adapters.faults import FaultInjector, FaultyObjectStore, faulty_warehouse
@@ -89,7 +102,12 @@ def check_data_dir(settings: Settings) -> Path:
     return root
 
 
-def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSet) -> Ingestor:
+def build_ingestor(
+    settings: Settings,
+    backends: Backends,
+    pipelines: PipelineSet,
+    metrics: UnitMetrics | None = None,
+) -> Ingestor:
     ledger = Ledger(backends.ledger_store, owner=owner_id(), lease_seconds=settings.lease_seconds)
     runner = Runner(
         backends.store,
@@ -97,7 +115,17 @@ def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSe
         chunk_bytes=settings.chunk_bytes,
         buffer_bytes=settings.max_buffered_bytes,
     )
-    return Ingestor(
+    fanout = None
+    if backends.work is not None and backends.cursors is not None:
+        fanout = FanOut(
+            pipelines,
+            backends.store,
+            backends.ledger_store,
+            backends.work,
+            backends.cursors,
+            page_size=settings.sweep_page_size,
+        )
+    ingestor = Ingestor(
         pipelines,
         backends.store,
         ledger,
@@ -106,6 +134,34 @@ def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSe
         stall_seconds=settings.stall_seconds,
         max_units_in_flight=settings.max_units_in_flight,
         outcomes=backends.outcomes,
+        fanout=fanout,
+        metrics=metrics,
+    )
+    bind = getattr(backends.work, "bind", None)
+    if bind is not None:  # the in-process queue delivers to this very ingestor
+        bind(ingestor.handle)
+    return ingestor
+
+
+def fanout_backends(settings: Settings) -> tuple[WorkPublisher | None, SweepCursors | None]:
+    """The work topic and cursors: the service's own topic on gcp (when set), else a queue in
+    this process (embedded); none on gcp without a topic (sweeps then run in-request)."""
+    if settings.backend == "gcp":
+        if not settings.work_topic:
+            return None, None
+        from service.adapters.gcp.sweep_cursors import FirestoreSweepCursors
+        from service.adapters.gcp.work_topic import PubSubWorkPublisher
+
+        return (
+            PubSubWorkPublisher.from_settings(settings, settings.work_topic),
+            FirestoreSweepCursors.from_settings(settings),
+        )
+    from service.adapters.local.sweep_cursors import SqliteSweepCursors
+    from service.adapters.local.work_queue import InProcessWork
+
+    return (
+        InProcessWork(settings.max_units_in_flight),
+        SqliteSweepCursors(settings.data_dir / "sweeps.sqlite3"),
     )
 
 
