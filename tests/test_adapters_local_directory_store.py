@@ -153,3 +153,20 @@ async def test_a_bucket_name_that_is_not_one_folder_is_refused(
 ) -> None:
     with pytest.raises(PermanentError):
         await store.stat(ObjectRef(bucket, "x"))
+
+
+async def test_a_paged_listing_gives_every_name_once_in_order(store: DirectoryObjectStore) -> None:
+    names = sorted(f"orders/{d}/{i}.csv" for d in ("a", "a-b", "b") for i in range(4))
+    for name in [*names, "other/x"]:
+        store.put(BUCKET, name, b"x")
+    pages, token = [], None
+    for _ in range(10):  # bounded: 12 names in pages of 5
+        page = await store.list_page(BUCKET, "orders/", token, 5)
+        pages.append([i.ref.name for i in page.objects])
+        token = page.next_token
+        if token is None:
+            break
+    assert [len(p) for p in pages] == [5, 5, 2]
+    assert [n for p in pages for n in p] == names
+    empty = await store.list_page(BUCKET, "missing/", None, 5)
+    assert (empty.objects, empty.next_token) == ((), None)
