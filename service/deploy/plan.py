@@ -19,6 +19,7 @@ from service.deploy.commands import (
 )
 from service.deploy.delivery import delivery, eventarc_triggers, schedules, trigger_access
 from service.deploy.deployment_file import Deployment
+from service.deploy.fanout import fanout
 
 # The APIs a deployment uses, enabled first.
 APIS = (
@@ -51,6 +52,7 @@ def plan(d: Deployment) -> list[Command]:
         ("What Eventarc and Cloud Storage need", trigger_access),
         ("Eventarc triggers", eventarc_triggers),
         ("Delivery: ack deadline, retries, dead letters", delivery),
+        ("Fan-out: the work topic and its push subscription", fanout),
         ("Cloud Scheduler jobs", schedules),
     )
     return [Command(title, argv, capture) for title, build in steps for argv, capture in build(d)]
