@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.errors import ConfigError
 from service.fanout import FanOut
@@ -29,6 +30,9 @@ from service.ports import (
     WorkPublisher,
 )
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,26 @@ def fanout_backends(settings: Settings) -> tuple[WorkPublisher | None, SweepCurs
         InProcessWork(settings.max_units_in_flight),
         SqliteSweepCursors(settings.data_dir / "sweeps.sqlite3"),
     )
+
+
+def metric_exporters(settings: Settings) -> list[MetricReader]:
+    """Cloud Monitoring when asked, or by default on gcp off the emulators; /metrics always."""
+    on_emulators = any(
+        (
+            settings.firestore_emulator_host,
+            settings.storage_emulator_host,
+            settings.pubsub_emulator_host,
+            settings.bigquery_endpoint,
+        )
+    )
+    wanted = settings.metrics_export == "cloud-monitoring" or (
+        settings.metrics_export == "auto" and settings.backend == "gcp" and not on_emulators
+    )
+    if not wanted:
+        return []
+    from service.adapters.gcp.monitoring import cloud_monitoring_reader
+
+    return [cloud_monitoring_reader(settings)]
 
 
 def outcome_publisher(settings: Settings) -> OutcomePublisher:

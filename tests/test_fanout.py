@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
 
 from service.adapters.local.work_queue import push_envelope
 from service.adapters.memory import MemoryLedgerStore, MemorySweepCursors
-from service.errors import TransientError
 from service.events import decode
 from service.fanout import FanOut
 from service.ingest import Status
 from service.ledger import Claimed, Ledger
 from service.models import (
     EventMeta,
-    ObjectInfo,
-    ObjectRef,
     SweepRequested,
     UnitKey,
     UnitRequested,
@@ -25,54 +22,10 @@ from service.models import (
 )
 from service.pipeline.definition import PipelineSet
 from service.pipeline.pipelines_file import load_pipelines
-from service.ports import ListPage
 from tests.conftest import EXAMPLES
+from tests.listing_kit import PagedStore
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
-
-
-class PagedStore:
-    """A listing stub: ``count`` objects under orders/, ``page`` names a page; ``fail_at``
-    makes the listing of that page fail once (a sweep cut off)."""
-
-    def __init__(self, count: int, fail_at: int | None = None) -> None:
-        self.count = count
-        self.fail_at = fail_at
-        self.tokens: list[str | None] = []
-
-    def info(self, index: int) -> ObjectInfo:
-        ref = ObjectRef("landing", f"orders/2026-11-20-{index:06d}.csv", 1)
-        return ObjectInfo(ref, 10, "text/csv", md5_base64=f"md5-{index}", updated=NOW)
-
-    async def list_page(
-        self, bucket: str, prefix: str, page_token: str | None, page_size: int
-    ) -> ListPage:
-        self.tokens.append(page_token)
-        start = int(page_token or 0)
-        if self.fail_at is not None and start == self.fail_at:
-            self.fail_at = None
-            raise TransientError("listing unavailable")
-        end = min(start + page_size, self.count)
-        objects = tuple(self.info(i) for i in range(start, end))
-        return ListPage(objects, str(end) if end < self.count else None)
-
-    def read(self, ref: ObjectRef, chunk_bytes: int) -> AsyncIterator[bytes]:
-        raise NotImplementedError
-
-    async def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
-        raise NotImplementedError
-
-    async def stat(self, ref: ObjectRef) -> ObjectInfo:
-        raise NotImplementedError
-
-    async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef:
-        raise NotImplementedError
-
-    async def ping(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
 
 class Published:
