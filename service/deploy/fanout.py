@@ -3,12 +3,13 @@
 One step of the deployment plan (after the delivery settings, whose captured project number it
 reuses): the topic, the runner's right to publish to it, the service's URL, a push subscription
 to it with the same ack deadline, retry and dead-letter policy as the event triggers, signed by
-the trigger's identity (already a run.invoker), and INGEST_WORK_TOPIC on the service.
+the trigger's identity (already a run.invoker), and INGEST_WORK_TOPIC on the service. The
+runner may also write its metrics to Cloud Monitoring.
 """
 
 from __future__ import annotations
 
-from service.deploy.commands import Built, member, run, topic_path
+from service.deploy.commands import Built, member, project_binding, run, topic_path
 from service.deploy.delivery import PROJECT_NUMBER
 from service.deploy.deployment_file import Deployment
 
@@ -51,6 +52,8 @@ def fanout(d: Deployment) -> Built:
         "gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", subscription,
         f"--member={pubsub_agent}", "--role=roles/pubsub.subscriber", project,
     )  # fmt: skip
+    # The service's metrics go to Cloud Monitoring (monitoring.timeSeries.create).
+    yield project_binding(d, runner, "roles/monitoring.metricWriter")
     yield run(
         "gcloud", "run", "services", "update", d.service.name, f"--region={d.region}",
         f"--update-env-vars=INGEST_WORK_TOPIC={topic_path(d, topic)}", project,
