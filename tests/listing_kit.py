@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from service.errors import TransientError
 from service.models import ObjectInfo, ObjectRef
-from service.ports import ListPage
+from service.ports import ListPage, ObjectStore
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 
@@ -67,3 +67,15 @@ class PagedStore:
 
     async def close(self) -> None:
         return None
+
+
+async def all_pages(store: ObjectStore, bucket: str, prefix: str, size: int) -> list[list[str]]:
+    """The names of each page of a listing, following the tokens (at most 100 pages)."""
+    pages, token = [], None
+    for _ in range(100):  # bounded
+        page = await store.list_page(bucket, prefix, token, size)
+        pages.append([o.ref.name for o in page.objects])
+        token = page.next_token
+        if token is None:
+            break
+    return pages

@@ -21,6 +21,7 @@ from service.models import Column, ObjectRef, TableSpec, UnitKey, UnitResult, Un
 from service.ports import SweepCursor
 from service.settings import replace_settings
 from tests.emulator_fixtures import Emulators
+from tests.listing_kit import all_pages
 
 pytestmark = pytest.mark.emulators
 
@@ -50,13 +51,7 @@ async def test_gcs_lists_page_by_page_with_the_api_page_token(
     names = [f"in/{i:02d}.csv" for i in range(7)]
     for name in [*names, "other/x.csv"]:
         await store.write(ObjectRef(unique, name), b"a\n1\n", "text/csv")
-    pages, token = [], None
-    for _ in range(10):  # bounded: 7 objects in pages of 3
-        page = await store.list_page(unique, "in/", token, 3)
-        pages.append([o.ref.name for o in page.objects])
-        token = page.next_token
-        if token is None:
-            break
+    pages = await all_pages(store, unique, "in/", 3)
     assert [len(p) for p in pages] == [3, 3, 1]
     assert [n for p in pages for n in p] == names
     await store.close()
