@@ -285,10 +285,10 @@ def sweep(run: Run, fronts: list[int]) -> None:
         print(f"  stalled: sweep {run.sweeps} answered {status}", flush=True)
 
 
-def loaded_rows(bigquery: Emulator) -> dict[tuple[str, int], int]:
+def loaded_rows(bigquery: Emulator, table: str = DATASET_TABLE) -> dict[tuple[str, int], int]:
     sql = (
         "SELECT _source_uri AS uri, _source_generation AS gen, COUNT(*) AS n "
-        f"FROM `{PROJECT}.{DATASET_TABLE}` GROUP BY 1, 2"
+        f"FROM `{PROJECT}.{table}` GROUP BY 1, 2"
     )
     status, raw = http(
         "POST",

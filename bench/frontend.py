@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 
 import httpx
@@ -24,17 +25,19 @@ DROPPED = frozenset({"host", "content-length", "connection", "transfer-encoding"
 FORWARD_TIMEOUT_S = 60.0
 
 
-def front_end(backend_port: int) -> Quart:
-    app = Quart(f"front-{backend_port}")
+def front_end(*backend_ports: int) -> Quart:
+    """Forward each request to the next backend in turn (Cloud Run spreads requests over its
+    instances much like this when none is busier than another)."""
+    app = Quart(f"front-{backend_ports[0]}")
     client = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S)
-    backend = f"http://127.0.0.1:{backend_port}/"
+    backends = itertools.cycle([f"http://127.0.0.1:{port}/" for port in backend_ports])
 
     @app.post("/")
     async def forward() -> Response:
         body = await request.get_data(as_text=False)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED}
         try:
-            answer = await client.post(backend, content=body, headers=headers)
+            answer = await client.post(next(backends), content=body, headers=headers)
         except httpx.HTTPError:
             return Response(b'{"status":"unavailable"}', 503, content_type="application/json")
         return Response(answer.content, answer.status_code, content_type="application/json")
@@ -47,14 +50,14 @@ def front_end(backend_port: int) -> Quart:
 
 
 @contextlib.asynccontextmanager
-async def running_front_end(port: int, backend_port: int) -> AsyncIterator[None]:
+async def running_front_end(port: int, *backend_ports: int) -> AsyncIterator[None]:
     """Serve the proxy on ``port`` for the duration of the block."""
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     config.errorlog = None
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(front_end(backend_port), config, shutdown_trigger=stop.wait))
+    task = asyncio.create_task(serve(front_end(*backend_ports), config, shutdown_trigger=stop.wait))
     try:
         for _ in range(100):  # bounded: the socket is usually open within a few ms
             with contextlib.suppress(OSError):

@@ -21,6 +21,7 @@ from service.plans import Verdict
 # HTTP status for each outcome: 2xx acknowledges, 429 and 503 make the platform redeliver.
 HTTP_STATUS = {
     Status.LOADED: 200,
+    Status.PUBLISHED: 200,
     Status.DUPLICATE: 200,
     Status.IGNORED: 200,
     Status.FAILED: 200,
@@ -30,6 +31,7 @@ HTTP_STATUS = {
 # Log level of the one line each event gets, by outcome.
 LOG_LEVEL = {
     Status.LOADED: logging.INFO,
+    Status.PUBLISHED: logging.INFO,
     Status.DUPLICATE: logging.INFO,
     Status.IGNORED: logging.INFO,
     Status.FAILED: logging.ERROR,
@@ -67,7 +69,13 @@ RETRYABLE = frozenset(
 )
 # Outcomes (and dry-run verdicts) that leave nothing to do: any other is a failure to report.
 SUCCEEDED = frozenset(
-    {Status.LOADED.value, Status.DUPLICATE.value, Status.IGNORED.value, *(v.value for v in Verdict)}
+    {
+        Status.LOADED.value,
+        Status.PUBLISHED.value,
+        Status.DUPLICATE.value,
+        Status.IGNORED.value,
+        *(v.value for v in Verdict),
+    }
 )
 
 

@@ -15,7 +15,7 @@ from service import answers
 from service.auth import TokenVerifier
 from service.body_limits import ASGIApp, BodyLimits
 from service.logs import bind_trace, configure_logging, trace_from_raw_headers
-from service.routes import events, health, status
+from service.routes import events, health, metrics, status
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, detailed_answers: bool = Fal
     events.register(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(status.blueprint)
+    app.register_blueprint(metrics.blueprint)
     limited = BodyLimits(
         app.asgi_app, settings.body_timeout_seconds, settings.max_arriving_body_bytes
     )

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.content import fingerprint, same_content, same_content_reason
 from service.errors import (
@@ -27,6 +27,7 @@ from service.ledger import (
     Ledger,
 )
 from service.logs import log_context
+from service.measures import NO_METRICS, UnitMetrics
 from service.models import (
     Event,
     EventMeta,
@@ -37,6 +38,7 @@ from service.models import (
     ObjectRef,
     SweepRequested,
     UnitKey,
+    UnitRequested,
     UnitResult,
 )
 from service.outcomes import DiscardOutcomes, unit_ended
@@ -49,6 +51,9 @@ from service.ports import ObjectStore, OutcomePublisher
 from service.stream_journal import LedgerJournal
 from service.watchdog import Watchdog
 
+if TYPE_CHECKING:
+    from service.fanout import FanOut
+
 log = logging.getLogger(__name__)
 
 
@@ -56,6 +61,7 @@ class Status(StrEnum):
     """What happened, ordered from best to worst for combining several units."""
 
     LOADED = "loaded"
+    PUBLISHED = "published"  # a sweep fanned out: its units run as work messages
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
     FAILED = "failed"  # permanent, recorded: acknowledged, not retried
@@ -67,6 +73,7 @@ SEVERITY = {s: i for i, s in enumerate(Status)}
 # Log level of the one line each unit outcome gets.
 UNIT_LOG_LEVEL = {
     Status.LOADED: logging.INFO,
+    Status.PUBLISHED: logging.INFO,
     Status.DUPLICATE: logging.INFO,
     Status.IGNORED: logging.INFO,
     Status.FAILED: logging.ERROR,
@@ -84,6 +91,7 @@ class UnitOutcome:
     error: str | None = None
     stage: str | None = None
     reason: str | None = None  # why nothing was loaded, when that is no error
+    stage_seconds: tuple[tuple[str, float], ...] = ()  # a loaded unit's time in each stage
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ class Outcome:
     reason: str | None = None
     units: tuple[UnitOutcome, ...] = field(default=())
     swept: int | None = None  # objects a sweep listed and matched
+    published: int | None = None  # work messages a fanned-out sweep published
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -105,7 +114,9 @@ class Outcome:
             body["units"] = counts
             body["rows_loaded"] = sum(u.rows_loaded for u in self.units)
             body["rows_quarantined"] = sum(u.rows_quarantined for u in self.units)
-        if self.swept is not None:
+        if self.published is not None:
+            body["fanout"] = {"objects": self.swept or 0, "published": self.published}
+        elif self.swept is not None:
             body["sweep"] = sweep_counts(self.swept, self.units)
         return body
 
@@ -114,6 +125,7 @@ class Outcome:
 # (acknowledged, re-run only by a forced replay) counts as failed.
 SWEEP_COUNT = {
     Status.LOADED: "loaded",
+    Status.PUBLISHED: "loaded",
     Status.DUPLICATE: "skipped",
     Status.IGNORED: "skipped",
     Status.FAILED: "failed",
@@ -149,6 +161,8 @@ class Ingestor:
         stall_seconds: float,
         max_units_in_flight: int,
         outcomes: OutcomePublisher | None = None,
+        fanout: FanOut | None = None,
+        metrics: UnitMetrics | None = None,
     ) -> None:
         self.pipelines = pipelines
         self.outcomes: OutcomePublisher = outcomes or DiscardOutcomes()
@@ -158,6 +172,12 @@ class Ingestor:
         self.renew_every = renew_every_seconds
         self.stall_seconds = stall_seconds
         self.slots = asyncio.Semaphore(max_units_in_flight)
+        self.max_units_in_flight = max_units_in_flight
+        # Work messages admitted and not yet ended: past the slots, one is answered busy (429).
+        self.admitted = 0
+        # Sweeps list and publish work here; without it a sweep runs its units in-request.
+        self.fanout = fanout
+        self.metrics: UnitMetrics = metrics or NO_METRICS
         self.claim_slots = asyncio.Semaphore(max(64, max_units_in_flight * 16))
         # Shutdown: ``draining`` starts no new unit; ``abandon`` cancels the running ones.
         self.draining = False
@@ -168,8 +188,30 @@ class Ingestor:
         if isinstance(event, Ignored):
             return Outcome(Status.IGNORED, event.meta.event_id, event.reason)
         if isinstance(event, SweepRequested):
+            # A forced sweep re-runs finished units: it runs them here, where force was allowed.
+            if self.fanout is not None and not force:
+                return await self.fanout.sweep(event)
             return await self.sweep(event, force=force)
+        if isinstance(event, UnitRequested):
+            return await self._requested(event, force=force)
         return await self._object(event, force=force)
+
+    async def _requested(self, event: UnitRequested, *, force: bool) -> Outcome:
+        """One unit a sweep published. With every slot taken it is answered busy at once, so
+        Pub/Sub offers it again, perhaps to an instance with a slot free."""
+        pipeline = self.pipelines.get(event.pipeline)
+        ref = event.object.ref
+        if pipeline is None or not pipeline.matches(ref.bucket, ref.name):
+            return Outcome(Status.IGNORED, event.meta.event_id, "no such pipeline for the object")
+        if self.slots.locked() or self.admitted >= self.max_units_in_flight:
+            self.metrics.refused(pipeline.name)
+            return Outcome(Status.BUSY, event.meta.event_id, "every unit slot is busy")
+        self.admitted += 1
+        try:
+            unit = await self.run_unit(pipeline, event.object, event.meta, force=force)
+        finally:
+            self.admitted -= 1
+        return combine(event.meta.event_id, [unit])
 
     async def _object(self, event: ObjectFinalized, *, force: bool) -> Outcome:
         ref = event.object.ref
@@ -206,9 +248,13 @@ class Ingestor:
         assert task is not None
         self._running.add(task)
         try:
-            with log_context(event_id=meta.event_id, unit=key, pipeline=pipeline.name):
+            with (
+                log_context(event_id=meta.event_id, unit=key, pipeline=pipeline.name),
+                self.metrics.unit(pipeline.name, meta) as measured,
+            ):
                 outcome = await self._run_unit(key, pipeline, info, meta, force=force)
                 log_outcome(outcome)
+                measured.ended(outcome)
                 return outcome
         finally:
             self._running.discard(task)
@@ -334,7 +380,13 @@ class Ingestor:
             return UnitOutcome(unit, Status.TRANSIENT, error=f"unexpected {type(exc).__name__}")
         record = await self.ledger.complete(holder.lease, result)
         await self._announce(key, pipeline, record)
-        return UnitOutcome(unit, Status.LOADED, result.rows_loaded, result.rows_quarantined)
+        return UnitOutcome(
+            unit,
+            Status.LOADED,
+            result.rows_loaded,
+            result.rows_quarantined,
+            stage_seconds=tuple(result.durations.items()),
+        )
 
     async def _watched(
         self,

@@ -61,12 +61,21 @@ class SweepRequested:
 
 
 @dataclass(frozen=True)
+class UnitRequested:
+    """One object generation for one pipeline, as a sweep's fan-out publishes it."""
+
+    meta: EventMeta
+    pipeline: str
+    object: ObjectInfo
+
+
+@dataclass(frozen=True)
 class Ignored:
     meta: EventMeta
     reason: str
 
 
-Event = ObjectFinalized | SweepRequested | Ignored
+Event = ObjectFinalized | SweepRequested | UnitRequested | Ignored
 
 
 # A unit as `ingest` prints it (``str(UnitKey)``): PIPELINE:gs://BUCKET/NAME#GENERATION.

@@ -6,12 +6,22 @@ The ingestor derives its units and a sweep's prefix here, and so do ``replay --d
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from service.models import Event, Ignored, ObjectInfo, ObjectRef, SweepRequested, UnitKey
+from service.models import (
+    Event,
+    Ignored,
+    ObjectInfo,
+    ObjectRef,
+    SweepRequested,
+    UnitKey,
+    UnitRequested,
+    UnitState,
+)
 from service.pipeline.definition import Pipeline, PipelineSet
 
 
@@ -66,9 +76,26 @@ def recent(objects: list[ObjectInfo], lookback_days: int, now: datetime) -> list
     return [o for o in objects if o.updated is None or o.updated >= cutoff]
 
 
+def needs_work(state: UnitState | None) -> bool:
+    """Whether a fanned-out sweep publishes a unit the ledger has in ``state`` (None: no record).
+
+    A finished unit (COMPLETED, or FAILED and so acknowledged) would only be answered from the
+    ledger; a unit in progress is published again, since its owner may have died.
+    """
+    return state not in (UnitState.COMPLETED, UnitState.FAILED)
+
+
+def sweep_key(event: SweepRequested, pipeline: Pipeline, prefix: str) -> str:
+    """The key of one sweep's listing cursor: the same for a redelivery of the same request."""
+    text = f"{event.meta.event_id}|{pipeline.name}|{pipeline.bucket}|{prefix}"
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
 def plan(pipelines: PipelineSet, event: Event) -> Plan:
     if isinstance(event, Ignored):
         return Plan(Verdict.IGNORE, event.reason)
+    if isinstance(event, UnitRequested):
+        return _requested_plan(pipelines, event)
     if isinstance(event, SweepRequested):
         pipeline = pipelines.get(event.pipeline)
         if pipeline is None:
@@ -81,3 +108,13 @@ def plan(pipelines: PipelineSet, event: Event) -> Plan:
         return Plan(Verdict.IGNORE, f"no pipeline matches {ref.uri}")
     units = tuple(unit_key(p, ref) for p in matching)
     return Plan(Verdict.RUN, ", ".join(str(u) for u in units), units)
+
+
+def _requested_plan(pipelines: PipelineSet, event: UnitRequested) -> Plan:
+    """A work message runs the one unit it names, for its pipeline only."""
+    pipeline = pipelines.get(event.pipeline)
+    ref = event.object.ref
+    if pipeline is None or not pipeline.matches(ref.bucket, ref.name):
+        return Plan(Verdict.IGNORE, f"pipeline {event.pipeline} does not take {ref.uri}")
+    unit = unit_key(pipeline, ref)
+    return Plan(Verdict.RUN, str(unit), (unit,))

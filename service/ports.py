@@ -25,6 +25,14 @@ from service.models import (
 from service.outcomes import UnitEnded
 
 
+@dataclass(frozen=True)
+class ListPage:
+    """One page of an object listing; ``next_token`` is None on the last page."""
+
+    objects: tuple[ObjectInfo, ...]
+    next_token: str | None
+
+
 class ObjectStore(Protocol):
     """Cloud Storage, or a directory standing in for it."""
 
@@ -37,6 +45,12 @@ class ObjectStore(Protocol):
         ...
 
     async def list(self, bucket: str, prefix: str) -> list[ObjectInfo]: ...
+
+    async def list_page(
+        self, bucket: str, prefix: str, page_token: str | None, page_size: int
+    ) -> ListPage:
+        """One page of the listing, in name order, from ``page_token`` (None: the first)."""
+        ...
 
     async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef: ...
 
@@ -250,5 +264,35 @@ class MessageSource(Protocol):
     async def lease(self, ack_ids: Sequence[str], seconds: int) -> None:
         """Keep the messages for ``seconds`` more; 0 gives them back at once."""
         ...
+
+    async def close(self) -> None: ...
+
+
+class WorkPublisher(Protocol):
+    """Where a sweep sends one unit of work each: the service's own topic, or this process."""
+
+    async def publish(self, data: bytes, attributes: Mapping[str, str]) -> None:
+        """Hand one encoded work message over; returns once it is accepted (not run)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SweepCursor:
+    """How far one sweep has listed: resumed from ``page_token`` when it is delivered again."""
+
+    key: str
+    page_token: str | None
+    published: int
+    done: bool
+
+
+class SweepCursors(Protocol):
+    """Sweep progress, kept beside the ledger (its own collection or table)."""
+
+    async def get(self, key: str) -> SweepCursor | None: ...
+
+    async def put(self, cursor: SweepCursor) -> None: ...
 
     async def close(self) -> None: ...

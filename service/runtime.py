@@ -8,9 +8,17 @@ import logging
 from quart import current_app
 
 from service.ingest import Ingestor
+from service.metrics import Metrics
 from service.pipeline.definition import PipelineSet
 from service.settings import Settings
-from service.wiring import Backends, build_backends, build_ingestor, load_config, preflight
+from service.wiring import (
+    Backends,
+    build_backends,
+    build_ingestor,
+    load_config,
+    metric_exporters,
+    preflight,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,7 @@ class Runtime:
         preflight(settings)  # here, not when serving starts: one line, no traceback
         self._backends: Backends | None = None
         self._ingestor: Ingestor | None = None
+        self.metrics: Metrics | None = None
         self.draining = False
 
     def drain(self) -> None:
@@ -38,12 +47,21 @@ class Runtime:
 
     async def open(self) -> None:
         self._backends = build_backends(self.settings)
-        self._ingestor = build_ingestor(self.settings, self._backends, self.pipelines)
+        self.metrics = Metrics(metric_exporters(self.settings))
+        self._ingestor = build_ingestor(self.settings, self._backends, self.pipelines, self.metrics)
+        budget = self._ingestor.runner.budget
+        self.metrics.buffered = lambda: budget.used
         log.info(
             "serving on the %s backend with %d pipelines",
             self.settings.backend,
             len(self.pipelines.pipelines),
         )
+
+    async def settle(self) -> None:
+        """Until this process's own work queue (embedded fan-out) has run every unit in it."""
+        drain = getattr(self._backends.work if self._backends else None, "drain", None)
+        if drain is not None:
+            await drain()
 
     async def give_up_after(self, seconds: float) -> None:
         """Shutdown: give the units in flight this long, then give up those still running."""
@@ -67,6 +85,8 @@ class Runtime:
                 log.warning("shutdown: clients not closed in %ss; leaving", CLOSE_TIMEOUT_SECONDS)
             self._backends = None
             self._ingestor = None
+        if self.metrics is not None:
+            self.metrics.close()
 
     @property
     def backends(self) -> Backends:

@@ -221,6 +221,26 @@ class Settings:
         default=None,
         metadata=_env("OUTCOME_TOPIC", str, doc="publish unit outcomes to this Pub/Sub topic"),
     )
+    work_topic: str | None = field(
+        default=None,
+        metadata=_env(
+            "WORK_TOPIC",
+            str,
+            doc="sweeps publish one message per unit here (gcp); embedded: in-process",
+        ),
+    )
+    sweep_page_size: int = field(
+        default=1000,
+        metadata=_env("SWEEP_PAGE_SIZE", _positive_int, doc="objects a sweep lists per page"),
+    )
+    metrics_export: str = field(
+        default="auto",
+        metadata=_env(
+            "METRICS_EXPORT",
+            _choice("auto", "cloud-monitoring", "none"),
+            doc="auto: Cloud Monitoring on gcp (not on emulators); /metrics always",
+        ),
+    )
     fault_rate: float = field(
         default=0.0,
         metadata=_env("FAULT_RATE", _fraction, doc="testing only: share of calls failed"),

@@ -8,10 +8,13 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.errors import ConfigError
+from service.fanout import FanOut
 from service.ingest import Ingestor
 from service.ledger import Ledger
+from service.measures import UnitMetrics
 from service.outcomes import DiscardOutcomes
 from service.pipeline.definition import PipelineSet
 from service.pipeline.pipelines_file import load_pipelines
@@ -23,9 +26,14 @@ from service.ports import (
     ObjectStore,
     OutcomePublisher,
     StreamWriter,
+    SweepCursors,
     Warehouse,
+    WorkPublisher,
 )
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,17 @@ class Backends:
     ledger_store: IdempotencyStore
     outcomes: OutcomePublisher = field(default_factory=DiscardOutcomes)
     streams: StreamWriter | None = None  # the Write API, for pipelines with load = "stream"
+    # A sweep's fan-out: where units are published and where its cursor is kept (None: a
+    # sweep runs its units in the request that asked for it).
+    work: WorkPublisher | None = None
+    cursors: SweepCursors | None = None
 
     async def close(self) -> None:
-        if self.streams is not None:
-            await self.streams.close()
-        for backend in (self.outcomes, self.store, self.warehouse, self.ledger_store):
-            await backend.close()
+        for backend in (self.streams, self.work, self.cursors, self.outcomes, self.store):
+            if backend is not None:
+                await backend.close()
+        for other in (self.warehouse, self.ledger_store):
+            await other.close()
 
 
 def owner_id() -> str:
@@ -50,6 +63,8 @@ def owner_id() -> str:
 
 def build_backends(settings: Settings) -> Backends:
     backends = replace(_real_backends(settings), outcomes=outcome_publisher(settings))
+    work, cursors = fanout_backends(settings)
+    backends = replace(backends, work=work, cursors=cursors)
     if settings.fault_rate <= 0:
         return backends
     from service.adapters.faults import FaultInjector, FaultyObjectStore, faulty_warehouse
@@ -129,7 +144,12 @@ def check_data_dir(settings: Settings) -> Path:
     return root
 
 
-def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSet) -> Ingestor:
+def build_ingestor(
+    settings: Settings,
+    backends: Backends,
+    pipelines: PipelineSet,
+    metrics: UnitMetrics | None = None,
+) -> Ingestor:
     ledger = Ledger(backends.ledger_store, owner=owner_id(), lease_seconds=settings.lease_seconds)
     runner = Runner(
         backends.store,
@@ -140,7 +160,17 @@ def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSe
         read_seconds=settings.unit_read_seconds,
         streams=backends.streams,
     )
-    return Ingestor(
+    fanout = None
+    if backends.work is not None and backends.cursors is not None:
+        fanout = FanOut(
+            pipelines,
+            backends.store,
+            backends.ledger_store,
+            backends.work,
+            backends.cursors,
+            page_size=settings.sweep_page_size,
+        )
+    ingestor = Ingestor(
         pipelines,
         backends.store,
         ledger,
@@ -149,7 +179,55 @@ def build_ingestor(settings: Settings, backends: Backends, pipelines: PipelineSe
         stall_seconds=settings.stall_seconds,
         max_units_in_flight=settings.max_units_in_flight,
         outcomes=backends.outcomes,
+        fanout=fanout,
+        metrics=metrics,
     )
+    bind = getattr(backends.work, "bind", None)
+    if bind is not None:  # the in-process queue delivers to this very ingestor
+        bind(ingestor.handle)
+    return ingestor
+
+
+def fanout_backends(settings: Settings) -> tuple[WorkPublisher | None, SweepCursors | None]:
+    """The work topic and cursors: the service's own topic on gcp (when set), else a queue in
+    this process (embedded); none on gcp without a topic (sweeps then run in-request)."""
+    if settings.backend == "gcp":
+        if not settings.work_topic:
+            return None, None
+        from service.adapters.gcp.sweep_cursors import FirestoreSweepCursors
+        from service.adapters.gcp.work_topic import PubSubWorkPublisher
+
+        return (
+            PubSubWorkPublisher.from_settings(settings, settings.work_topic),
+            FirestoreSweepCursors.from_settings(settings),
+        )
+    from service.adapters.local.sweep_cursors import SqliteSweepCursors
+    from service.work_queue import InProcessWork
+
+    return (
+        InProcessWork(settings.max_units_in_flight),
+        SqliteSweepCursors(settings.data_dir / "sweeps.sqlite3"),
+    )
+
+
+def metric_exporters(settings: Settings) -> list[MetricReader]:
+    """Cloud Monitoring when asked, or by default on gcp off the emulators; /metrics always."""
+    on_emulators = any(
+        (
+            settings.firestore_emulator_host,
+            settings.storage_emulator_host,
+            settings.pubsub_emulator_host,
+            settings.bigquery_endpoint,
+        )
+    )
+    wanted = settings.metrics_export == "cloud-monitoring" or (
+        settings.metrics_export == "auto" and settings.backend == "gcp" and not on_emulators
+    )
+    if not wanted:
+        return []
+    from service.adapters.gcp.monitoring import cloud_monitoring_reader
+
+    return [cloud_monitoring_reader(settings)]
 
 
 def outcome_publisher(settings: Settings) -> OutcomePublisher:

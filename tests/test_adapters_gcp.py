@@ -14,10 +14,14 @@ import pytest
 from service.adapters.gcp.bigquery import BigQueryWarehouse
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.gcp.gcs import GcsObjectStore
+from service.adapters.gcp.sweep_cursors import FirestoreSweepCursors
 from service.errors import NotFoundError
 from service.ledger import Claimed, Ledger
 from service.models import Column, ObjectRef, TableSpec, UnitKey, UnitResult, UnitState
+from service.ports import SweepCursor
+from service.settings import replace_settings
 from tests.emulator_fixtures import Emulators
+from tests.listing_kit import all_pages
 
 pytestmark = pytest.mark.emulators
 
@@ -36,6 +40,20 @@ async def test_gcs_write_stat_and_stream(emulators: Emulators, unique: str) -> N
     assert b"".join(chunks) == data
     listed = await store.list(unique, "dir/")
     assert [o.ref.name for o in listed] == ["dir/file name é.csv"]
+    await store.close()
+
+
+async def test_gcs_lists_page_by_page_with_the_api_page_token(
+    emulators: Emulators, unique: str
+) -> None:
+    store = GcsObjectStore.from_settings(emulators.settings())
+    store.client.create_bucket(unique)
+    names = [f"in/{i:02d}.csv" for i in range(7)]
+    for name in [*names, "other/x.csv"]:
+        await store.write(ObjectRef(unique, name), b"a\n1\n", "text/csv")
+    pages = await all_pages(store, unique, "in/", 3)
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [n for p in pages for n in p] == names
     await store.close()
 
 
@@ -96,3 +114,16 @@ async def test_bigquery_load_is_idempotent_by_job_id(
     assert await warehouse.count_rows(table.name) == 3
     assert (table.name, 3) in await warehouse.tables()
     await warehouse.close()
+
+
+async def test_firestore_sweep_cursors_read_back_what_was_written(
+    emulators: Emulators, unique: str
+) -> None:
+    settings = replace_settings(emulators.settings(), ledger_collection=f"ledger-{unique}")
+    cursors = FirestoreSweepCursors.from_settings(settings)
+    assert await cursors.get("k") is None
+    await cursors.put(SweepCursor("k", "token-2", 2000, done=False))
+    assert await cursors.get("k") == SweepCursor("k", "token-2", 2000, False)
+    await cursors.put(SweepCursor("k", None, 2500, done=True))
+    assert await cursors.get("k") == SweepCursor("k", None, 2500, True)
+    await cursors.close()

@@ -15,6 +15,7 @@ from service.adapters.local.directory_store import (
 )
 from service.errors import NotFoundError, PermanentError
 from service.models import ObjectRef
+from tests.listing_kit import all_pages
 
 BUCKET = "landing"
 # Names a file system would resolve to one path; on GCS each is its own object.
@@ -185,3 +186,14 @@ def test_processes_writing_one_name_never_share_a_generation(tmp_path: Path) -> 
         assert writer.returncode == 0
         given += [int(line) for line in out.split()]
     assert sorted(given) == list(range(1, 2 * WRITES_EACH + 1))
+
+
+async def test_a_paged_listing_gives_every_name_once_in_order(store: DirectoryObjectStore) -> None:
+    names = sorted(f"orders/{d}/{i}.csv" for d in ("a", "a-b", "b") for i in range(4))
+    for name in [*names, "other/x"]:
+        store.put(BUCKET, name, b"x")
+    pages = await all_pages(store, BUCKET, "orders/", 5)
+    assert [len(p) for p in pages] == [5, 5, 2]
+    assert [n for p in pages for n in p] == names
+    empty = await store.list_page(BUCKET, "missing/", None, 5)
+    assert (empty.objects, empty.next_token) == ((), None)

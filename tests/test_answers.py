@@ -15,10 +15,11 @@ FAILED = Outcome(
 
 
 def test_the_client_side_sets_follow_the_http_table() -> None:
-    assert {"loaded", "duplicate", "ignored", "failed"} == answers.FINAL
+    assert {"loaded", "published", "duplicate", "ignored", "failed"} == answers.FINAL
     assert {"busy", "transient", "shutting_down"} == answers.RETRYABLE
     assert {
         "loaded",
+        "published",
         "duplicate",
         "ignored",
         "would-run",

@@ -29,7 +29,8 @@ def test_sweep_loads_every_object_once(space: Workspace) -> None:
     ]
     again = run_cli(["sweep", "orders"], space.env())
     assert again.exit_code == 0
-    assert "2 units: 2 duplicate" in again.output
+    # A sweep publishes only units the ledger has not finished.
+    assert "2 objects listed, every unit finished already" in again.output
     assert len(space.records(UnitState.COMPLETED)) == 2
 
 
@@ -116,3 +117,26 @@ def test_a_prefix_outside_the_pipeline_is_refused(space: Workspace) -> None:
     assert result.exit_code == 2
     assert "'customers/' is outside pipeline orders's prefix 'orders/'" in result.output
     assert space.records() == []
+
+
+def test_a_backfill_of_dates_sweeps_each_date_once(space: Workspace) -> None:
+    space.seed()
+    result = run_cli(
+        ["backfill", "orders", "--from", "2026-11-20", "--to", "2026-11-21", "--json"],
+        space.env(),
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    # The orders prefix holds no {date}: each date lists both files; published twice, each
+    # file is loaded once and answered duplicate the second time.
+    assert (body["units"]["loaded"], body["sweep"]["objects"]) == (2, 4)
+    again = run_cli(["backfill", "orders", "--prefix", "orders/"], space.env())
+    assert again.exit_code == 0 and "every unit finished already" in again.output
+    assert len(space.records(UnitState.COMPLETED)) == 2
+
+
+def test_a_backfill_needs_dates_or_a_prefix(space: Workspace) -> None:
+    space.seed()
+    for args in (["--from", "2026-11-20"], ["--prefix", "o/", "--to", "2026-11-20"]):
+        result = run_cli(["backfill", "orders", *args], space.env())
+        assert result.exit_code == 2, result.output

@@ -234,6 +234,7 @@ def test_the_script_passes_exactly_these_argv_to_gcloud(tmp_path: Path) -> None:
             "triggers describe ingest-schedule",
             "${SUB_INGEST_SCHEDULE}",
         ): "projects/p/subscriptions/b",
+        ("services describe ingest", "${SERVICE_URL}"): "https://ingest.example",
     }
     cases = "".join(f'  *"{match}"*) echo {out} ;;\n' for (match, _), out in answers.items())
     fake = bin_dir / "gcloud"

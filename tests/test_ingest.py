@@ -29,6 +29,7 @@ from service.models import (
     ObjectInfo,
     ObjectRef,
     UnitKey,
+    UnitRequested,
     UnitResult,
     UnitState,
 )
@@ -408,3 +409,26 @@ async def test_an_alias_of_a_stored_name_is_another_object(world: World, alias: 
     assert outcome.status is Status.FAILED  # no such object: the file is not read again
     assert "does not exist" in (only(outcome.units).error or "")
     assert await world.rows() == ORDERS_ROWS
+
+
+async def test_a_work_message_with_every_slot_busy_is_answered_busy_at_once(world: World) -> None:
+    instance = world.instance("instance-1")
+    finalized = await world.event()
+    work = UnitRequested(replace(finalized.meta, event_id="w1"), "orders", finalized.object)
+    for _ in range(instance.max_units_in_flight):  # every slot taken by units elsewhere
+        await instance.slots.acquire()
+    busy = await asyncio.wait_for(instance.handle(work), 5)  # bounded: waited on a slot before
+    assert (busy.status, busy.units) == (Status.BUSY, ())
+    assert await world.ledger_store.get(UnitKey("orders", "landing", ORDERS.name, 1).digest) is None
+    for _ in range(instance.max_units_in_flight):
+        instance.slots.release()
+    loaded = await instance.handle(work)
+    assert (loaded.status, only(loaded.units).rows_loaded) == (Status.LOADED, ORDERS_ROWS)
+
+
+async def test_a_work_message_runs_only_its_own_pipeline(world: World) -> None:
+    finalized = await world.event()
+    other = UnitRequested(finalized.meta, "customers", finalized.object)
+    outcome = await world.instance("instance-1").handle(other)
+    assert (outcome.status, outcome.units) == (Status.IGNORED, ())
+    assert await world.warehouse.tables() == []

@@ -40,7 +40,7 @@ from service.models import (
 )
 from service.pipeline.definition import BadRowPolicy, CsvOptions, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
-from service.ports import IdempotencyStore, ObjectStore, Warehouse
+from service.ports import IdempotencyStore, ListPage, ObjectStore, Warehouse
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.emulator_fixtures import Emulators
 from tests.permission_recorder import Recorder, breaches
@@ -77,6 +77,11 @@ class CountingStore:
 
     async def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
         return await self.inner.list(bucket, prefix)
+
+    async def list_page(
+        self, bucket: str, prefix: str, page_token: str | None, page_size: int
+    ) -> ListPage:
+        return await self.inner.list_page(bucket, prefix, page_token, page_size)
 
     async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef:
         return await self.inner.write(ref, data, content_type)

@@ -27,6 +27,7 @@ from service.models import (
     ObjectRef,
     SweepRequested,
     UnitKey,
+    UnitRequested,
     UnitState,
 )
 from service.ports import IdempotencyStore
@@ -78,6 +79,8 @@ def essence(event: Event) -> tuple[object, ...]:
         )
     if isinstance(event, SweepRequested):
         return ("sweep", event.pipeline, event.date, event.prefix)
+    if isinstance(event, UnitRequested):
+        return ("unit", event.pipeline, event.object)
     return ("ignored", event.reason)
 
 

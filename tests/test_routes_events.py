@@ -317,7 +317,7 @@ async def test_a_chunked_body_under_the_limit_is_read(embedded_settings: Setting
         head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
         status, body = await raw_exchange(port, head, chunked(payload[:10], payload[10:]))
     assert status == 200
-    assert json.loads(body)["status"] == "ignored"
+    assert json.loads(body)["status"] == "published"  # the whole body was read: a sweep
 
 
 async def test_a_huge_declared_length_is_refused_without_sending_the_body(

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from service.errors import TransientError
 from service.models import LoadResult, ObjectInfo, ObjectRef, TableSpec, UriSource
-from service.ports import ObjectStore, UriLoader, Warehouse
+from service.ports import ListPage, ObjectStore, UriLoader, Warehouse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,6 +61,13 @@ class FaultyObjectStore:
 
     async def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
         return await self.faults.call("list", lambda: self.inner.list(bucket, prefix))
+
+    async def list_page(
+        self, bucket: str, prefix: str, page_token: str | None, page_size: int
+    ) -> ListPage:
+        return await self.faults.call(
+            "list", lambda: self.inner.list_page(bucket, prefix, page_token, page_size)
+        )
 
     async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef:
         return await self.faults.call("write", lambda: self.inner.write(ref, data, content_type))

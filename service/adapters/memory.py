@@ -8,6 +8,7 @@ from datetime import datetime
 
 from service.errors import TransientError
 from service.models import LedgerRecord, Stored, UnitState
+from service.ports import SweepCursor
 
 
 class MemoryLedgerStore:
@@ -83,6 +84,20 @@ class MemoryLedgerStore:
 
     async def ping(self) -> None:
         self._check()
+
+    async def close(self) -> None:
+        return None
+
+
+class MemorySweepCursors:
+    def __init__(self) -> None:
+        self.cursors: dict[str, SweepCursor] = {}
+
+    async def get(self, key: str) -> SweepCursor | None:
+        return self.cursors.get(key)
+
+    async def put(self, cursor: SweepCursor) -> None:
+        self.cursors[cursor.key] = cursor
 
     async def close(self) -> None:
         return None

@@ -21,6 +21,7 @@ def main() -> None:
     """
 
 
+import service.cli.backfill
 import service.cli.check_config
 import service.cli.deadletter
 import service.cli.deploy

@@ -13,6 +13,7 @@ from rich.text import Text
 # Colour of each outcome or ledger state; anything else is shown plain.
 STYLES = {
     "loaded": "green",
+    "published": "green",
     "duplicate": "cyan",
     "ignored": "dim",
     "would-run": "green",

@@ -1,9 +1,15 @@
-"""``ingest sweep``: list a pipeline's source now and ingest every generation not yet done."""
+"""``ingest sweep``: list a pipeline's source now and ingest every generation not yet done.
+
+The sweep fans out as the service's does (service/fanout.py): on the embedded backend its units
+run from this process's work queue and are shown when all have ended; with a work topic they
+are published there and the command says how many.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -23,7 +29,8 @@ from service.models import EventMeta, SweepRequested
 
 if TYPE_CHECKING:
     from service.ingest import Outcome, UnitOutcome
-    from service.pipeline.definition import Pipeline
+    from service.pipeline.definition import Pipeline, PipelineSet
+    from service.settings import Settings
 
 
 @main.command()
@@ -57,12 +64,7 @@ def sweep(
     """
     settings = load_settings()
     pipelines = load_pipelines(settings)
-    found = pipelines.get(pipeline)
-    if found is None:
-        known = ", ".join(p.name for p in pipelines.pipelines) or "none"
-        raise click.ClickException(f"unknown pipeline {pipeline!r} (known: {known})")
-    from service.answers import succeeded
-    from service.ingest import Status
+    found = named_pipeline(pipelines, pipeline)
     from service.plans import plan
 
     meta = EventMeta(
@@ -80,11 +82,23 @@ def sweep(
         _plan(found, event, where)
         return
 
-    async def run() -> Outcome:
-        async with open_ingestor(settings, pipelines) as ingestor:
-            return await ingestor.sweep(event, force=force)
+    result = run_async(lambda: fan_out(settings, pipelines, [event], force=force))
+    show(result, where, as_json=as_json)
 
-    result = run_async(run)
+
+def named_pipeline(pipelines: PipelineSet, name: str) -> Pipeline:
+    found = pipelines.get(name)
+    if found is None:
+        known = ", ".join(p.name for p in pipelines.pipelines) or "none"
+        raise click.ClickException(f"unknown pipeline {name!r} (known: {known})")
+    return found
+
+
+def show(result: Outcome, where: str, *, as_json: bool) -> None:
+    """Print a sweep's outcome; exit non-zero when it could not list or a unit failed."""
+    from service.answers import succeeded
+    from service.ingest import Status
+
     if as_json:
         print_json(result.summary() | {"where": where, "units_detail": _units_json(result)})
     else:
@@ -104,9 +118,50 @@ def _check_prefix(pipeline: Pipeline, prefix: str, day: str | None) -> None:
         raise click.BadParameter(f"{prefix!r} is outside {where}", param_hint="--prefix")
 
 
+async def fan_out(
+    settings: Settings, pipelines: PipelineSet, events: list[SweepRequested], *, force: bool
+) -> Outcome:
+    """Run the sweeps through the ingestor; units published in-process are awaited and their
+    outcomes gathered into one (a forced sweep runs its units itself)."""
+    from service.ingest import Status, combine
+    from service.work_queue import InProcessWork
+
+    async with open_ingestor(settings, pipelines) as ingestor:
+        work = ingestor.fanout.work if ingestor.fanout is not None else None
+        if isinstance(work, InProcessWork):
+            work.kept = []
+        swept = [await ingestor.handle(event, force=force) for event in events]
+        units = [unit for outcome in swept for unit in outcome.units]  # forced: run in-request
+        if isinstance(work, InProcessWork):
+            await work.drain()
+            units += [unit for outcome in work.kept or [] for unit in outcome.units]
+    listed = sum(o.swept or 0 for o in swept)
+    failed = next((o for o in swept if o.status is Status.TRANSIENT), None)
+    if failed is not None and not units:
+        return failed
+    published = [o.published for o in swept if o.published is not None]
+    outcome = combine(events[0].meta.event_id, units)
+    if published and not isinstance(work, InProcessWork):
+        return replace(outcome, status=Status.PUBLISHED, swept=listed, published=sum(published))
+    return replace(outcome, reason=f"swept {listed} objects", swept=listed)
+
+
 def _show(result: Outcome, where: str) -> None:
+    if result.published is not None:
+        console.print(
+            f"listed {result.swept or 0} objects under {where}; published {result.published}"
+            " work messages: the service runs them as they are delivered",
+            markup=False,
+            highlight=False,
+        )
+        return
     if not result.units:
-        console.print(f"nothing to sweep under {where}", markup=False, highlight=False)
+        listed = (
+            f"{result.swept} objects listed, every unit finished already"
+            if result.swept
+            else "nothing to sweep"
+        )
+        console.print(f"{listed} under {where}", markup=False, highlight=False)
         return
     t = table(
         f"sweep of {where}",

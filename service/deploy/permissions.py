@@ -164,6 +164,10 @@ ROLES: dict[str, tuple[frozenset[str], str]] = {
         ),
         ROLES_PAGE + "datastore#datastore.user",
     ),
+    "roles/monitoring.metricWriter": (
+        frozenset({"monitoring.timeSeries.create", "monitoring.metricDescriptors.create"}),
+        ROLES_PAGE + "monitoring#monitoring.metricWriter",
+    ),
     "roles/pubsub.publisher": (
         frozenset({"pubsub.topics.publish"}),
         ROLES_PAGE + "pubsub#pubsub.publisher",

@@ -20,6 +20,7 @@ from service.deploy.commands import (
 )
 from service.deploy.delivery import delivery, eventarc_triggers, schedules, trigger_access
 from service.deploy.deployment_file import Deployment
+from service.deploy.fanout import fanout
 from service.deploy.image import image
 
 # The APIs a deployment uses, enabled first.
@@ -63,6 +64,7 @@ def plan(d: Deployment) -> list[Command]:
         ("What Eventarc, Cloud Storage and Pub/Sub need", trigger_access),
         ("Eventarc triggers", eventarc_triggers),
         ("Delivery: ack deadline, retries, dead letters", delivery),
+        ("Fan-out: the work topic and its push subscription", fanout),
         ("Cloud Scheduler jobs", schedules),
     )
     return [Command(title, argv, capture) for title, build in steps for argv, capture in build(d)]

@@ -60,3 +60,8 @@ NOTIFICATION_ATTRIBUTES = (
 NOTIFICATION_MARKERS = ("payloadFormat", "bucketId", "objectId")
 # The notification attributes by the lower-case name an HTTP stack may turn them into.
 GCS_ATTRIBUTES = {name.lower(): name for name in NOTIFICATION_ATTRIBUTES}
+# The attribute (and its value) that marks a sweep's work message: one unit to run.
+WORK_ATTRIBUTE = "ingest-kind"
+WORK_KIND = "unit"
+# The event type a work message is logged with.
+WORK_EVENT_TYPE = "ingest.unit.requested"

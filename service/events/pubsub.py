@@ -1,4 +1,4 @@
-"""Pub/Sub messages: GCS notifications, Cloud Scheduler sweep requests, or nothing we know."""
+"""Pub/Sub messages: GCS notifications, sweep requests, work messages, or nothing we know."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from service.errors import EnvelopeError
 from service.events.event_types import NOTIFICATION_MARKERS
 from service.events.fields import b64decode, first, int64, parse_json, str_mapping, text, timestamp
 from service.events.storage import storage_event
+from service.events.work import decode_work, is_work
 from service.models import Event, EventMeta, Ignored, SweepRequested
 
 # A logical date as a scheduler message gives it: the day only, ISO 8601.
@@ -43,6 +44,8 @@ def interpret(message: Message, meta: EventMeta) -> Event:
     attrs = message.attributes
     if "eventType" in attrs and any(marker in attrs for marker in NOTIFICATION_MARKERS):
         return _gcs_notification(message, meta)
+    if is_work(attrs):
+        return decode_work(message.data, meta)
     return _scheduler(message, meta)
 
 

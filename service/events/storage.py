@@ -34,6 +34,18 @@ def storage_event(
     if data is not None and not isinstance(data, Mapping):
         raise EnvelopeError("storage event data is not an object resource")
     resource: Mapping[str, Any] = data or {}
+    info = object_info(resource, bucket=bucket, name=name, generation=generation)
+    return ObjectFinalized(meta, info, int64(resource.get("metageneration"), "metageneration"))
+
+
+def object_info(
+    resource: Mapping[str, Any],
+    *,
+    bucket: str | None = None,
+    name: str | None = None,
+    generation: int | None = None,
+) -> ObjectInfo:
+    """One generation from an object resource (JSON API names); the keywords fill its gaps."""
     bucket_name = text(resource.get("bucket"), "bucket") or bucket
     object_name = text(resource.get("name"), "name") or name
     if not bucket_name or not object_name:
@@ -47,7 +59,7 @@ def storage_event(
     size = int64(resource.get("size"), "size") or 0
     if size < 0:
         raise EnvelopeError("size is negative")
-    info = ObjectInfo(
+    return ObjectInfo(
         ref=ref,
         size=size,
         content_type=text(resource.get("contentType"), "contentType"),
@@ -56,7 +68,6 @@ def storage_event(
         crc32c_base64=text(resource.get("crc32c"), "crc32c"),
         updated=timestamp(resource.get("updated")),
     )
-    return ObjectFinalized(meta, info, int64(resource.get("metageneration"), "metageneration"))
 
 
 def _bucket(name: str) -> str:

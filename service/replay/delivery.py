@@ -105,6 +105,7 @@ async def serving(settings: Settings, *, force: bool) -> AsyncIterator[Quart]:
     await app.startup()
     try:
         yield app
+        await app.extensions["runtime"].settle()  # a sweep's units run after its answer
     finally:
         await app.shutdown()
 

@@ -19,6 +19,7 @@ from quart.typing import ResponseReturnValue
 
 from service.auth import AuthError, CertificateCache, TokenVerifier
 from service.errors import ConfigError, TransientError
+from service.metrics_chart import Chart, chart
 from service.models import UnitState
 from service.runtime import runtime
 from service.settings import Settings
@@ -139,8 +140,18 @@ def _render(view: StatusView) -> str:
         return filter_link(view, state, page=page, all_pipelines=all_pipelines)
 
     return TEMPLATES.get_template("status.html").render(
-        view=view, states=[s.value for s in UnitState], fmt=_fmt, link=link
+        view=view, states=[s.value for s in UnitState], fmt=_fmt, link=link, chart=_chart()
     )
+
+
+def _chart() -> Chart | None:
+    """The last hour's units per minute (service/metrics_chart.py), once the app serves."""
+    metrics = runtime().metrics
+    return chart(metrics.history.last_hour()) if metrics is not None else None
+
+
+# /metrics answers the same readers as the status page (routes/metrics.py).
+authenticate = _authenticate
 
 
 def _fmt(value: Any) -> str:

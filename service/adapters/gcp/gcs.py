@@ -15,6 +15,7 @@ from google.cloud.storage import Client as StorageClient
 from service.adapters.gcp.errors import translate
 from service.errors import NotFoundError
 from service.models import ObjectInfo, ObjectRef
+from service.ports import ListPage
 from service.settings import Settings
 
 
@@ -69,6 +70,23 @@ class GcsObjectStore:
             return [_info(b) for b in self.client.list_blobs(bucket, prefix=prefix)]
 
         result: list[ObjectInfo] = await self._call(f"list gs://{bucket}/{prefix}", listing)
+        return result
+
+    async def list_page(
+        self, bucket: str, prefix: str, page_token: str | None, page_size: int
+    ) -> ListPage:
+        def one_page() -> ListPage:
+            # objects.list, one page (maxResults at most 1,000): storage.objects.list
+            # (objectViewer); a read, retried by the client on 408/429/5xx. The page token is
+            # the API's own, valid for the same bucket, prefix and page size.
+            found = self.client.list_blobs(
+                bucket, prefix=prefix, page_token=page_token, page_size=page_size
+            )
+            page = next(found.pages, None)
+            objects = tuple(_info(b) for b in page) if page is not None else ()
+            return ListPage(objects, found.next_page_token or None)
+
+        result: ListPage = await self._call(f"list gs://{bucket}/{prefix}", one_page)
         return result
 
     async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import heapq
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from urllib.parse import unquote
 from service.errors import NotFoundError, PermanentError, TransientError
 from service.models import ObjectInfo, ObjectRef
 from service.pipeline.checksum import crc32c_base64, md5_base64
+from service.ports import ListPage
 
 # Characters a segment never keeps as they are: '%' (the escape), '/', C0 and C1 controls.
 UNSAFE = re.compile(r"[%/\x00-\x1f\x7f-\x9f]")
@@ -155,21 +157,39 @@ class DirectoryObjectStore:
 
     async def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
         def walk() -> list[ObjectInfo]:
-            base = self._bucket_dir(bucket)
-            # Only the folders of the prefix's complete segments can hold matching names.
-            folders = encode_name(prefix)[:-1] if "/" in prefix else []
-            start = base.joinpath(*folders)
-            if not start.is_dir():
-                return []
-            names = (
-                decode_name(path.relative_to(base).parts)
-                for path in start.rglob("*")
-                if path.is_file()
-            )
-            found = sorted(n for n in names if n is not None and n.startswith(prefix))
+            found = sorted(self._names(bucket, prefix))
             return [self._info(bucket, n) for n in found]
 
         return await asyncio.to_thread(walk)
+
+    async def list_page(
+        self, bucket: str, prefix: str, page_token: str | None, page_size: int
+    ) -> ListPage:
+        """The token is the last name of the page before. Each page walks the prefix again
+        but keeps only ``page_size`` names: memory stays flat however many objects match."""
+
+        def page() -> ListPage:
+            after = (n for n in self._names(bucket, prefix) if page_token is None or n > page_token)
+            names = heapq.nsmallest(page_size + 1, after)
+            more = len(names) > page_size
+            names = names[:page_size]
+            objects = tuple(self._info(bucket, n) for n in names)
+            return ListPage(objects, names[-1] if more else None)
+
+        return await asyncio.to_thread(page)
+
+    def _names(self, bucket: str, prefix: str) -> Iterator[str]:
+        base = self._bucket_dir(bucket)
+        # Only the folders of the prefix's complete segments can hold matching names.
+        folders = encode_name(prefix)[:-1] if "/" in prefix else []
+        start = base.joinpath(*folders)
+        if not start.is_dir():
+            return
+        for path in start.rglob("*"):
+            if path.is_file():
+                name = decode_name(path.relative_to(base).parts)
+                if name is not None and name.startswith(prefix):
+                    yield name
 
     async def write(self, ref: ObjectRef, data: bytes, content_type: str) -> ObjectRef:
         return await asyncio.to_thread(self.put, ref.bucket, ref.name, data, content_type)
