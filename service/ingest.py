@@ -80,6 +80,8 @@ class UnitOutcome:
     rows_quarantined: int = 0
     error: str | None = None
     stage: str | None = None
+    rows_rejected: int = 0  # good rows of a file rejected whole (not in the quarantine)
+    public_reason: str | None = None  # stage and category, fixed phrases: safe to answer
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,16 @@ class Outcome:
         if self.reason:
             body["reason"] = self.reason
         if self.units:
+            # Rows count where this run put them; a duplicate's rows were loaded by an earlier
+            # run and are reported apart, never as loaded again.
+            ran = [u for u in self.units if u.status is not Status.DUPLICATE]
             body["units"] = counts
-            body["rows_loaded"] = sum(u.rows_loaded for u in self.units)
-            body["rows_quarantined"] = sum(u.rows_quarantined for u in self.units)
+            body["rows_loaded"] = sum(u.rows_loaded for u in ran)
+            body["rows_quarantined"] = sum(u.rows_quarantined for u in ran)
+            body["rows_rejected"] = sum(u.rows_rejected for u in ran)
+            body["rows_already_loaded"] = sum(
+                u.rows_loaded for u in self.units if u.status is Status.DUPLICATE
+            )
         if self.swept is not None:
             body["sweep"] = sweep_counts(self.swept, self.units)
         return body
@@ -256,7 +265,8 @@ class Ingestor:
         if isinstance(claim, Busy):
             return UnitOutcome(unit, Status.BUSY, error="in progress elsewhere")
         if isinstance(claim, FingerprintMismatch):
-            return UnitOutcome(unit, Status.FAILED, error="same unit, different content: refused")
+            refused = "same unit, different content: refused"
+            return UnitOutcome(unit, Status.FAILED, error=refused, public_reason=refused)
         assert isinstance(claim, Claimed)
         return await self._execute(claim, key, pipeline, info, meta)
 
@@ -321,25 +331,25 @@ class Ingestor:
         if exc.transient:
             await self.ledger.release(lease)
             return UnitOutcome(unit, Status.TRANSIENT, error=str(exc.cause), stage=exc.stage)
-        result = exc.cause.result if isinstance(exc.cause, RowsRejected) else None
+        rejected = exc.cause if isinstance(exc.cause, RowsRejected) else None
+        result = rejected.result if rejected else None
         record = await self.ledger.fail(lease, f"{exc.stage}: {exc.cause}", result)
-        await self._announce(key, pipeline, record, rejected=isinstance(exc.cause, RowsRejected))
-        quarantined = result.rows_quarantined if result else 0
+        await self._announce(key, pipeline, record)
         return UnitOutcome(
             unit,
             Status.FAILED,
-            rows_quarantined=quarantined,
+            rows_quarantined=result.rows_quarantined if result else 0,
             error=str(exc.cause),
             stage=exc.stage,
+            rows_rejected=result.rows_rejected if result else 0,
+            public_reason=rejected.public if rejected else None,
         )
 
-    async def _announce(
-        self, key: UnitKey, pipeline: Pipeline, record: LedgerRecord, *, rejected: bool = False
-    ) -> None:
+    async def _announce(self, key: UnitKey, pipeline: Pipeline, record: LedgerRecord) -> None:
         """Tell downstream the unit ended. Only the worker whose write ended it gets here, so a
         duplicate delivery (answered from the ledger) announces nothing; a forced re-run does.
         """
-        ended = unit_ended(key, record, pipeline.table.name, rejected=rejected)
+        ended = unit_ended(key, record, pipeline.table.name)
         try:
             await self.outcomes.publish(ended)
         except Exception as exc:  # the end is recorded: a lost announcement must not undo it

@@ -113,7 +113,12 @@ class UnitResult:
     job_id: str | None = None
     table: str | None = None
     quarantine_uri: str | None = None
-    durations: dict[str, float] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    # Good rows not loaded because the file was rejected whole (read = loaded + quarantined +
+    # rejected; quarantined is what the quarantine object holds).
+    rows_rejected: int = 0
+    seconds: float | None = None  # the wall time of the attempt that ended the unit
+    bad_reasons: dict[str, int] = field(default_factory=dict)  # most frequent reason kinds
 
 
 @dataclass(frozen=True)

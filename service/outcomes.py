@@ -15,13 +15,16 @@ from typing import TypedDict
 from service.models import LedgerRecord, UnitKey, UnitResult, UnitState
 
 # Bumped only when a field changes meaning or disappears; new fields may be added freely.
-SCHEMA_VERSION = 1
+# 2: a file rejected whole is FAILED (as in the ledger, the page and every command), no longer
+# REJECTED; rows_quarantined is the rows the quarantine holds, rows_rejected the good rows refused.
+SCHEMA_VERSION = 2
 
 
 class EndState(StrEnum):
+    """The ledger's final states, by the same names."""
+
     COMPLETED = "COMPLETED"
-    FAILED = "FAILED"  # a permanent failure, recorded; a forced re-run may still succeed
-    REJECTED = "REJECTED"  # the file refused whole (too many bad rows, a broken file)
+    FAILED = "FAILED"  # a permanent failure (the file refused whole, too): `error` says which
 
 
 class SourceData(TypedDict):
@@ -44,6 +47,7 @@ class OutcomeData(TypedDict):
     rows_read: int
     rows_loaded: int
     rows_quarantined: int
+    rows_rejected: int
     job_id: str | None
     quarantine_uri: str | None
     error: str | None
@@ -84,6 +88,7 @@ class UnitEnded:
             "rows_read": result.rows_read,
             "rows_loaded": result.rows_loaded,
             "rows_quarantined": result.rows_quarantined,
+            "rows_rejected": result.rows_rejected,
             "job_id": result.job_id,
             "quarantine_uri": result.quarantine_uri,
             "error": self.error,
@@ -100,16 +105,11 @@ class UnitEnded:
         return json.dumps(self.data(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def unit_ended(
-    unit: UnitKey, record: LedgerRecord, table: str, *, rejected: bool = False
-) -> UnitEnded:
+def unit_ended(unit: UnitKey, record: LedgerRecord, table: str) -> UnitEnded:
     """The outcome of a record the ledger has just finished (COMPLETED or FAILED)."""
     if record.state is UnitState.IN_PROGRESS:
         raise ValueError(f"unit {record.unit} has not ended: it is still in progress")
-    if record.state is UnitState.COMPLETED:
-        state = EndState.COMPLETED
-    else:
-        state = EndState.REJECTED if rejected else EndState.FAILED
+    state = EndState.COMPLETED if record.state is UnitState.COMPLETED else EndState.FAILED
     return UnitEnded(
         unit=unit,
         key=record.key,

@@ -37,9 +37,9 @@ def test_list_shows_every_unit_newest_first(space: Workspace) -> None:
     stamps = [str(r["updated_at"]) for r in rows]
     assert stamps == sorted(stamps, reverse=True)
     failed = next(r for r in rows if r["state"] == "FAILED")
-    # A rejected file is quarantined whole: both of its rows.
-    assert (failed["unit"], failed["rows_loaded"], failed["rows_quarantined"]) == (BAD_UNIT, 0, 2)
-    assert "exceed" in str(failed["error"])
+    # A rejected file: the quarantine holds its one bad row (reading stopped there).
+    assert (failed["unit"], failed["rows_loaded"], failed["rows_quarantined"]) == (BAD_UNIT, 0, 1)
+    assert "rows bad, none allowed" in str(failed["error"])
 
 
 def test_list_filters(space: Workspace) -> None:

@@ -383,7 +383,7 @@ def test_status_page_in_headless_chromium(tmp_path: Path, browser_profile: Path)
     assert orders_21[1] == '<span class="state COMPLETED">COMPLETED</span>'
     assert (orders_21[2], orders_21[4], orders_21[5]) == ("orders", "6", "2")
     failed = next(c for c in cells if "FAILED" in c[1])
-    assert "exceed" in failed[8]
+    assert "rows bad, none allowed" in failed[8]
     # The hostile name is text in the page, not markup: the browser built no element from it.
     assert "<script" not in html and "<i " not in html and 'id="pwned"' not in html
     assert '&lt;script&gt;alert("x")&lt;/script&gt;&amp;&lt;i id=pwned&gt;.csv' in failed[3]

@@ -18,7 +18,7 @@ from service.cli.common import (
     print_json,
     run_async,
 )
-from service.cli.render import cell, number, outcome, table
+from service.cli.render import cell, number, outcome, rows_line, table
 from service.models import EventMeta, SweepRequested
 
 if TYPE_CHECKING:
@@ -83,6 +83,8 @@ def sweep(
 
 
 def _show(result: Outcome, where: str) -> None:
+    from service.ingest import Status
+
     if not result.units:
         console.print(f"nothing to sweep under {where}", markup=False, highlight=False)
         return
@@ -92,21 +94,19 @@ def _show(result: Outcome, where: str) -> None:
     )
     for u in result.units:
         error = f"{u.stage}: {u.error}" if u.stage and u.error else u.error
+        earlier = u.status is Status.DUPLICATE  # its rows were loaded by an earlier run
         t.add_row(
             cell(u.unit),
             outcome(u.status.value),
-            number(u.rows_loaded),
+            cell(f"({u.rows_loaded:,} before)", "dim") if earlier else number(u.rows_loaded),
             number(u.rows_quarantined),
             cell(error),
         )
     console.print(t)
     summary = result.summary()
     parts = ", ".join(f"{n} {s}" for s, n in summary.get("units", {}).items())
-    console.print(
-        f"{len(result.units)} units: {parts}; rows loaded {summary.get('rows_loaded', 0):,},"
-        f" quarantined {summary.get('rows_quarantined', 0):,}",
-        highlight=False,
-    )
+    line = f"{len(result.units)} units: {parts}; {rows_line([summary])}"
+    console.print(line, highlight=False)
 
 
 def _units_json(result: Outcome) -> list[dict[str, object]]:
@@ -119,6 +119,7 @@ def _unit_json(u: UnitOutcome) -> dict[str, object]:
         "status": u.status.value,
         "rows_loaded": u.rows_loaded,
         "rows_quarantined": u.rows_quarantined,
+        "rows_rejected": u.rows_rejected,
         "stage": u.stage,
         "error": u.error,
     }

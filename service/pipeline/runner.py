@@ -5,6 +5,9 @@ thread) -> queue -> spool (worker thread) -> load. Each stage is a task; the que
 shared byte budget bound memory; the first failure cancels the rest and is reported with the
 stage's name and the unit. A unit whose rows need no transform may instead be loaded by the
 warehouse straight from its gs:// URI (``uri_load``). How a unit ends is ``endings``'s to say.
+
+Longer than 300 lines: the stage tasks, their one guard and the two endings share the unit's
+state (_Unit) and the attempt's clock; split, each part would need all of it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ import os
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import pyarrow as pa
 
-from service.errors import IngestError, PermanentError, RowsRejected, StageError, TransientError
+from service.errors import (
+    IngestError,
+    NotFoundError,
+    PermanentError,
+    RowsRejected,
+    StageError,
+    TransientError,
+)
 from service.models import EventMeta, ObjectInfo, UnitKey, UnitResult
 from service.pipeline.batches import ParsedBatch
 from service.pipeline.budget import Allowance, ByteBudget
@@ -89,6 +99,16 @@ class Runner:
         return UnitContext(key, pipeline, info, meta, datetime.now(UTC), progress or Progress())
 
     async def run(self, ctx: UnitContext) -> UnitResult:
+        """Run the unit once; the result (or the rejection's) carries this attempt's time."""
+        started = time.perf_counter()
+        try:
+            return replace(await self._run(ctx), seconds=_since(started))
+        except StageError as exc:
+            if isinstance(exc.cause, RowsRejected):
+                exc.cause.result = replace(exc.cause.result, seconds=_since(started))
+            raise
+
+    async def _run(self, ctx: UnitContext) -> UnitResult:
         direct = await self._guard("load", ctx, load_direct(self.store, self.warehouse, ctx))
         if direct is not None:
             return direct
@@ -112,7 +132,8 @@ class Runner:
         except StageError as exc:
             if exc.transient or isinstance(exc.cause, RowsRejected):
                 raise
-            ending = rejection(unit.tally, exc.stage, str(exc.cause))
+            missing = isinstance(exc.cause, NotFoundError)
+            ending = rejection(unit.tally, exc.stage, str(exc.cause), missing=missing)
             raise await self._reject(unit, ending) from exc
 
     async def _stream(self, unit: _Unit, transformer: Transformer, spool: ParquetSpool) -> bool:
@@ -192,6 +213,7 @@ class Runner:
             bad = sorted(item.bad + result.bad, key=lambda b: b.row or 0)
             tally.rows_read += item.records
             tally.bad += len(bad)
+            tally.reasons.update(b.kind for b in bad)
             tally.days |= result.days
             if bad:
                 await asyncio.to_thread(unit.quarantine.add, bad)
@@ -253,7 +275,8 @@ class Runner:
             quarantine = await self._guard("quarantine", ctx, publish)
         uri = quarantine.uri if quarantine else None
         result = ending.result(ctx.pipeline.table.name, uri, unit.tally)
-        return StageError(ending.stage, str(ctx.key), RowsRejected(ending.reason, result))
+        rejected = RowsRejected(ending.reason, result, ending.public)
+        return StageError(ending.stage, str(ctx.key), rejected)
 
     async def _guard(self, stage: str, ctx: UnitContext, work: Awaitable[T]) -> T:
         try:
@@ -270,6 +293,10 @@ class Runner:
             log.exception("unit %s: unexpected failure in stage %s", ctx.key, stage)
             cause = TransientError(f"{type(exc).__name__}: {exc}")
             raise StageError(stage, str(ctx.key), cause) from exc
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 6)
 
 
 def _first_error(group_error: BaseExceptionGroup[BaseException]) -> BaseException:
