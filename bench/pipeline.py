@@ -36,7 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -59,6 +59,8 @@ from service.models import (  # noqa: E402
     EventMeta,
     LoadResult,
     ObjectRef,
+    RowFilter,
+    Rows,
     TableSpec,
     UnitKey,
     UnitResult,
@@ -187,6 +189,9 @@ class NoWarehouse:
 
     async def tables(self) -> list[tuple[str, int]]:
         return []
+
+    async def peek(self, table: str, limit: int, where: Sequence[RowFilter] = ()) -> Rows:
+        return Rows((), ())
 
     async def ping(self) -> None:
         return None

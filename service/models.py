@@ -201,3 +201,29 @@ class Stored:
 
     record: LedgerRecord
     version: str
+
+
+# The comparisons a row filter may use: a fixed set, so no text of the caller's becomes SQL.
+FILTER_OPERATORS = ("!=", "<=", ">=", "=", "<", ">")
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """One condition of ``ingest peek --where``: ``column op value``.
+
+    The column must be one of the table's (checked against its schema, then quoted), the
+    operator one of FILTER_OPERATORS, and the value is sent as a query parameter cast to the
+    column's type: nothing the caller types is ever spliced into SQL.
+    """
+
+    column: str
+    operator: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Some rows of a table, as the warehouse returned them."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[object, ...], ...]

@@ -9,7 +9,7 @@ import asyncio
 import gzip
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -33,6 +33,8 @@ from service.models import (
     ObjectFinalized,
     ObjectInfo,
     ObjectRef,
+    RowFilter,
+    Rows,
     SweepRequested,
     TableSpec,
     UnitState,
@@ -117,6 +119,9 @@ class OverwrittenBeforeTheLoad:
 
     async def tables(self) -> list[tuple[str, int]]:
         return await self.inner.tables()
+
+    async def peek(self, table: str, limit: int, where: Sequence[RowFilter] = ()) -> Rows:
+        return await self.inner.peek(table, limit, where)
 
     async def ping(self) -> None:
         await self.inner.ping()

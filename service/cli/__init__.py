@@ -25,6 +25,7 @@ import service.cli.deadletter
 import service.cli.deploy
 import service.cli.event
 import service.cli.ledger
+import service.cli.peek
 import service.cli.replay
 import service.cli.serve
 import service.cli.sweep
