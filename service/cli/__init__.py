@@ -26,6 +26,7 @@ import service.cli.deploy
 import service.cli.event
 import service.cli.ledger
 import service.cli.peek
+import service.cli.quarantine
 import service.cli.replay
 import service.cli.serve
 import service.cli.sweep

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -31,8 +31,6 @@ err_console = Console(stderr=True)
 for _console in (console, err_console):
     if not _console.is_terminal:
         _console.width = max(_console.width, PIPED_WIDTH)
-# Relative --since values: a number and one of these units.
-SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -95,19 +93,14 @@ async def open_ingestor(settings: Settings, pipelines: PipelineSet) -> AsyncIter
 
 def parse_since(raw: str | None, now: datetime | None = None) -> datetime | None:
     """``--since``: an ISO 8601 instant (UTC when no offset) or an age such as 30m, 2h, 7d."""
+    from service.status_view import parse_instant
+
     if raw is None:
         return None
-    text = raw.strip()
-    unit = SINCE_UNITS.get(text[-1:].lower())
-    if unit is not None and text[:-1].isdigit():
-        return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * unit)
     try:
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_instant(raw, now)
     except ValueError as exc:
-        raise click.BadParameter(
-            f"{raw!r} is neither an ISO 8601 time nor an age like 30m, 2h, 7d", param_hint="--since"
-        ) from exc
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
 
 
 def print_json(value: Any) -> None:
