@@ -16,6 +16,10 @@ BAD_UNIT = "customers:gs://landing/customers/more.csv#1"
 
 @pytest.fixture
 def space(tmp_path: Path) -> Workspace:
+    return swept_with_a_failure(tmp_path)
+
+
+def swept_with_a_failure(tmp_path: Path) -> Workspace:
     """The examples swept, and one customers file that failed (customers allow no bad row)."""
     found = make_workspace(tmp_path)
     found.seed().put("landing", "customers/more.csv", BAD_CUSTOMERS, "text/csv")

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from tests.test_cli_common import Workspace, error_line, run_cli
-
-# The fixture `space`: the examples swept, and one customers file that failed.
-from tests.test_cli_ledger import BAD_UNIT, space  # noqa: F401
+from tests.test_cli_ledger import BAD_UNIT, swept_with_a_failure
 
 REJECTED = BAD_UNIT
 LOADED = "orders:gs://landing/orders/2026-11-21.csv#1"
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> Workspace:
+    return swept_with_a_failure(tmp_path)
 
 
 def report(space: Workspace, key: str) -> dict[str, object]:
