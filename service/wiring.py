@@ -8,10 +8,12 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.errors import ConfigError
 from service.ingest import Ingestor
 from service.ledger import Ledger
+from service.models import ObjectRef
 from service.outcomes import DiscardOutcomes
 from service.pipeline.definition import PipelineSet
 from service.pipeline.pipelines_file import load_pipelines
@@ -25,6 +27,9 @@ from service.ports import (
     Warehouse,
 )
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.adapters.local.dry import DryWarehouse, OneFileStore
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,13 @@ def open_subscription(settings: Settings, subscription: str) -> MessageSource:
     from service.adapters.gcp.pubsub import PubSubSubscription
 
     return PubSubSubscription.from_settings(settings, subscription)
+
+
+def trial_ports(path: Path, ref: ObjectRef, keep_rows: int) -> tuple[OneFileStore, DryWarehouse]:
+    """``ingest try``'s ports: the local file as the one object, a warehouse that loads nothing."""
+    from service.adapters.local.dry import DryWarehouse, OneFileStore
+
+    return OneFileStore(path, ref), DryWarehouse(keep_rows)
 
 
 def load_config(settings: Settings) -> PipelineSet:

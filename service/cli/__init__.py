@@ -31,6 +31,7 @@ import service.cli.replay
 import service.cli.serve
 import service.cli.sweep
 import service.cli.tables
+import service.cli.trial
 import service.cli.upload
 
 __all__ = ["main"]

@@ -17,7 +17,7 @@ from service.settings import Settings, replace_settings
 
 if TYPE_CHECKING:
     from service.ingest import Ingestor
-    from service.pipeline.definition import PipelineSet
+    from service.pipeline.definition import Pipeline, PipelineSet
     from service.wiring import Backends
 
 T = TypeVar("T")
@@ -148,3 +148,12 @@ def parse_headers(raw: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not 'NAME: VALUE'", param_hint="--header")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def pipeline_named(pipelines: PipelineSet, name: str) -> Pipeline:
+    """The pipeline of that name, or one line naming the ones there are."""
+    found = pipelines.get(name)
+    if found is None:
+        known = ", ".join(p.name for p in pipelines.pipelines) or "none"
+        raise click.ClickException(f"unknown pipeline {name!r} (known: {known})")
+    return found

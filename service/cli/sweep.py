@@ -15,6 +15,7 @@ from service.cli.common import (
     load_settings,
     open_backends,
     open_ingestor,
+    pipeline_named,
     print_json,
     run_async,
 )
@@ -46,10 +47,7 @@ def sweep(
     """
     settings = load_settings()
     pipelines = load_pipelines(settings)
-    found = pipelines.get(pipeline)
-    if found is None:
-        known = ", ".join(p.name for p in pipelines.pipelines) or "none"
-        raise click.ClickException(f"unknown pipeline {pipeline!r} (known: {known})")
+    found = pipeline_named(pipelines, pipeline)
     from service.answers import succeeded
     from service.ingest import Status
     from service.plans import plan
