@@ -28,6 +28,7 @@ import service.cli.ledger
 import service.cli.peek
 import service.cli.quarantine
 import service.cli.replay
+import service.cli.schema
 import service.cli.serve
 import service.cli.sweep
 import service.cli.tables
