@@ -60,17 +60,11 @@ def infer_command(
         click.echo(text, nl=False)
     sampled = f" from {found.rows:,} sample rows" if found.rows is not None else ""
     err_console.print(f"{len(found.fields)} columns{sampled}, all NULLABLE", highlight=False)
-    if found.nested:
-        err_console.print(
-            f"nested fields ({', '.join(found.nested)}): pipelines cannot load them yet",
-            style="yellow",
-            highlight=False,
-            markup=False,
-        )
-    if found.bad_names:
-        err_console.print(
-            f"names BigQuery refuses ({', '.join(found.bad_names)}): rename them in the pipeline",
-            style="yellow",
-            highlight=False,
-            markup=False,
-        )
+    notes = (
+        (found.nested, "nested fields ({}): pipelines cannot load them yet"),
+        (found.bad_names, "names BigQuery refuses ({}): rename them in the pipeline"),
+    )
+    for names, note in notes:
+        if names:
+            line = note.format(", ".join(names))
+            err_console.print(line, style="yellow", highlight=False, markup=False)
