@@ -40,7 +40,7 @@ from service.models import (
 )
 from service.outcomes import DiscardOutcomes, unit_ended
 from service.pipeline.definition import Pipeline, PipelineSet
-from service.pipeline.progress import Progress
+from service.pipeline.progress import Board, Progress
 from service.pipeline.runner import Runner
 from service.plans import sweep_prefix, swept_objects, unit_key
 from service.ports import ObjectStore, OutcomePublisher
@@ -166,6 +166,7 @@ class Ingestor:
         self.draining = False
         self._abandoning = False
         self._running: set[asyncio.Task[Any]] = set()
+        self.board = Board()  # the running units' progress, for a terminal to show
 
     async def handle(self, event: Event, *, force: bool = False) -> Outcome:
         if isinstance(event, Ignored):
@@ -282,7 +283,8 @@ class Ingestor:
                 self.ledger.heartbeat(claim.lease, self.renew_every, watchdog.alive) as holder,
                 self.slots,
             ):
-                result = await self._watched(watchdog, key, pipeline, info, meta)
+                with self.board.watching(unit, watchdog.progress):
+                    result = await self._watched(watchdog, key, pipeline, info, meta)
         except StageError as exc:
             return await self._stage_failed(holder.lease, key, pipeline, exc)
         except LeaseLostError as exc:

@@ -354,3 +354,14 @@ async def test_the_format_examples_load_as_documented(rig: Rig) -> None:
         ("Genève", date(2026, 11, 20), None, 0),
         ("Zürich", date(2026, 11, 20), Decimal("1234.5"), 31),
     ]
+
+
+async def test_progress_counts_the_bytes_extracted_and_the_rows_validated(rig: Rig) -> None:
+    data = csv_rows("1,a,1,2026-11-20", "x,b,2,2026-11-20", "3,c,3,2026-11-20")
+    info = await rig.put("orders/counted.csv.gz", gzip.compress(data))
+    ctx = rig.context(pipeline(), info)
+    result = await rig.runner.run(ctx)
+    # Inflated bytes (what was parsed), and every row read, the bad one included.
+    assert (
+        (ctx.progress.bytes, ctx.progress.rows) == (len(data), result.rows_read) == (len(data), 3)
+    )

@@ -21,6 +21,7 @@ from service.cli.common import (
     run_async,
 )
 from service.cli.render import cell, number, outcome, table
+from service.cli.unit_progress import showing
 from service.errors import NotFoundError
 from service.models import EventMeta, LedgerRecord, ObjectRef, UnitKey, UnitState
 
@@ -173,7 +174,8 @@ def retry(keys: tuple[str, ...], all_failed: bool, since: str | None, pipeline: 
                 records = [await find(store, key) for key in keys]
             for record in records:  # all checked before any runs
                 _check_retryable(record)
-            return [await _rerun(ingestor, record) for record in records]
+            async with showing(ingestor.board, "retrying"):
+                return [await _rerun(ingestor, record) for record in records]
 
     outcomes = run_async(run)
     if not outcomes:

@@ -20,6 +20,7 @@ from service.cli.common import (
     run_async,
 )
 from service.cli.render import cell, number, outcome, rows_line, table
+from service.cli.unit_progress import showing
 from service.models import EventMeta, SweepRequested
 
 if TYPE_CHECKING:
@@ -65,7 +66,10 @@ def sweep(
         return
 
     async def run() -> Outcome:
-        async with open_ingestor(settings, pipelines) as ingestor:
+        async with (
+            open_ingestor(settings, pipelines) as ingestor,
+            showing(ingestor.board, f"sweeping {where}"),
+        ):
             return await ingestor.sweep(event, force=force)
 
     result = run_async(run)

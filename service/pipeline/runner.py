@@ -169,7 +169,7 @@ class Runner:
         progress = unit.ctx.progress
         try:
             async for chunk in extract(self.store, unit.ctx, self.chunk_bytes):
-                progress.advance("extract")
+                progress.advance("extract", nbytes=len(chunk))
                 with progress.waiting_for_room("extract"):
                     await unit.allowance.acquire(len(chunk))
                     await feed.put(chunk)
@@ -218,7 +218,7 @@ class Runner:
             if bad:
                 await asyncio.to_thread(unit.quarantine.add, bad)
             tally.timed("validate", time.perf_counter() - started)
-            unit.ctx.progress.advance("validate")
+            unit.ctx.progress.advance("validate", rows=item.records)
             with unit.ctx.progress.waiting_for_room("validate"):
                 await out.put((result, item.raw_bytes))
             if limit is not None and tally.bad > limit:
