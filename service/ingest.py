@@ -403,6 +403,8 @@ class Ingestor:
 def log_outcome(outcome: UnitOutcome) -> None:
     """The one line each unit gets: what happened, rows, and why when it did not load."""
     detail = f"{outcome.rows_loaded} rows loaded, {outcome.rows_quarantined} quarantined"
+    if outcome.status is Status.DUPLICATE:
+        detail = f"{outcome.rows_loaded} rows loaded by an earlier run"
     if outcome.error:
         where = f" in stage {outcome.stage}" if outcome.stage else ""
         detail = f"{detail}{where}: {outcome.error}"
