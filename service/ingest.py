@@ -12,6 +12,7 @@ from typing import Any
 from service.errors import (
     IngestError,
     LeaseLostError,
+    NotFoundError,
     PermanentError,
     RowsRejected,
     StageError,
@@ -40,6 +41,7 @@ from service.models import (
 )
 from service.outcomes import DiscardOutcomes, unit_ended
 from service.pipeline.definition import Pipeline, PipelineSet
+from service.pipeline.endings import MISSING
 from service.pipeline.progress import Board, Progress
 from service.pipeline.runner import Runner
 from service.plans import sweep_prefix, swept_objects, unit_key
@@ -290,9 +292,11 @@ class Ingestor:
         except LeaseLostError as exc:
             return UnitOutcome(unit, Status.TRANSIENT, error=str(exc))
         except PermanentError as exc:
-            failed = await self.ledger.fail(holder.lease, str(exc))
+            # Only the object's metadata is read before the stages: a fault there is extract's.
+            failed = await self.ledger.fail(holder.lease, f"extract: {exc}")
             await self._announce(key, pipeline, failed)
-            return UnitOutcome(unit, Status.FAILED, error=str(exc))
+            public = f"extract: {MISSING if isinstance(exc, NotFoundError) else 'failed'}"
+            return UnitOutcome(unit, Status.FAILED, error=str(exc), public_reason=public)
         except TransientError:
             await self.ledger.release(holder.lease)
             raise

@@ -19,6 +19,7 @@ import pytest
 from service.adapters.gcp.pubsub import PubSubOutcomePublisher
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.outcome_file import JsonlOutcomeFile
+from service.answers import of_outcome
 from service.errors import TransientError
 from service.ingest import Ingestor, Status
 from service.models import (
@@ -249,6 +250,8 @@ async def test_permanent_failure_publishes_failed(
     meta = EventMeta("e-gone", "google.cloud.storage.object.v1.finalized", "test")
     outcome = await service.handle(ObjectFinalized(meta, info))
     assert outcome.status is Status.FAILED
+    # Over HTTP: which stage and what kind of fault, not the store's own words.
+    assert of_outcome(outcome).body["reason"] == "extract: the object does not exist"
     again = await service.handle(ObjectFinalized(meta, info))
     assert again.status is Status.DUPLICATE  # answered from the ledger: no second message
     assert [o.state for o in recorder.published] == [EndState.FAILED]
