@@ -43,7 +43,7 @@ async def run_events(path: Path, fmt: Format) -> int:
     store = DirectoryObjectStore(path.parent.parent)
     info = await store.stat(ObjectRef(flat.BUCKET, path.name))
     p = replace(flat.pipeline(), table=TableSpec("bench.events", EVENTS.columns), format=fmt)
-    runner = Runner(store, flat.NoWarehouse(), chunk_bytes=flat.MIB)
+    runner = Runner(store, flat.no_warehouse(), chunk_bytes=flat.MIB)
     assert info.ref.generation is not None
     key = UnitKey(p.name, flat.BUCKET, path.name, info.ref.generation)
     result = await runner.run(runner.context(key, p, info, EventMeta("bench", "bench", "bench")))

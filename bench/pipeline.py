@@ -64,10 +64,10 @@ from bench.stream_paths import (  # noqa: E402
     streaming_reader,
 )
 from service.adapters.local.directory_store import DirectoryObjectStore  # noqa: E402
+from service.adapters.local.dry import DryWarehouse  # noqa: E402
 from service.models import (  # noqa: E402
     Column,
     EventMeta,
-    LoadResult,
     ObjectRef,
     TableSpec,
     UnitKey,
@@ -181,28 +181,9 @@ def _chunk(seed: int, first: int) -> pa.RecordBatch:
 # ---- the service's pipeline -----------------------------------------------------------------
 
 
-class NoWarehouse:
+def no_warehouse() -> DryWarehouse:
     """The warehouse call is excluded: the load-ready Parquet file is where the clock stops."""
-
-    async def load_parquet(
-        self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None
-    ) -> LoadResult:
-        return LoadResult(job_id, pq.ParquetFile(path).metadata.num_rows)
-
-    async def load_running(self, job_id: str) -> bool:
-        return False
-
-    async def count_rows(self, table: str) -> int:
-        return 0
-
-    async def tables(self) -> list[tuple[str, int]]:
-        return []
-
-    async def ping(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
+    return DryWarehouse(keep_rows=0)
 
 
 class NoSpool:
@@ -249,7 +230,7 @@ async def run_pipeline(path: Path, *, encode: bool = True, verify: str = "crc32c
         info = replace(info, crc32c_base64=None)
     elif verify == "none":
         info = replace(info, md5_base64=None, crc32c_base64=None)
-    runner = Runner(store, NoWarehouse(), chunk_bytes=MIB)
+    runner = Runner(store, no_warehouse(), chunk_bytes=MIB)
     p = pipeline()
     assert info.ref.generation is not None
     key = UnitKey(p.name, BUCKET, path.name, info.ref.generation)
@@ -471,7 +452,7 @@ def measure(workdir: Path, args: argparse.Namespace) -> None:
             "reader": lambda: streaming_reader(data, pipeline(), frozenset({"updated_at"})),
             "stream": lambda: (
                 asyncio.run(
-                    run_stream(data, pipeline(), NoWarehouse(), SendOnly(), MIB)
+                    run_stream(data, pipeline(), no_warehouse(), SendOnly(), MIB)
                 ).rows_loaded
             ),
             "load_job": lambda: asyncio.run(run_pipeline(data)).rows_loaded,

@@ -95,8 +95,17 @@ def of_outcome(outcome: Outcome, *, detailed: bool = False) -> Answer:
         if errors and "reason" not in body:
             body["reason"] = errors[0]
     elif outcome.status in PUBLIC_REASON:
-        body["reason"] = PUBLIC_REASON[outcome.status]
+        body["reason"] = _public_reason(outcome)
     return Answer(HTTP_STATUS[outcome.status], body)
+
+
+def _public_reason(outcome: Outcome) -> str:
+    """A failed unit's stage and category (fixed phrases and counts), else the fixed phrase."""
+    if outcome.status is Status.FAILED:
+        for unit in outcome.units:
+            if unit.status is Status.FAILED and unit.public_reason:
+                return unit.public_reason
+    return PUBLIC_REASON[outcome.status]
 
 
 def refused(refusal: Refusal, http_status: int, reason: str) -> Answer:

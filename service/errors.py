@@ -24,12 +24,14 @@ class ConfigError(PermanentError):
 class RowsRejected(PermanentError):
     """The file is rejected whole: too many bad rows, or a fault in the file or its table.
 
-    ``result`` holds the counts the ledger records (every row read counts as quarantined).
+    ``result`` holds the counts the ledger records; ``public`` says which stage and what kind
+    of fault in fixed phrases and counts (it may be answered over HTTP; the message may not).
     """
 
-    def __init__(self, message: str, result: UnitResult) -> None:
+    def __init__(self, message: str, result: UnitResult, public: str | None = None) -> None:
         super().__init__(message)
         self.result = result
+        self.public = public
 
 
 class NotFoundError(PermanentError):

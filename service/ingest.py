@@ -13,6 +13,7 @@ from service.content import fingerprint, same_content, same_content_reason
 from service.errors import (
     IngestError,
     LeaseLostError,
+    NotFoundError,
     PermanentError,
     RowsRejected,
     StageError,
@@ -44,7 +45,8 @@ from service.models import (
 from service.outcomes import DiscardOutcomes, unit_ended
 from service.pipeline.context import derived_job_id
 from service.pipeline.definition import Pipeline, PipelineSet
-from service.pipeline.progress import Progress
+from service.pipeline.endings import MISSING
+from service.pipeline.progress import Board, Progress
 from service.pipeline.runner import Runner
 from service.plans import sweep_prefix, swept_objects, unit_key
 from service.ports import ObjectStore, OutcomePublisher
@@ -92,6 +94,8 @@ class UnitOutcome:
     stage: str | None = None
     reason: str | None = None  # why nothing was loaded, when that is no error
     stage_seconds: tuple[tuple[str, float], ...] = ()  # a loaded unit's time in each stage
+    rows_rejected: int = 0  # good rows of a file rejected whole (not in the quarantine)
+    public_reason: str | None = None  # stage and category, fixed phrases: safe to answer
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,16 @@ class Outcome:
         if self.reason:
             body["reason"] = self.reason
         if self.units:
+            # Rows count where this run put them; a duplicate's rows were loaded by an earlier
+            # run and are reported apart, never as loaded again.
+            ran = [u for u in self.units if u.status is not Status.DUPLICATE]
             body["units"] = counts
-            body["rows_loaded"] = sum(u.rows_loaded for u in self.units)
-            body["rows_quarantined"] = sum(u.rows_quarantined for u in self.units)
+            body["rows_loaded"] = sum(u.rows_loaded for u in ran)
+            body["rows_quarantined"] = sum(u.rows_quarantined for u in ran)
+            body["rows_rejected"] = sum(u.rows_rejected for u in ran)
+            body["rows_already_loaded"] = sum(
+                u.rows_loaded for u in self.units if u.status is Status.DUPLICATE
+            )
         if self.published is not None:
             body["fanout"] = {"objects": self.swept or 0, "published": self.published}
         elif self.swept is not None:
@@ -183,6 +194,7 @@ class Ingestor:
         self.draining = False
         self._abandoning = False
         self._running: set[asyncio.Task[Any]] = set()
+        self.board = Board()  # the running units' progress, for a terminal to show
 
     async def handle(self, event: Event, *, force: bool = False) -> Outcome:
         if isinstance(event, Ignored):
@@ -318,7 +330,8 @@ class Ingestor:
         if isinstance(claim, Busy):
             return UnitOutcome(unit, Status.BUSY, error="in progress elsewhere")
         if isinstance(claim, FingerprintMismatch):
-            return UnitOutcome(unit, Status.FAILED, error="same unit, different content: refused")
+            refused = "same unit, different content: refused"
+            return UnitOutcome(unit, Status.FAILED, error=refused, public_reason=refused)
         assert isinstance(claim, Claimed)
         if pipeline.skip_same_content and not (force or claim.takeover):
             repeated = await self._repeated(claim, key, pipeline, info)
@@ -357,17 +370,20 @@ class Ingestor:
             ):
                 job_id = claim.lease.record.job_id
                 journal = LedgerJournal(self.ledger, holder)
-                result = await self._watched(
-                    watchdog, key, pipeline, info, meta, job_id=job_id, journal=journal
-                )
+                with self.board.watching(unit, watchdog.progress):
+                    result = await self._watched(
+                        watchdog, key, pipeline, info, meta, job_id=job_id, journal=journal
+                    )
         except StageError as exc:
             return await self._stage_failed(holder.lease, key, pipeline, exc)
         except LeaseLostError as exc:
             return UnitOutcome(unit, Status.TRANSIENT, error=str(exc))
         except PermanentError as exc:
-            failed = await self.ledger.fail(holder.lease, str(exc))
+            # Only the object's metadata is read before the stages: a fault there is extract's.
+            failed = await self.ledger.fail(holder.lease, f"extract: {exc}")
             await self._announce(key, pipeline, failed)
-            return UnitOutcome(unit, Status.FAILED, error=str(exc))
+            public = f"extract: {MISSING if isinstance(exc, NotFoundError) else 'failed'}"
+            return UnitOutcome(unit, Status.FAILED, error=str(exc), public_reason=public)
         except TransientError:
             await self.ledger.release(holder.lease)
             raise
@@ -418,25 +434,25 @@ class Ingestor:
         if exc.transient:
             await self.ledger.release(lease)
             return UnitOutcome(unit, Status.TRANSIENT, error=str(exc.cause), stage=exc.stage)
-        result = exc.cause.result if isinstance(exc.cause, RowsRejected) else None
+        rejected = exc.cause if isinstance(exc.cause, RowsRejected) else None
+        result = rejected.result if rejected else None
         record = await self.ledger.fail(lease, f"{exc.stage}: {exc.cause}", result)
-        await self._announce(key, pipeline, record, rejected=isinstance(exc.cause, RowsRejected))
-        quarantined = result.rows_quarantined if result else 0
+        await self._announce(key, pipeline, record)
         return UnitOutcome(
             unit,
             Status.FAILED,
-            rows_quarantined=quarantined,
+            rows_quarantined=result.rows_quarantined if result else 0,
             error=str(exc.cause),
             stage=exc.stage,
+            rows_rejected=result.rows_rejected if result else 0,
+            public_reason=rejected.public if rejected else None,
         )
 
-    async def _announce(
-        self, key: UnitKey, pipeline: Pipeline, record: LedgerRecord, *, rejected: bool = False
-    ) -> None:
+    async def _announce(self, key: UnitKey, pipeline: Pipeline, record: LedgerRecord) -> None:
         """Tell downstream the unit ended. Only the worker whose write ended it gets here, so a
         duplicate delivery (answered from the ledger) announces nothing; a forced re-run does.
         """
-        ended = unit_ended(key, record, pipeline.table.name, rejected=rejected)
+        ended = unit_ended(key, record, pipeline.table.name)
         try:
             await self.outcomes.publish(ended)
         except Exception as exc:  # the end is recorded: a lost announcement must not undo it
@@ -488,6 +504,8 @@ class Ingestor:
 def log_outcome(outcome: UnitOutcome) -> None:
     """The one line each unit gets: what happened, rows, and why when it did not load."""
     detail = f"{outcome.rows_loaded} rows loaded, {outcome.rows_quarantined} quarantined"
+    if outcome.status is Status.DUPLICATE:
+        detail = f"{outcome.rows_loaded} rows loaded by an earlier run"
     if outcome.error:
         where = f" in stage {outcome.stage}" if outcome.stage else ""
         detail = f"{detail}{where}: {outcome.error}"

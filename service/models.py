@@ -128,9 +128,14 @@ class UnitResult:
     job_id: str | None = None
     table: str | None = None
     quarantine_uri: str | None = None
-    durations: dict[str, float] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)  # seconds per stage
     # Nothing loaded: the object's bytes are those of this earlier generation, loaded already.
     same_content_as: int | None = None
+    # Good rows not loaded because the file was rejected whole (read = loaded + quarantined +
+    # rejected; quarantined is what the quarantine object holds).
+    rows_rejected: int = 0
+    seconds: float | None = None  # the wall time of the attempt that ended the unit
+    bad_reasons: dict[str, int] = field(default_factory=dict)  # most frequent reason kinds
 
 
 @dataclass(frozen=True)
@@ -257,3 +262,29 @@ class Stored:
 
     record: LedgerRecord
     version: str
+
+
+# The comparisons a row filter may use: a fixed set, so no text of the caller's becomes SQL.
+FILTER_OPERATORS = ("!=", "<=", ">=", "=", "<", ">")
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """One condition of ``ingest peek --where``: ``column op value``.
+
+    The column must be one of the table's (checked against its schema, then quoted), the
+    operator one of FILTER_OPERATORS, and the value is sent as a query parameter cast to the
+    column's type: nothing the caller types is ever spliced into SQL.
+    """
+
+    column: str
+    operator: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Some rows of a table, as the warehouse returned them."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[object, ...], ...]

@@ -17,27 +17,29 @@ from typing import Any, TypedDict
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from service.events.event_types import OUTCOME_COMPLETED, OUTCOME_FAILED, OUTCOME_REJECTED
+from service.events.event_types import OUTCOME_COMPLETED, OUTCOME_FAILED
 from service.models import LedgerRecord, UnitKey, UnitResult, UnitState
 from service.pubsub_binding import ATTRIBUTE_VALUE_MAX_BYTES
 
 # Bumped only when a field changes meaning or disappears; new fields may be added freely.
-SCHEMA_VERSION = 1
+# 2: a file rejected whole is FAILED (as in the ledger, the page and every command), no longer
+# REJECTED; rows_quarantined is the rows the quarantine holds, rows_rejected the good rows refused.
+SCHEMA_VERSION = 2
 # The CloudEvent ``source`` of a pipeline's outcomes (a URI reference naming this service).
 OUTCOME_SOURCE = "//gcp-ingest/pipelines/{pipeline}"
 
 
 class EndState(StrEnum):
+    """The ledger's final states, by the same names."""
+
     COMPLETED = "COMPLETED"
-    FAILED = "FAILED"  # a permanent failure, recorded; a forced re-run may still succeed
-    REJECTED = "REJECTED"  # the file refused whole (too many bad rows, a broken file)
+    FAILED = "FAILED"  # a permanent failure (the file refused whole, too): `error` says which
 
 
 # The CloudEvent type of each end state.
 EVENT_TYPES = {
     EndState.COMPLETED: OUTCOME_COMPLETED,
     EndState.FAILED: OUTCOME_FAILED,
-    EndState.REJECTED: OUTCOME_REJECTED,
 }
 
 
@@ -61,6 +63,7 @@ class OutcomeData(TypedDict):
     rows_read: int
     rows_loaded: int
     rows_quarantined: int
+    rows_rejected: int
     job_id: str | None
     quarantine_uri: str | None
     error: str | None
@@ -101,6 +104,7 @@ class UnitEnded:
             "rows_read": result.rows_read,
             "rows_loaded": result.rows_loaded,
             "rows_quarantined": result.rows_quarantined,
+            "rows_rejected": result.rows_rejected,
             "job_id": result.job_id,
             "quarantine_uri": result.quarantine_uri,
             "error": self.error,
@@ -139,16 +143,11 @@ class UnitEnded:
         return JSONFormat().write(self.cloudevent())
 
 
-def unit_ended(
-    unit: UnitKey, record: LedgerRecord, table: str, *, rejected: bool = False
-) -> UnitEnded:
+def unit_ended(unit: UnitKey, record: LedgerRecord, table: str) -> UnitEnded:
     """The outcome of a record the ledger has just finished (COMPLETED or FAILED)."""
     if record.state is UnitState.IN_PROGRESS:
         raise ValueError(f"unit {record.unit} has not ended: it is still in progress")
-    if record.state is UnitState.COMPLETED:
-        state = EndState.COMPLETED
-    else:
-        state = EndState.REJECTED if rejected else EndState.FAILED
+    state = EndState.COMPLETED if record.state is UnitState.COMPLETED else EndState.FAILED
     return UnitEnded(
         unit=unit,
         key=record.key,

@@ -15,6 +15,8 @@ from service.models import (
     LoadResult,
     ObjectInfo,
     ObjectRef,
+    RowFilter,
+    Rows,
     Stored,
     StreamState,
     TableSpec,
@@ -95,6 +97,11 @@ class Warehouse(Protocol):
 
     async def tables(self) -> list[tuple[str, int]]:
         """Every table this service can see, with its row count."""
+        ...
+
+    async def peek(self, table: str, limit: int, where: Sequence[RowFilter] = ()) -> Rows:
+        """Up to ``limit`` rows of ``dataset.table`` matching every filter (read only).
+        A table or column that does not exist is a NotFoundError or PermanentError."""
         ...
 
     async def ping(self) -> None: ...

@@ -15,6 +15,7 @@ from service.fanout import FanOut
 from service.ingest import Ingestor
 from service.ledger import Ledger
 from service.measures import UnitMetrics
+from service.models import ObjectRef
 from service.outcomes import DiscardOutcomes
 from service.pipeline.definition import PipelineSet
 from service.pipeline.pipelines_file import load_pipelines
@@ -34,6 +35,8 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
+
+    from service.adapters.local.dry import DryWarehouse, OneFileStore
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,13 @@ def open_subscription(settings: Settings, subscription: str) -> MessageSource:
 
 # Where a source checkout keeps the example pipelines: the hint when none is found.
 EXAMPLE_PIPELINES = Path("examples") / "pipelines.toml"
+
+
+def trial_ports(path: Path, ref: ObjectRef, keep_rows: int) -> tuple[OneFileStore, DryWarehouse]:
+    """``ingest try``'s ports: the local file as the one object, a warehouse that loads nothing."""
+    from service.adapters.local.dry import DryWarehouse, OneFileStore
+
+    return OneFileStore(path, ref), DryWarehouse(keep_rows)
 
 
 def load_config(settings: Settings) -> PipelineSet:

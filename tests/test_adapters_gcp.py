@@ -15,9 +15,9 @@ from service.adapters.gcp.bigquery import BigQueryWarehouse
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.gcp.gcs import GcsObjectStore
 from service.adapters.gcp.sweep_cursors import FirestoreSweepCursors
-from service.errors import NotFoundError
+from service.errors import NotFoundError, PermanentError
 from service.ledger import Claimed, Ledger
-from service.models import Column, ObjectRef, TableSpec, UnitKey, UnitResult, UnitState
+from service.models import Column, ObjectRef, RowFilter, TableSpec, UnitKey, UnitResult, UnitState
 from service.ports import SweepCursor
 from service.settings import replace_settings
 from tests.emulator_fixtures import Emulators
@@ -127,3 +127,25 @@ async def test_firestore_sweep_cursors_read_back_what_was_written(
     await cursors.put(SweepCursor("k", None, 2500, done=True))
     assert await cursors.get("k") == SweepCursor("k", None, 2500, True)
     await cursors.close()
+
+
+async def test_bigquery_peek_lists_and_filters_by_parameters(
+    emulators: Emulators, unique: str, tmp_path: Path
+) -> None:
+    warehouse = BigQueryWarehouse.from_settings(emulators.settings())
+    table = TableSpec(f"{unique}.peeked", (Column("id", "INTEGER"), Column("name", "STRING")))
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}), path)
+    await warehouse.load_parquet(table, path, f"job_peek_{unique}")
+    listed = await warehouse.peek(table.name, 10)
+    assert listed.columns == ("id", "name") and len(listed.rows) == 3
+    assert len((await warehouse.peek(table.name, 2)).rows) == 2
+    found = await warehouse.peek(table.name, 10, [RowFilter("id", ">=", "2")])
+    assert sorted(found.rows) == [(2, "b"), (3, "c")]
+    sneaky = [RowFilter("name", "=", "a' OR '1'='1")]
+    assert (await warehouse.peek(table.name, 10, sneaky)).rows == ()
+    with pytest.raises(PermanentError, match="no column"):
+        await warehouse.peek(table.name, 10, [RowFilter("1=1 OR id", "=", "1")])
+    with pytest.raises(PermanentError, match=r"is not DATASET\.TABLE"):
+        await warehouse.peek(f"{unique}.peeked` WHERE TRUE --", 10)
+    await warehouse.close()

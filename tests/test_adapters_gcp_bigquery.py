@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from google.api_core import exceptions as gexc
 
-from service.adapters.gcp.bigquery import BigQueryWarehouse, bigquery_job_id
+from service.adapters.gcp.bigquery import BigQueryWarehouse, bigquery_job_id, peek_query
 from service.errors import PermanentError
-from service.models import Column, TableSpec
+from service.models import Column, RowFilter, TableSpec
 
 # BigQuery's rule for job ids (JobReference.jobId).
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,1024}")
@@ -123,3 +123,25 @@ def test_job_ids_keep_to_bigquerys_alphabet_and_length() -> None:
     assert bigquery_job_id("ingest_é/x y.z") == "ingest___x_y_z"
     long = bigquery_job_id("x" * 2000)
     assert JOB_ID.fullmatch(long + "_stage_r9")
+
+
+def test_a_filtered_peek_quotes_checked_columns_and_passes_values_as_parameters() -> None:
+    from google.cloud import bigquery
+
+    found = bigquery.Table(
+        "p.sales.orders",
+        schema=[bigquery.SchemaField("amount", "NUMERIC"), bigquery.SchemaField("day", "DATE")],
+    )
+    where = [RowFilter("amount", ">", "10"), RowFilter("day", "=", "2026-11-20' OR TRUE --")]
+    sql, config = peek_query(found, where, 5)
+    assert sql == (
+        "SELECT * FROM `p.sales.orders` WHERE `amount` > CAST(@v0 AS NUMERIC)"
+        " AND `day` = CAST(@v1 AS DATE) LIMIT @limit"
+    )
+    values = {p.name: (p.type_, p.value) for p in config.query_parameters}
+    assert values == {
+        "v0": ("STRING", "10"),
+        "v1": ("STRING", "2026-11-20' OR TRUE --"),
+        "limit": ("INT64", 5),
+    }
+    assert config.maximum_bytes_billed == 10**9

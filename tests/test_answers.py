@@ -37,7 +37,25 @@ def test_a_public_answer_says_neither_the_event_id_nor_the_error_text() -> None:
         "units": {"failed": 1},
         "rows_loaded": 0,
         "rows_quarantined": 0,
+        "rows_rejected": 0,
+        "rows_already_loaded": 0,
     }
+
+
+def test_a_failed_unit_answers_its_stage_and_category_not_its_error() -> None:
+    unit = UnitOutcome(
+        "u",
+        Status.FAILED,
+        rows_quarantined=1003,
+        error="1003 of 2000 rows bad; most frequent: id: 'secret' is not a valid INTEGER",
+        stage="validate",
+        rows_rejected=997,
+        public_reason="validate: 1,003 of 2,000 rows bad, threshold 25%",
+    )
+    answer = answers.of_outcome(Outcome(Status.FAILED, "e", units=(unit,)))
+    assert answer.body["reason"] == "validate: 1,003 of 2,000 rows bad, threshold 25%"
+    assert "secret" not in str(answer.body)
+    assert (answer.body["rows_quarantined"], answer.body["rows_rejected"]) == (1003, 997)
 
 
 def test_a_detailed_answer_keeps_the_first_error_for_the_operator() -> None:

@@ -16,6 +16,10 @@ BAD_UNIT = "customers:gs://landing/customers/more.csv#1"
 
 @pytest.fixture
 def space(tmp_path: Path) -> Workspace:
+    return swept_with_a_failure(tmp_path)
+
+
+def swept_with_a_failure(tmp_path: Path) -> Workspace:
     """The examples swept, and one customers file that failed (customers allow no bad row)."""
     found = make_workspace(tmp_path)
     found.seed().put("landing", "customers/more.csv", BAD_CUSTOMERS, "text/csv")
@@ -37,9 +41,9 @@ def test_list_shows_every_unit_newest_first(space: Workspace) -> None:
     stamps = [str(r["updated_at"]) for r in rows]
     assert stamps == sorted(stamps, reverse=True)
     failed = next(r for r in rows if r["state"] == "FAILED")
-    # A rejected file is quarantined whole: both of its rows.
-    assert (failed["unit"], failed["rows_loaded"], failed["rows_quarantined"]) == (BAD_UNIT, 0, 2)
-    assert "exceed" in str(failed["error"])
+    # A rejected file: the quarantine holds its one bad row (reading stopped there).
+    assert (failed["unit"], failed["rows_loaded"], failed["rows_quarantined"]) == (BAD_UNIT, 0, 1)
+    assert "rows bad, none allowed" in str(failed["error"])
 
 
 def test_list_filters(space: Workspace) -> None:

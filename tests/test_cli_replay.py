@@ -163,7 +163,7 @@ def test_a_failed_unit_makes_the_exit_code_non_zero(space: Workspace, tmp_path: 
     assert result.exit_code == 1
     [row] = json_lines(result.stdout)
     assert (row["status"], row["rows_quarantined"]) == ("failed", 1)
-    assert "exceed" in row["reason"]
+    assert row["reason"].startswith("1 of 1 rows bad, none allowed")
     assert error_line(result) == "Error: 1 of 1 events did not succeed"
     [record] = space.records(UnitState.FAILED)
     assert record.unit == "customers:gs://landing/customers/bad.csv#1"
@@ -365,5 +365,6 @@ def test_a_long_run_lists_only_the_events_that_did_not_succeed(
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith("121 events in ")
     assert summary.endswith(
-        "119 duplicate, 1 loaded, 1 bad_request; rows loaded 600, quarantined 0"
+        "119 duplicate, 1 loaded, 1 bad_request; rows loaded 5, quarantined 0,"
+        " already loaded by an earlier run 595"
     )

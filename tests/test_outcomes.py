@@ -20,6 +20,7 @@ import pytest
 from service.adapters.gcp.pubsub import PubSubOutcomePublisher
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.outcome_file import JsonlOutcomeFile
+from service.answers import of_outcome
 from service.errors import TransientError
 from service.events.cloudevent import from_structured
 from service.ingest import Ingestor, Status
@@ -71,7 +72,7 @@ def test_completed_message_carries_the_result_and_filter_attributes() -> None:
     ended = unit_ended(UNIT, record(UnitState.COMPLETED, result=result), "sales.orders")
     data = json.loads(ended.encode())
     assert data == {
-        "version": 1,
+        "version": 2,
         "key": "k" * 40,
         "unit": "orders:gs://landing/orders/a.csv#7",
         "state": "COMPLETED",
@@ -86,6 +87,7 @@ def test_completed_message_carries_the_result_and_filter_attributes() -> None:
         "rows_read": 10,
         "rows_loaded": 9,
         "rows_quarantined": 1,
+        "rows_rejected": 0,
         "job_id": "job-1",
         "quarantine_uri": None,
         "error": None,
@@ -125,15 +127,13 @@ def test_a_subject_past_pubsubs_attribute_limit_is_left_to_the_data() -> None:
     assert ended.data()["unit"] == str(long_unit)
 
 
-def test_failed_and_rejected_are_told_apart() -> None:
+def test_a_failed_unit_is_failed_as_in_the_ledger() -> None:
     failed = record(UnitState.FAILED, error="extract: not found")
-    assert unit_ended(UNIT, failed, "sales.orders").state is EndState.FAILED
-    rejected = unit_ended(UNIT, failed, "sales.orders", rejected=True)
-    assert rejected.state is EndState.REJECTED
-    assert rejected.cloudevent().get_type() == "gcp_ingest.unit.v1.rejected"
-    assert unit_ended(UNIT, failed, "t").cloudevent().get_type() == "gcp_ingest.unit.v1.failed"
-    assert rejected.data()["error"] == "extract: not found"
-    assert rejected.data()["rows_loaded"] == 0  # no result recorded: zero, not missing
+    ended = unit_ended(UNIT, failed, "sales.orders")
+    assert ended.state is EndState.FAILED
+    assert [s.value for s in EndState] == ["COMPLETED", "FAILED"]  # no third name
+    assert ended.data()["error"] == "extract: not found"
+    assert ended.data()["rows_loaded"] == 0  # no result recorded: zero, not missing
 
 
 def test_a_unit_in_progress_has_no_outcome() -> None:
@@ -279,6 +279,8 @@ async def test_permanent_failure_publishes_failed(
     meta = EventMeta("e-gone", "google.cloud.storage.object.v1.finalized", "test")
     outcome = await service.handle(ObjectFinalized(meta, info))
     assert outcome.status is Status.FAILED
+    # Over HTTP: which stage and what kind of fault, not the store's own words.
+    assert of_outcome(outcome).body["reason"] == "extract: the object does not exist"
     again = await service.handle(ObjectFinalized(meta, info))
     assert again.status is Status.DUPLICATE  # answered from the ledger: no second message
     assert [o.state for o in recorder.published] == [EndState.FAILED]
@@ -286,7 +288,7 @@ async def test_permanent_failure_publishes_failed(
     assert recorder.published[0].unit == UnitKey("orders", "landing", "orders/gone.csv", 5)
 
 
-async def test_too_many_bad_rows_publishes_rejected(
+async def test_too_many_bad_rows_publishes_failed_with_honest_counts(
     embedded_settings: Settings, backends: Backends
 ) -> None:
     recorder = Recorder(backends.ledger_store)
@@ -298,11 +300,13 @@ async def test_too_many_bad_rows_publishes_rejected(
     outcome = await service.handle(event)
     assert outcome.status is Status.FAILED
     [ended] = recorder.published
-    assert ended.state is EndState.REJECTED
-    # Rejected whole: every row read counts as quarantined, none loaded.
-    assert (ended.data()["rows_loaded"], ended.data()["rows_quarantined"]) == (0, 2)
+    assert ended.state is EndState.FAILED
+    # Rejected whole: none loaded; the one bad row is quarantined, the good one rejected with it.
+    data = ended.data()
+    assert (data["rows_loaded"], data["rows_quarantined"], data["rows_rejected"]) == (0, 1, 1)
+    assert data["error"] is not None and data["error"].startswith("validate: 1 of 2 rows bad")
     assert ended.attributes() == {
-        "state": "REJECTED",
+        "state": "FAILED",
         "pipeline": "customers",
         "table": "sales.customers",
     }

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
+from service.answers import of_outcome
 from service.ingest import Ingestor, Status
 from service.ledger import Ledger
 from service.models import (
@@ -104,7 +105,9 @@ async def test_the_same_event_three_times_in_a_row_loads_once(world: World) -> N
     ingestor = world.instance(p)
     outcomes = [await ingestor.handle(finalized(info, f"e{n}")) for n in range(3)]
     assert [o.status for o in outcomes] == [Status.LOADED, Status.DUPLICATE, Status.DUPLICATE]
-    assert [o.summary()["rows_loaded"] for o in outcomes] == [100, 100, 100]
+    # A duplicate loaded nothing now: its rows are reported apart, as loaded by an earlier run.
+    assert [o.summary()["rows_loaded"] for o in outcomes] == [100, 0, 0]
+    assert [o.summary()["rows_already_loaded"] for o in outcomes] == [0, 100, 100]
     assert await world.rig.warehouse.count_rows("sales.orders") == 100
 
 
@@ -218,12 +221,21 @@ async def test_a_rejected_file_is_recorded_with_its_counts(world: World) -> None
     assert record.result == UnitResult(
         rows_read=3,
         rows_loaded=0,
-        rows_quarantined=3,
+        rows_quarantined=2,
         table="sales.orders",
         quarantine_uri=record.result.quarantine_uri if record.result else None,
         durations=record.result.durations if record.result else {},
+        rows_rejected=1,
+        seconds=record.result.seconds if record.result else None,
+        bad_reasons={"id: … is not a valid INTEGER": 2},
     )
-    assert record.error is not None and "2 bad rows of 3" in record.error
+    assert record.error == (
+        "validate: 2 of 3 rows bad, threshold 50%; most frequent: id: … is not a valid INTEGER (2)"
+    )
+    # Over HTTP: the stage and the category, in fixed phrases and counts (no value quoted).
+    answer = of_outcome(outcome)
+    assert answer.body["reason"] == "validate: 2 of 3 rows bad, threshold 50%"
+    assert (answer.body["rows_quarantined"], answer.body["rows_rejected"]) == (2, 1)
 
 
 def dated() -> Pipeline:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.pipeline.progress import Progress
+from service.pipeline.progress import Board, Progress
 
 
 def test_the_first_running_stage_is_blamed() -> None:
@@ -39,3 +39,13 @@ def test_steps_and_probes() -> None:
     with progress.probing(running):
         assert progress.probe is running
     assert progress.probe is None
+
+
+def test_the_board_keeps_the_counts_of_units_that_ended() -> None:
+    board = Board()
+    unit = Progress()
+    with board.watching("u", unit):
+        unit.advance("extract", nbytes=10)
+        unit.advance("validate", rows=3)
+        assert (list(board.running), board.rows, board.bytes) == (["u"], 3, 10)
+    assert (board.running, board.ended, board.rows, board.bytes) == ({}, 1, 3, 10)

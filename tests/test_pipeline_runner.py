@@ -99,12 +99,17 @@ async def test_bad_rows_over_the_threshold_reject_the_file_whole(rig: Rig) -> No
     info = await rig.put("orders/bad.csv", data)
     rejected = await rig.reject(pipeline(), info)
     assert rejected.stage == "validate"
-    assert "2 bad rows of 3 exceed" in rejected.reason
+    assert rejected.reason == (
+        "2 of 3 rows bad, threshold 50%; most frequent: id: … is not a valid INTEGER (2)"
+    )
     assert rejected.result is not None
     assert (rejected.result.rows_read, rejected.result.rows_loaded) == (3, 0)
-    assert rejected.result.rows_quarantined == 3
     lines = rig.quarantine(pipeline(), info)
     assert [line["row"] for line in lines] == [2, 3, None]
+    # The counts agree with the quarantine object: 2 bad rows in it, the good one rejected.
+    assert (rejected.result.rows_quarantined, rejected.result.rows_rejected) == (2, 1)
+    assert rejected.result.bad_reasons == {"id: … is not a valid INTEGER": 2}
+    assert rejected.result.seconds is not None and rejected.result.seconds > 0
     assert lines[-1]["reason"] == rejected.reason
     assert not await rig.warehouse.tables()  # nothing was loaded, not even the table
 
@@ -122,7 +127,10 @@ async def test_a_count_limit_stops_reading_once_it_is_exceeded(
     assert rejected.result is not None
     assert "reading stopped at row" in rejected.reason
     assert 6 <= rejected.result.rows_read < 20000
-    assert rejected.result.rows_quarantined == rejected.result.rows_read
+    bad_lines = [line for line in rig.quarantine(p, info) if line["row"] is not None]
+    assert rejected.result.rows_quarantined == len(bad_lines)
+    counts = rejected.result.rows_quarantined + rejected.result.rows_rejected
+    assert counts == rejected.result.rows_read
 
 
 async def test_a_truncated_gzip_is_rejected_without_counts(rig: Rig) -> None:
@@ -191,7 +199,10 @@ async def test_a_table_with_another_schema_rejects_the_file_at_load(rig: Rig) ->
     assert "exists with another schema" in rejected.reason
     assert rejected.result is not None
     assert (rejected.result.rows_read, rejected.result.rows_loaded) == (1, 0)
-    assert rejected.result.rows_quarantined == 1
+    # No row was bad: the quarantine object holds the reason only, the row was rejected.
+    assert (rejected.result.rows_quarantined, rejected.result.rows_rejected) == (0, 1)
+    [line] = rig.quarantine(pipeline(table=other), info)
+    assert line["row"] is None
     assert len(await rig.rows()) == 3
 
 
@@ -496,3 +507,14 @@ async def test_a_csv_date_column_in_two_formats_loads_every_row(rig: Rig) -> Non
         (1, Decimal("12.5"), date(2026, 11, 20)),
         (2, Decimal(3), date(2026, 11, 20)),
     ]
+
+
+async def test_progress_counts_the_bytes_extracted_and_the_rows_validated(rig: Rig) -> None:
+    data = csv_rows("1,a,1,2026-11-20", "x,b,2,2026-11-20", "3,c,3,2026-11-20")
+    info = await rig.put("orders/counted.csv.gz", gzip.compress(data))
+    ctx = rig.context(pipeline(), info)
+    result = await rig.runner.run(ctx)
+    # Inflated bytes (what was parsed), and every row read, the bad one included.
+    assert (
+        (ctx.progress.bytes, ctx.progress.rows) == (len(data), result.rows_read) == (len(data), 3)
+    )

@@ -79,6 +79,8 @@ async def test_status_json_filters_by_state_and_limits(embedded_app: RunningApp)
         ("limit=501", "limit must be a whole number from 1 to 500"),
         ("limit=ten", "limit must be a whole number from 1 to 500"),
         ("pipeline=" + "p" * 201, "pipeline must be at most 200 characters"),
+        ("since=yesterday", "since must be an ISO 8601 time or an age like 30m, 2h, 7d"),
+        ("refresh=-1", "refresh must be a whole number from 0 to 3600"),
     ],
 )
 async def test_bad_queries_are_400(embedded_app: RunningApp, query: str, reason: str) -> None:
@@ -165,6 +167,81 @@ async def test_a_pipeline_narrows_the_json_and_the_page(embedded_app: RunningApp
     none = await (await client.get("/status.json?pipeline=nowhere")).get_json()
     assert none["units"] == []
     assert {c["count"] for c in none["counts"].values()} == {0}
+
+
+async def test_a_time_narrows_the_units_and_the_links_keep_it(embedded_app: RunningApp) -> None:
+    await ingest_examples(embedded_app)
+    client = embedded_app.test_client()
+    recent = await (await client.get("/status.json?since=1h")).get_json()
+    assert (recent["since_filter"], len(recent["units"])) == ("1h", 3)
+    future = await (await client.get("/status.json?since=2999-01-01T00:00:00Z")).get_json()
+    assert future["units"] == []
+    assert future["counts"]["COMPLETED"]["count"] == 3  # counts are of every time
+    html = await (await client.get("/status?since=24h&pipeline=orders")).get_data(as_text=True)
+    assert 'href="?state=FAILED&amp;pipeline=orders&amp;since=24h"' in html
+    assert 'href="?pipeline=orders" id="since-all"' in html
+    assert 'id="since-24h" class="active"' in html
+
+
+async def test_the_page_reloads_itself_without_script(embedded_app: RunningApp) -> None:
+    client = embedded_app.test_client()
+    html = await (await client.get("/status")).get_data(as_text=True)
+    assert '<meta http-equiv="refresh" content="15">' in html
+    assert "<script" not in html
+    still = await (await client.get("/status?refresh=0")).get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in still
+
+
+async def test_the_page_shows_table_rows_and_quarantine_and_links_each_unit(
+    embedded_app: RunningApp,
+) -> None:
+    await ingest_examples(embedded_app)
+    client = embedded_app.test_client()
+    body = await (await client.get("/status.json?pipeline=orders")).get_json()
+    unit = next(u for u in body["units"] if u["rows_quarantined"])
+    html = await (await client.get("/status")).get_data(as_text=True)
+    row = re.search(rf'<tr data-key="{unit["key"]}">(.*?)</tr>', html, re.S)
+    assert row is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    assert cells[4] == "sales.orders"
+    assert cells[5:9] == ["8", "6", f'<a href="status/unit/{unit["key"]}#quarantine">2</a>', "0"]
+    assert f'<a href="status/unit/{unit["key"]}">' in cells[3]
+
+
+async def test_a_units_detail_gives_stages_reason_and_bad_row_reasons(
+    embedded_app: RunningApp, embedded_settings: Settings
+) -> None:
+    store = DirectoryObjectStore(embedded_settings.data_dir / "buckets")
+    bad = b"customer_id,name,country,signed_up\nC1,ok,FR,\n,no id,FR,\n"
+    ref = store.put("landing", "customers/bad.csv", bad, "text/csv")
+    assert ref.generation is not None
+    event = storage_cloudevent(object_resource("landing", ref.name, ref.generation, bad))
+    client = embedded_app.test_client()
+    answer = await client.post("/", headers=event.headers, data=event.body)
+    assert (await answer.get_json())["reason"].startswith("validate: 1 of 2 rows bad, none allowed")
+    [unit] = (await (await client.get("/status.json?state=FAILED")).get_json())["units"]
+    detail = await client.get(f"/status/unit/{unit['key']}.json")
+    assert (await detail.get_json()) == unit
+    page = await client.get(f"/status/unit/{unit['key']}")
+    assert page.status_code == 200
+    assert page.headers["Content-Security-Policy"] == CSP
+    html = await page.get_data(as_text=True)
+    assert '<span class="state FAILED">FAILED</span>' in html
+    assert re.search(r'<p class="err" id="reason">validate: 1 of 2 rows bad', html)
+    assert re.search(r'<td>validate</td><td class="num">\d+ ms</td>', html)
+    reason = '<tr><td>customer_id: required value is missing</td><td class="num">1</td></tr>'
+    assert reason in html
+    assert f"ingest quarantine {unit['key'][:12]}" in html
+    assert "<script" not in html
+
+
+@pytest.mark.parametrize("key", ["0" * 40, "not-a-key", "0" * 39])
+async def test_an_unknown_unit_is_404(embedded_app: RunningApp, key: str) -> None:
+    client = embedded_app.test_client()
+    response = await client.get(f"/status/unit/{key}.json")
+    assert response.status_code == 404
+    assert (await response.get_json())["status"] == "not_found"
+    assert (await client.get(f"/status/unit/{key}")).status_code == 404
 
 
 def test_every_template_is_package_data() -> None:
@@ -364,11 +441,30 @@ def test_status_page_in_headless_chromium(tmp_path: Path, browser_profile: Path)
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "status-page.png"
     screenshot.unlink(missing_ok=True)
+    detail_shot = ARTIFACTS / "status-unit.png"
+    filtered_shot = ARTIFACTS / "status-failed-last-hour.png"
+    for old in (detail_shot, filtered_shot):
+        old.unlink(missing_ok=True)
     with serving(space) as server:
         url = f"{server.url}/status"
         dom = chromium(browser_profile, "--dump-dom", url)
         shot = chromium(
-            browser_profile, f"--screenshot={screenshot}", "--window-size=1200,900", url
+            browser_profile, f"--screenshot={screenshot}", "--window-size=1366,900", url
+        )
+        [failed_key] = re.findall(
+            r'<tr data-key="([0-9a-f]{40})">\s*<td[^>]*>[^<]*</td>\s*'
+            r'<td><span class="state FAILED">',
+            dom.stdout,
+        )
+        detail_url = f"{server.url}/status/unit/{failed_key}"
+        detail = chromium(browser_profile, "--dump-dom", detail_url)
+        detail_png = chromium(
+            browser_profile, f"--screenshot={detail_shot}", "--window-size=1000,800", detail_url
+        )
+        filtered_url = f"{server.url}/status?state=FAILED&since=1h"
+        filtered = chromium(browser_profile, "--dump-dom", filtered_url)
+        filtered_png = chromium(
+            browser_profile, f"--screenshot={filtered_shot}", "--window-size=1200,600", filtered_url
         )
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
@@ -381,12 +477,25 @@ def test_status_page_in_headless_chromium(tmp_path: Path, browser_profile: Path)
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in rows]
     orders_21 = next(c for c in cells if "orders/2026-11-21.csv" in c[3])
     assert orders_21[1] == '<span class="state COMPLETED">COMPLETED</span>'
-    assert (orders_21[2], orders_21[4], orders_21[5]) == ("orders", "6", "2")
+    assert (orders_21[2], orders_21[4], orders_21[6]) == ("orders", "sales.orders", "6")
+    assert ">2</a>" in orders_21[7]  # quarantined, linked to the unit's bad rows
     failed = next(c for c in cells if "FAILED" in c[1])
-    assert "exceed" in failed[8]
+    assert "rows bad, none allowed" in failed[11]
     # The hostile name is text in the page, not markup: the browser built no element from it.
     assert "<script" not in html and "<i " not in html and 'id="pwned"' not in html
     assert '&lt;script&gt;alert("x")&lt;/script&gt;&amp;&lt;i id=pwned&gt;.csv' in failed[3]
     assert shot.returncode == 0, shot.stderr[-2000:]
-    assert png_size(screenshot) == (1200, 900)
+    assert png_size(screenshot) == (1366, 900)
     assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
+    # The failed unit's own page: its reason, stages with timings, and its top bad-row reason.
+    page = detail.stdout
+    assert '<span class="state FAILED">FAILED</span>' in page
+    assert re.search(r'id="reason">validate: 1 of 1 rows bad, none allowed', page)
+    assert re.search(r'<td>validate</td><td class="num">[\d.]+ (ms|s)</td>', page)
+    assert "customer_id: required value is missing" in page
+    assert "<script" not in page and 'id="pwned"' not in page
+    assert detail_png.returncode == 0 and png_size(detail_shot) == (1000, 800)
+    # Filtered by state and time: only the failed unit, and the filters are shown as chosen.
+    assert len(re.findall(r"<tr data-key=", filtered.stdout)) == 1
+    assert 'id="since-1h" class="active"' in filtered.stdout
+    assert filtered_png.returncode == 0 and png_size(filtered_shot) == (1200, 600)

@@ -16,8 +16,10 @@ from service.status_view import (
     BadQuery,
     StatusQuery,
     filter_link,
+    parse_instant,
     parse_query,
     snapshot,
+    unit_detail,
     unit_view,
 )
 from tests.test_ledger import record
@@ -27,13 +29,55 @@ START = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)  # tests.test_ledge
 
 def test_unit_view_of_a_record_in_progress() -> None:
     view = unit_view(record("a", updated_at=START + timedelta(seconds=90)))
-    assert (view["state"], view["duration_seconds"], view["rows_loaded"]) == (
+    assert (view["state"], view["age_seconds"], view["duration_seconds"], view["rows_loaded"]) == (
         "IN_PROGRESS",
         90.0,
+        None,
         None,
     )
     done = unit_view(record("a", state=UnitState.COMPLETED, result=UnitResult(10, 9, 1)))
     assert (done["rows_read"], done["rows_loaded"], done["rows_quarantined"]) == (10, 9, 1)
+
+
+def test_the_duration_is_the_last_attempts_not_the_span_of_every_attempt() -> None:
+    retried = record(
+        "a",
+        state=UnitState.COMPLETED,
+        attempt=2,
+        updated_at=START + timedelta(seconds=11.1),
+        result=UnitResult(10, 10, seconds=1.4, bad_reasons={"x: … is not a valid DATE": 3}),
+    )
+    view = unit_view(retried)
+    assert (view["duration_seconds"], view["age_seconds"], view["attempt"]) == (1.4, 11.1, 2)
+    assert view["bad_reasons"] == {"x: … is not a valid DATE": 3}
+
+
+def test_since_takes_an_age_or_an_instant() -> None:
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    assert parse_instant("30m", now) == now - timedelta(minutes=30)
+    assert parse_instant("2026-11-20T10:00:00", now) == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    query = parse_query({"since": "2h", "refresh": "0"})
+    assert (query.since_text, query.refresh) == ("2h", 0)
+    assert query.since is not None
+    with pytest.raises(ValueError, match="neither an ISO 8601 time nor an age"):
+        parse_instant("soon", now)
+
+
+async def test_since_narrows_the_listing_and_a_unit_is_found_by_key() -> None:
+    store = MemoryLedgerStore()
+    await store.create(record("old", updated_at=START - timedelta(days=2)))
+    await store.create(record("new", updated_at=START))
+    since = StatusQuery(since=START - timedelta(hours=1), since_text="1h")
+    view = await snapshot(store, backend="embedded", query=since)
+    assert [u["key"] for u in view["units"]] == ["new"]
+    assert view["since_filter"] == "1h"
+    assert filter_link(view, "FAILED") == "?state=FAILED&since=1h"
+    key = "a" * 40
+    await store.create(record(key))
+    found = await unit_detail(store, key)
+    assert found is not None and found["key"] == key
+    assert await unit_detail(store, "b" * 40) is None
+    assert await unit_detail(store, "../etc") is None
 
 
 def test_the_query_has_defaults_and_reads_every_filter() -> None:
@@ -41,6 +85,7 @@ def test_the_query_has_defaults_and_reads_every_filter() -> None:
     assert parse_query({"state": " failed ", "pipeline": " orders ", "limit": "7"}) == (
         StatusQuery(UnitState.FAILED, "orders", 7)
     )
+    assert parse_query({}).refresh == 15
     assert parse_query({"pipeline": "  "}).pipeline is None
 
 

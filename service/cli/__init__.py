@@ -27,10 +27,14 @@ import service.cli.deadletter
 import service.cli.deploy
 import service.cli.event
 import service.cli.ledger
+import service.cli.peek
+import service.cli.quarantine
 import service.cli.replay
+import service.cli.schema
 import service.cli.serve
 import service.cli.sweep
 import service.cli.tables
+import service.cli.trial
 import service.cli.upload
 
 __all__ = ["main"]

@@ -13,8 +13,8 @@ import hashlib
 import click
 
 from service.cli import main
-from service.cli.common import load_pipelines, load_settings, run_async
-from service.cli.sweep import fan_out, named_pipeline, show
+from service.cli.common import load_pipelines, load_settings, pipeline_named, run_async
+from service.cli.sweep import fan_out, show
 from service.models import EventMeta, SweepRequested
 
 # The most dates one backfill sweeps (a typo in a year should not start 36,500 sweeps).
@@ -40,7 +40,7 @@ def backfill(  # noqa: PLR0917 (click passes each option by position)
     --prefix. Units not yet finished are published as work (run in-process when embedded)."""
     settings = load_settings()
     pipelines = load_pipelines(settings)
-    found = named_pipeline(pipelines, pipeline)
+    found = pipeline_named(pipelines, pipeline)
     events = sweeps(pipeline, start, end, prefix)
     where = f"gs://{found.bucket}/{prefix}" if prefix else f"{len(events)} dates of {pipeline}"
     result = run_async(lambda: fan_out(settings, pipelines, events, force=force))

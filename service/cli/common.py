@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -17,7 +17,7 @@ from service.settings import Settings, replace_settings
 
 if TYPE_CHECKING:
     from service.ingest import Ingestor
-    from service.pipeline.definition import PipelineSet
+    from service.pipeline.definition import Pipeline, PipelineSet
     from service.wiring import Backends
 
 T = TypeVar("T")
@@ -31,8 +31,6 @@ err_console = Console(stderr=True)
 for _console in (console, err_console):
     if not _console.is_terminal:
         _console.width = max(_console.width, PIPED_WIDTH)
-# Relative --since values: a number and one of these units.
-SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -113,19 +111,14 @@ async def open_ingestor(settings: Settings, pipelines: PipelineSet) -> AsyncIter
 
 def parse_since(raw: str | None, now: datetime | None = None) -> datetime | None:
     """``--since``: an ISO 8601 instant (UTC when no offset) or an age such as 30m, 2h, 7d."""
+    from service.status_view import parse_instant
+
     if raw is None:
         return None
-    text = raw.strip()
-    unit = SINCE_UNITS.get(text[-1:].lower())
-    if unit is not None and text[:-1].isdigit():
-        return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * unit)
     try:
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_instant(raw, now)
     except ValueError as exc:
-        raise click.BadParameter(
-            f"{raw!r} is neither an ISO 8601 time nor an age like 30m, 2h, 7d", param_hint="--since"
-        ) from exc
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
 
 
 def print_json(value: Any) -> None:
@@ -173,3 +166,12 @@ def parse_headers(raw: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not 'NAME: VALUE'", param_hint="--header")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def pipeline_named(pipelines: PipelineSet, name: str) -> Pipeline:
+    """The pipeline of that name, or one line naming the ones there are."""
+    found = pipelines.get(name)
+    if found is None:
+        known = ", ".join(p.name for p in pipelines.pipelines) or "none"
+        raise click.ClickException(f"unknown pipeline {name!r} (known: {known})")
+    return found

@@ -22,6 +22,7 @@ from service.cli.common import (
     run_async,
 )
 from service.cli.render import cell, number, outcome, table
+from service.cli.unit_progress import showing
 from service.errors import NotFoundError
 from service.models import EventMeta, LedgerRecord, ObjectRef, UnitKey, UnitState
 
@@ -177,7 +178,8 @@ def retry(
                 records = [await find(store, key) for key in keys]
             for record in records:  # all checked before any runs
                 _check_retryable(record)
-            return [await _rerun(ingestor, record) for record in records]
+            async with showing(ingestor.board, "retrying"):
+                return [await _rerun(ingestor, record) for record in records]
 
     outcomes = run_async(run)
     if as_json:

@@ -63,6 +63,29 @@ def source_label(source: str) -> str:
     return source
 
 
+# The row counts of an outcome's summary, in the words a summary line uses for each.
+ROW_COUNTS = (
+    ("rows_loaded", "rows loaded"),
+    ("rows_quarantined", "quarantined"),
+    ("rows_rejected", "rejected with their file"),
+    ("rows_already_loaded", "already loaded by an earlier run"),
+)
+
+
+def rows_line(bodies: Iterable[dict[str, Any]]) -> str:
+    """The rows of every summary added up: loaded and quarantined always, the rest when any
+    (a duplicate's rows are never counted as loaded again)."""
+    totals = {key: 0 for key, _ in ROW_COUNTS}
+    for body in bodies:
+        for key in totals:
+            totals[key] += int(body.get(key) or 0)
+    return ", ".join(
+        f"{words} {totals[key]:,}"
+        for key, words in ROW_COUNTS
+        if totals[key] or key in ("rows_loaded", "rows_quarantined")
+    )
+
+
 def number(value: Any) -> Text:
     return Text(
         ""

@@ -30,7 +30,7 @@ from service.cli.common import (
     timeout_option,
     to_url_option,
 )
-from service.cli.render import cell, number, outcome, source_label, table
+from service.cli.render import cell, number, outcome, rows_line, source_label, table
 from service.errors import IngestError
 from service.recording import RecordedRequest, load_requests, parse_requests
 
@@ -296,10 +296,6 @@ def _units(result: Result) -> str:
 def _summary(results: list[Result], seconds: float) -> str:
     counts = Counter(r.status for r in results)
     parts = ", ".join(f"{n} {status}" for status, n in counts.most_common())
-    loaded = sum(int(r.body.get("rows_loaded") or 0) for r in results)
-    quarantined = sum(int(r.body.get("rows_quarantined") or 0) for r in results)
     events = "event" if len(results) == 1 else "events"
-    return (
-        f"{len(results)} {events} in {seconds:.2f} s: {parts}; "
-        f"rows loaded {loaded:,}, quarantined {quarantined:,}"
-    )
+    rows = rows_line(r.body for r in results)
+    return f"{len(results)} {events} in {seconds:.2f} s: {parts}; {rows}"

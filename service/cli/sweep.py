@@ -21,10 +21,12 @@ from service.cli.common import (
     load_settings,
     open_backends,
     open_ingestor,
+    pipeline_named,
     print_json,
     run_async,
 )
-from service.cli.render import cell, number, outcome, table
+from service.cli.render import cell, number, outcome, rows_line, table
+from service.cli.unit_progress import showing
 from service.models import EventMeta, SweepRequested
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ def sweep(
     """
     settings = load_settings()
     pipelines = load_pipelines(settings)
-    found = named_pipeline(pipelines, pipeline)
+    found = pipeline_named(pipelines, pipeline)
     from service.plans import plan
 
     meta = EventMeta(
@@ -84,14 +86,6 @@ def sweep(
 
     result = run_async(lambda: fan_out(settings, pipelines, [event], force=force))
     show(result, where, as_json=as_json)
-
-
-def named_pipeline(pipelines: PipelineSet, name: str) -> Pipeline:
-    found = pipelines.get(name)
-    if found is None:
-        known = ", ".join(p.name for p in pipelines.pipelines) or "none"
-        raise click.ClickException(f"unknown pipeline {name!r} (known: {known})")
-    return found
 
 
 def show(result: Outcome, where: str, *, as_json: bool) -> None:
@@ -126,7 +120,11 @@ async def fan_out(
     from service.ingest import Status, combine
     from service.work_queue import InProcessWork
 
-    async with open_ingestor(settings, pipelines) as ingestor:
+    where = ", ".join(e.prefix or e.pipeline for e in events)
+    async with (
+        open_ingestor(settings, pipelines) as ingestor,
+        showing(ingestor.board, f"sweeping {where}"),
+    ):
         work = ingestor.fanout.work if ingestor.fanout is not None else None
         if isinstance(work, InProcessWork):
             work.kept = []
@@ -147,6 +145,8 @@ async def fan_out(
 
 
 def _show(result: Outcome, where: str) -> None:
+    from service.ingest import Status
+
     if result.published is not None:
         console.print(
             f"listed {result.swept or 0} objects under {where}; published {result.published}"
@@ -169,21 +169,19 @@ def _show(result: Outcome, where: str) -> None:
     )
     for u in result.units:
         error = f"{u.stage}: {u.error}" if u.stage and u.error else u.error
+        earlier = u.status is Status.DUPLICATE  # its rows were loaded by an earlier run
         t.add_row(
             cell(u.unit),
             outcome(u.status.value),
-            number(u.rows_loaded),
+            cell(f"({u.rows_loaded:,} before)", "dim") if earlier else number(u.rows_loaded),
             number(u.rows_quarantined),
             cell(error),
         )
     console.print(t)
     summary = result.summary()
     parts = ", ".join(f"{n} {s}" for s, n in summary.get("units", {}).items())
-    console.print(
-        f"{len(result.units)} units: {parts}; rows loaded {summary.get('rows_loaded', 0):,},"
-        f" quarantined {summary.get('rows_quarantined', 0):,}",
-        highlight=False,
-    )
+    line = f"{len(result.units)} units: {parts}; {rows_line([summary])}"
+    console.print(line, highlight=False)
 
 
 def _units_json(result: Outcome) -> list[dict[str, object]]:
@@ -196,6 +194,7 @@ def _unit_json(u: UnitOutcome) -> dict[str, object]:
         "status": u.status.value,
         "rows_loaded": u.rows_loaded,
         "rows_quarantined": u.rows_quarantined,
+        "rows_rejected": u.rows_rejected,
         "stage": u.stage,
         "error": u.error,
     }

@@ -22,6 +22,12 @@ from service.ports import StreamJournal
 GZIP_MAGIC = b"\x1f\x8b"
 # Raw content kept per quarantined row; longer rows are clipped (a 10 MB line stays readable).
 MAX_RAW_CHARS = 64 * 1024
+# A quoted value inside a bad row's reason (casts quote the value they refused with repr()).
+QUOTED_VALUE = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# What follows "not valid JSON:" names a position in the line, which differs for every row.
+JSON_DETAIL = re.compile(r"^(not valid JSON: [^:(]*?)\s*(?::|\(|line \d).*$")
+# Longest reason kind kept (kinds are keys of the ledger's per-unit reason counts).
+MAX_KIND_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,17 @@ class BadRow:
         if len(raw) > MAX_RAW_CHARS:
             raw = raw[:MAX_RAW_CHARS] + f"... [{len(raw) - MAX_RAW_CHARS} more characters]"
         return cls(row, reason, raw)
+
+    @property
+    def kind(self) -> str:
+        return reason_kind(self.reason)
+
+
+def reason_kind(reason: str) -> str:
+    """A bad row's reason without the row's own values: rows with the same fault share it
+    ("amount: 'x1' is not a valid INTEGER" -> "amount: … is not a valid INTEGER")."""
+    kind = JSON_DETAIL.sub(r"\1", QUOTED_VALUE.sub("…", reason))
+    return kind[:MAX_KIND_CHARS]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ Stages ``advance`` as they move (bytes extracted, a batch parsed, validated or s
 the load the warehouse reports whether its job still runs (``probe``). A stage waiting for room
 in a slower stage downstream says so, so that a stall is blamed on the stage that holds the
 others up, not on the ones queued behind it (or in front of it).
+
+The same counts (bytes extracted, rows validated) are what a terminal shows of a long unit or a
+sweep: ``Board`` holds every unit of this process while it runs.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ class Progress:
 
     def __init__(self) -> None:
         self.ticks = 0  # grows with every step any stage makes
+        self.bytes = 0  # bytes extracted (inflated when the object is gzip)
+        self.rows = 0  # rows validated
         self.probe: Probe | None = None  # set while a stage waits on the warehouse
         self._active: list[str] = []  # stages started and not ended, in the order they started
         self._waiting: list[str] = []  # stages waiting for room downstream
         self._last = "start"
 
-    def advance(self, stage: str) -> None:
+    def advance(self, stage: str, *, rows: int = 0, nbytes: int = 0) -> None:
         self.ticks += 1
+        self.rows += rows
+        self.bytes += nbytes
 
     def working(self, stage: str) -> contextlib.AbstractContextManager[None]:
         """The stage runs for as long as the block does."""
@@ -62,3 +69,32 @@ def _member(group: list[str], stage: str) -> Iterator[None]:
         yield
     finally:
         group.remove(stage)
+
+
+class Board:
+    """Every unit of this process while it runs, and the totals of those that ended."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, Progress] = {}
+        self.ended = 0
+        self._rows_ended = 0
+        self._bytes_ended = 0
+
+    @contextlib.contextmanager
+    def watching(self, unit: str, progress: Progress) -> Iterator[None]:
+        self.running[unit] = progress
+        try:
+            yield
+        finally:
+            self.running.pop(unit, None)
+            self.ended += 1
+            self._rows_ended += progress.rows
+            self._bytes_ended += progress.bytes
+
+    @property
+    def rows(self) -> int:
+        return self._rows_ended + sum(p.rows for p in self.running.values())
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes_ended + sum(p.bytes for p in self.running.values())

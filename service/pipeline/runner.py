@@ -9,8 +9,9 @@ appends its batches to a pending Write API stream instead of the spool (``stream
 unit ends is ``endings``'s to say. The bounds on a unit's temporary files and reading time are
 spool_budget's and deadline's; this module only holds them in place.
 
-Longer than 300 lines: the composition of the stages is one piece, and each path (fast, spooled,
-streamed) is a few lines of it.
+Longer than 300 lines: the stage tasks, their one guard and the endings share the unit's state
+(_Unit) and the attempt's clock; split, each part would need all of it. Each path (fast,
+spooled, streamed) is a few lines of it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from typing import Protocol, TypeVar
 
 import pyarrow as pa
 
-from service.errors import IngestError, PermanentError, RowsRejected, StageError, TransientError
+from service.errors import (
+    IngestError,
+    NotFoundError,
+    PermanentError,
+    RowsRejected,
+    StageError,
+    TransientError,
+)
 from service.models import EventMeta, LoadResult, ObjectInfo, UnitKey, UnitResult
 from service.pipeline.batches import ParsedBatch
 from service.pipeline.budget import Allowance, ByteBudget
@@ -114,6 +122,16 @@ class Runner:
         return UnitContext(key, pipeline, info, meta, now, progress or Progress(), journal=journal)
 
     async def run(self, ctx: UnitContext) -> UnitResult:
+        """Run the unit once; the result (or the rejection's) carries this attempt's time."""
+        started = time.perf_counter()
+        try:
+            return replace(await self._run(ctx), seconds=_since(started))
+        except StageError as exc:
+            if isinstance(exc.cause, RowsRejected):
+                exc.cause.result = replace(exc.cause.result, seconds=_since(started))
+            raise
+
+    async def _run(self, ctx: UnitContext) -> UnitResult:
         journal = ctx.journal
         if ctx.pipeline.load == "stream":
             writer = await self._guard("load", ctx, self._stream_writer(journal))
@@ -158,7 +176,8 @@ class Runner:
         except StageError as exc:
             if exc.transient or isinstance(exc.cause, RowsRejected):
                 raise
-            ending = rejection(unit.tally, exc.stage, str(exc.cause))
+            missing = isinstance(exc.cause, NotFoundError)
+            ending = rejection(unit.tally, exc.stage, str(exc.cause), missing=missing)
             raise await self._reject(unit, ending) from exc
 
     async def _appended(
@@ -222,7 +241,7 @@ class Runner:
         progress = unit.ctx.progress
         try:
             async for chunk in extract(self.store, unit.ctx, self.chunk_bytes):
-                progress.advance("extract")
+                progress.advance("extract", nbytes=len(chunk))
                 with progress.waiting_for_room("extract"):
                     await unit.allowance.acquire(len(chunk))
                     await feed.put(chunk)
@@ -266,11 +285,12 @@ class Runner:
             bad = sorted(item.bad + result.bad, key=lambda b: b.row or 0)
             tally.rows_read += item.records
             tally.bad += len(bad)
+            tally.reasons.update(b.kind for b in bad)
             tally.days |= result.days
             if bad:
                 await asyncio.to_thread(unit.quarantine.add, bad)
             tally.timed("validate", time.perf_counter() - started)
-            unit.ctx.progress.advance("validate")
+            unit.ctx.progress.advance("validate", rows=item.records)
             with unit.ctx.progress.waiting_for_room("validate"):
                 await out.put((result, item.raw_bytes))
             if limit is not None and tally.bad > limit:
@@ -328,7 +348,8 @@ class Runner:
             quarantine = await self._guard("quarantine", ctx, publish)
         uri = quarantine.uri if quarantine else None
         result = ending.result(ctx.pipeline.table.name, uri, unit.tally)
-        return StageError(ending.stage, str(ctx.key), RowsRejected(ending.reason, result))
+        rejected = RowsRejected(ending.reason, result, ending.public)
+        return StageError(ending.stage, str(ctx.key), rejected)
 
     async def _guard(self, stage: str, ctx: UnitContext, work: Awaitable[T]) -> T:
         try:
@@ -345,6 +366,10 @@ class Runner:
             log.exception("unit %s: unexpected failure in stage %s", ctx.key, stage)
             cause = TransientError(f"{type(exc).__name__}: {exc}")
             raise StageError(stage, str(ctx.key), cause) from exc
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 6)
 
 
 def _first_error(group_error: BaseExceptionGroup[BaseException]) -> BaseException:

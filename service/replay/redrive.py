@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from service.answers import Refusal, is_final
+from service.background import alongside
 from service.errors import IngestError
 from service.models import Ignored, SweepRequested, UnitKey
 from service.plans import plan
@@ -170,13 +171,8 @@ async def kept(source: MessageSource, held: list[Held]) -> AsyncIterator[None]:
             with contextlib.suppress(IngestError):
                 await source.lease(ack_ids(held), LEASE_SECONDS)
 
-    task = asyncio.create_task(renew())
-    try:
+    async with alongside(renew):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""GET /status (a small HTML page) and GET /status.json: recent units and counts per state.
+"""GET /status (a small HTML page) and GET /status.json: recent units and counts per state;
+GET /status/unit/KEY (and .json): one unit's detail.
 
 What they show is built by ``service.status_view``; this module checks who asks and renders.
 Object names and error texts come from outside, so the page is rendered from
@@ -10,8 +11,9 @@ status audience and allow-list (by default the pushers').
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from quart import Blueprint, Response, current_app, jsonify, request
@@ -26,15 +28,21 @@ from service.settings import Settings
 from service.status_view import (
     BadQuery,
     StatusView,
+    UnitView,
     filter_link,
     parse_query,
     snapshot,
+    unit_detail,
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 blueprint = Blueprint("status", __name__)
 
-# No script, no outside resources: the page is text and inline style only.
+# The time filters the page offers as links (any ISO instant or age works in ?since=).
+SINCE_CHOICES = ("1h", "24h", "7d")
+# No script, no outside resources: the page is text and inline style only (it reloads itself
+# with a meta refresh, which needs no script).
 CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'"
 # Autoescaping always on: every value on the page is escaped unless marked safe (none is).
 TEMPLATES = Environment(
@@ -82,19 +90,31 @@ async def _authenticate() -> Refused | None:
     return None
 
 
-async def _current() -> StatusView | Refused:
+async def _guarded(read: Callable[[], Awaitable[T | None]]) -> T | Refused:
+    """What ``read`` gives, once the caller may see it; a refusal otherwise (None: 404)."""
     refused = await _authenticate()
     if refused is not None:
         return refused
     try:
-        query = parse_query(request.args)
+        found = await read()
     except BadQuery as exc:
         return Refused(400, "bad_request", str(exc))
-    rt = runtime()
-    try:
-        return await snapshot(rt.backends.ledger_store, backend=rt.settings.backend, query=query)
     except TransientError as exc:
         return Refused(503, "unavailable", str(exc))
+    return Refused(404, "not_found", "no such unit in the ledger") if found is None else found
+
+
+async def _current() -> StatusView | Refused:
+    async def read() -> StatusView:
+        rt = runtime()
+        query = parse_query(request.args)
+        return await snapshot(rt.backends.ledger_store, backend=rt.settings.backend, query=query)
+
+    return await _guarded(read)
+
+
+async def _unit(key: str) -> UnitView | Refused:
+    return await _guarded(lambda: unit_detail(runtime().backends.ledger_store, key))
 
 
 def _refusal(refused: Refused, response: Response) -> Response:
@@ -105,9 +125,7 @@ def _refusal(refused: Refused, response: Response) -> Response:
     return response
 
 
-@blueprint.get("/status.json")
-async def status_json() -> ResponseReturnValue:
-    view = await _current()
+def _json(view: StatusView | UnitView | Refused) -> Response:
     if isinstance(view, Refused):
         return _refusal(view, jsonify({"status": view.status, "reason": view.reason}))
     response = jsonify(view)
@@ -115,16 +133,40 @@ async def status_json() -> ResponseReturnValue:
     return response
 
 
+@blueprint.get("/status.json")
+async def status_json() -> ResponseReturnValue:
+    return _json(await _current())
+
+
 @blueprint.get("/status")
 async def status_page() -> ResponseReturnValue:
     view = await _current()
+    return _page(view if isinstance(view, Refused) else _render(view))
+
+
+@blueprint.get("/status/unit/<key>.json")
+async def unit_json(key: str) -> ResponseReturnValue:
+    return _json(await _unit(key))
+
+
+@blueprint.get("/status/unit/<key>")
+async def unit_page(key: str) -> ResponseReturnValue:
+    view = await _unit(key)
     if isinstance(view, Refused):
+        return _page(view)
+    page = TEMPLATES.get_template("unit.html").render(unit=view, fmt=_fmt)
+    return _page(page)
+
+
+def _page(body: str | Refused) -> Response:
+    """An HTML page (or the page of a refusal) with the page's security headers."""
+    if isinstance(body, Refused):
         html = TEMPLATES.get_template("status_error.html").render(
-            code=view.code, reason=view.reason
+            code=body.code, reason=body.reason
         )
-        response = _refusal(view, _html(html))
+        response = _refusal(body, _html(html))
     else:
-        response = _html(_render(view))
+        response = _html(body)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -139,8 +181,17 @@ def _render(view: StatusView) -> str:
     def link(state: str | None, *, page: str = "", all_pipelines: bool = False) -> str:
         return filter_link(view, state, page=page, all_pipelines=all_pipelines)
 
+    def since(age: str | None) -> str:
+        return filter_link(view | {"since_filter": age}, view["state_filter"])
+
     return TEMPLATES.get_template("status.html").render(
-        view=view, states=[s.value for s in UnitState], fmt=_fmt, link=link, chart=_chart()
+        view=view,
+        states=[s.value for s in UnitState],
+        ages=SINCE_CHOICES,
+        fmt=_fmt,
+        link=link,
+        since=since,
+        chart=_chart(),
     )
 
 

@@ -6,7 +6,8 @@ so the next id of the unit's fixed sequence (``ID``, ``ID_r1``, ``ID_r2``...) ma
 every attempt walks the same sequence, so at most one of them can ever succeed.
 
 Longer than 300 lines: loads, the partition swap and the dataset and table checks share that
-job sequence and the client; each Google API call carries its permission and retry note.
+job sequence and the client, and the reads (count, tables, peek) that client; each Google API
+call carries its permission and retry note.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from google.cloud.bigquery.format_options import ParquetOptions
 from service.adapters.gcp.errors import translate
 from service.bigquery_types import canonical
 from service.errors import IngestError, NotFoundError, PermanentError
-from service.models import Column, LoadResult, TableSpec, UriSource
+from service.models import Column, LoadResult, RowFilter, Rows, TableSpec, UriSource
+from service.peek import checked_filters
 from service.schema_changes import SchemaChange, plan_change
 from service.settings import Settings
 
@@ -44,6 +46,27 @@ Submit = Callable[[str, bigquery.LoadJobConfig, str], Any]
 # What a job id may not hold: BigQuery allows letters, digits, "_" and "-", 1,024 at most
 # (https://cloud.google.com/bigquery/docs/reference/rest/v2/JobReference).
 NOT_IN_JOB_ID = re.compile(r"[^A-Za-z0-9_-]")
+# A table a peek may name: DATASET.TABLE, nothing that could end the quoted reference.
+TABLE_NAME = re.compile(r"[A-Za-z0-9_]+\.[^`.\\]+")
+# Most bytes one filtered peek may bill (a query scans whole columns, whatever its LIMIT): 1 GB.
+PEEK_MAX_BYTES_BILLED = 10**9
+# Legacy schema type names and their GoogleSQL spelling for CAST in a peek's filters.
+STANDARD_TYPES = {
+    "STRING": "STRING",
+    "INTEGER": "INT64",
+    "INT64": "INT64",
+    "FLOAT": "FLOAT64",
+    "FLOAT64": "FLOAT64",
+    "NUMERIC": "NUMERIC",
+    "BIGNUMERIC": "BIGNUMERIC",
+    "BOOLEAN": "BOOL",
+    "BOOL": "BOOL",
+    "TIMESTAMP": "TIMESTAMP",
+    "DATE": "DATE",
+    "DATETIME": "DATETIME",
+    "TIME": "TIME",
+    "BYTES": "BYTES",
+}
 # Longest job id BigQuery accepts; the retry suffixes (_r1...) and _stage are kept inside it.
 MAX_JOB_ID = 1024 - len("_stage_r9")
 
@@ -356,6 +379,30 @@ class BigQueryWarehouse:
         listed: list[str] = await self._call("list tables", names)
         return [(name, await self.count_rows(name)) for name in listed]
 
+    async def peek(self, table: str, limit: int, where: Sequence[RowFilter] = ()) -> Rows:
+        if not TABLE_NAME.fullmatch(table):
+            raise PermanentError(f"{table!r} is not DATASET.TABLE")
+
+        def run() -> Rows:
+            # tables.get (bigquery.tables.get): the schema that checks the filters' columns.
+            found = self.client.get_table(self._ref(table))
+            names = tuple(f.name for f in found.schema)
+            if not where:
+                # tabledata.list (bigquery.tables.getData): free, scans nothing; retried by
+                # the client. https://cloud.google.com/bigquery/docs/samples/bigquery-browse-table
+                listed = self.client.list_rows(found, max_results=limit)
+                return Rows(names, tuple(tuple(row.values()) for row in listed))
+            sql, config = peek_query(found, where, limit)
+            # jobs.insert + getQueryResults (bigquery.jobs.create, bigquery.tables.getData):
+            # a query bills the columns it scans, so maximum_bytes_billed caps what one peek
+            # may cost; values are query parameters, never SQL text
+            # (https://cloud.google.com/bigquery/docs/parameterized-queries).
+            result = self.client.query(sql, job_config=config, location=self.location).result()
+            return Rows(names, tuple(tuple(row.values()) for row in result))
+
+        rows: Rows = await self._call(f"peek {table}", run)
+        return rows
+
     async def ping(self) -> None:
         # datasets.list: lists what dataset-level grants allow; needs nothing on the project.
         await self._call("ping bigquery", lambda: list(self.client.list_datasets(max_results=1)))
@@ -371,6 +418,29 @@ def _field(c: Column) -> bigquery.SchemaField:
             c.name, c.type, mode=c.mode, description=c.description, fields=fields
         )
     return bigquery.SchemaField(c.name, c.type, mode=c.mode, fields=fields)
+
+
+def peek_query(
+    found: bigquery.Table, where: Sequence[RowFilter], limit: int
+) -> tuple[str, bigquery.QueryJobConfig]:
+    """The query of a filtered peek: checked, backquoted column names, one STRING parameter per
+    value cast to the column's type (the type is the table's, not the caller's)."""
+    types = {f.name: f.field_type for f in found.schema}
+    checked = checked_filters(found.table_id, where, types)
+    conditions = [
+        f"`{f.column}` {f.operator} CAST(@v{i} AS {STANDARD_TYPES.get(types[f.column], 'STRING')})"
+        for i, f in enumerate(checked)
+    ]
+    params = [
+        bigquery.ScalarQueryParameter(f"v{i}", "STRING", f.value) for i, f in enumerate(where)
+    ]
+    params.append(bigquery.ScalarQueryParameter("limit", "INT64", limit))
+    table = f"{found.project}.{found.dataset_id}.{found.table_id}"
+    sql = f"SELECT * FROM `{table}` WHERE {' AND '.join(conditions)} LIMIT @limit"
+    config = bigquery.QueryJobConfig(
+        query_parameters=params, maximum_bytes_billed=PEEK_MAX_BYTES_BILLED
+    )
+    return sql, config
 
 
 def _schema(table: TableSpec) -> list[bigquery.SchemaField]:

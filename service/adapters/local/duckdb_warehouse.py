@@ -18,14 +18,15 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import duckdb
 
-from service.errors import PermanentError, TransientError
-from service.models import Column, LoadResult, TableSpec
+from service.errors import NotFoundError, PermanentError, TransientError
+from service.models import Column, LoadResult, RowFilter, Rows, TableSpec
+from service.peek import checked_filters
 from service.schema_changes import plan_change
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,38 @@ class DuckDbWarehouse:
             ).fetchall()
             names = [f"{schema}.{name}" for schema, name in rows]
             return [(n, self._count(conn, qualified(n))) for n in names]
+
+        return await self._run(op)
+
+    async def peek(self, table: str, limit: int, where: Sequence[RowFilter] = ()) -> Rows:
+        """Columns come from the table's own schema and are quoted; values are parameters."""
+
+        def op(conn: duckdb.DuckDBPyConnection) -> Rows:
+            dataset, _, name = table.partition(".")
+            types = dict(
+                conn.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns"
+                    " WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                    [dataset, name],
+                ).fetchall()
+            )
+            if not name or not types or dataset == "_ingest":
+                raise NotFoundError(f"no table {table} in the warehouse (ingest tables lists them)")
+            conditions = [
+                f"{quote(f.column)} {f.operator} CAST(? AS {types[f.column]})"
+                for f in checked_filters(table, where, types)
+            ]
+            sql = f"SELECT * FROM {qualified(table)}"
+            if conditions:
+                sql += " WHERE " + " AND ".join(conditions)
+            params = [*(f.value for f in where), limit]
+            try:
+                # Through Arrow: Python values of TIMESTAMPTZ columns without pytz.
+                found = conn.sql(sql + " LIMIT ?", params=params).to_arrow_table()
+            except duckdb.ConversionException as exc:
+                raise PermanentError(str(exc).splitlines()[0]) from exc
+            rows = tuple(tuple(r.values()) for r in found.to_pylist())
+            return Rows(tuple(found.column_names), rows)
 
         return await self._run(op)
 
