@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -38,6 +39,9 @@ class ParquetSpool:
         # Dictionary encoding costs twice the CPU and saves little once snappy has run; only
         # columns that are dictionaries already (the lineage values) are written as such.
         dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+        # A cancelled unit leaves its write running in the worker thread: closing the writer
+        # under it would free what pyarrow is writing (a segfault). Every writer call holds this.
+        self._lock = threading.Lock()
         self._writer = pq.ParquetWriter(
             self.path,
             schema,
@@ -49,7 +53,7 @@ class ParquetSpool:
     async def write(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
             return
-        await asyncio.to_thread(self._writer.write_batch, batch)
+        await asyncio.to_thread(self._write_batch, batch)
         self.rows += batch.num_rows
         grown = self.path.stat().st_size - self.size
         self.size += grown
@@ -57,8 +61,18 @@ class ParquetSpool:
             self.room.take(grown, WHAT)
 
     async def finish(self) -> Path:
-        await asyncio.to_thread(self._writer.close)
+        await asyncio.to_thread(self._close)
         return self.path
+
+    def _write_batch(self, batch: pa.RecordBatch) -> None:
+        with self._lock:
+            if self._writer.is_open:
+                self._writer.write_batch(batch)
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._writer.is_open:
+                self._writer.close()
 
     async def __aenter__(self) -> ParquetSpool:
         return self
@@ -69,6 +83,8 @@ class ParquetSpool:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._writer.is_open:
-            self._writer.close()
-        self.path.unlink(missing_ok=True)
+        try:
+            # In a thread: a write still running (its unit cancelled) finishes first.
+            await asyncio.to_thread(self._close)
+        finally:
+            self.path.unlink(missing_ok=True)

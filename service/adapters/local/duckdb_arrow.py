@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,10 +54,17 @@ class DuckDbArrowWriter:
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]  # names never repeat across processes
         self._ready = False
+        # A cancelled unit leaves its insert running in a worker thread; a rollback or close on
+        # the same connection meanwhile is a use from two threads, which DuckDB does not allow.
+        self._lock = threading.Lock()
 
     async def _in(self, cursor: duckdb.DuckDBPyConnection, fn: Callable[[], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn()
+
         try:
-            return await asyncio.to_thread(fn)
+            return await asyncio.to_thread(locked)
         except duckdb.IOException as exc:
             raise TransientError(f"duckdb: {exc}") from exc
         except duckdb.Error as exc:
@@ -115,7 +123,7 @@ class DuckDbArrowWriter:
         try:
             await self._in(s.cursor, commit)
         finally:
-            self._close(stream)
+            await self._close(stream)
         return True
 
     async def describe(self, stream: str) -> StreamState:
@@ -147,12 +155,12 @@ class DuckDbArrowWriter:
         try:
             await self._in(s.cursor, rollback)
         finally:
-            self._close(stream)
+            await self._close(stream)
 
-    def _close(self, stream: str) -> None:
+    async def _close(self, stream: str) -> None:
         s = self._open.pop(stream, None)
         if s is not None:
-            s.cursor.close()
+            await self._in(s.cursor, s.cursor.close)
 
     async def close(self) -> None:
         for stream in list(self._open):
