@@ -338,8 +338,11 @@ def verdict(run: Run, records: list[Stored], counts: dict[tuple[str, int], int])
             problems.append(f"{planned.name}: {rows}/{planned.good} rows, {state}")
             continue
         result = unit.result
-        if result is not None and result.rows_read != result.rows_loaded + result.rows_quarantined:
-            problems.append(f"{planned.name}: rows read != loaded + quarantined ({result})")
+        # A file rejected whole: its bad rows are quarantined, its good ones counted rejected.
+        if result is not None and result.rows_read != (
+            result.rows_loaded + result.rows_quarantined + result.rows_rejected
+        ):
+            problems.append(f"{planned.name}: rows read != loaded + quarantined + rejected")
             lost += 1
             continue
         if planned.rejected and (result is None or not result.quarantine_uri):
