@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from service.ingest import Outcome, Status
 from service.plans import Verdict
+from service.results import Outcome, Status
 
 # HTTP status for each outcome: 2xx acknowledges, 429 and 503 make the platform redeliver.
 HTTP_STATUS = {

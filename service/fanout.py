@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 
 from service.errors import TransientError
 from service.events.work import encode_work
-from service.ingest import Outcome, Status
 from service.models import ObjectInfo, SweepRequested
 from service.pipeline.definition import Pipeline, PipelineSet
 from service.plans import needs_work, sweep_key, sweep_prefix, swept_objects, unit_key
 from service.ports import IdempotencyStore, ObjectStore, SweepCursor, SweepCursors, WorkPublisher
+from service.results import Outcome, Status
 
 log = logging.getLogger(__name__)
 

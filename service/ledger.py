@@ -5,6 +5,9 @@ an expired lease is taken over with compare-and-set on the store's version token
 that finishes late cannot overwrite the new owner's record. Every write after the claim is a
 compare-and-set on the version the lease holds: a lease that lost its record raises
 LeaseLostError instead of writing. The stores only get, create, replace and list.
+
+Longer than 300 lines: the claim, takeover, heartbeat and ending rules share the lease and the
+store's version token; they are the one place exactly-once is decided, kept together on purpose.
 """
 
 from __future__ import annotations

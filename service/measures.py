@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from service.ingest import UnitOutcome
     from service.models import EventMeta
+    from service.results import UnitOutcome
 
 
 class UnitMeasure(Protocol):

@@ -30,8 +30,8 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
-from service.ingest import Status, UnitOutcome
 from service.models import EventMeta
+from service.results import Status, UnitOutcome
 
 # The chart's minutes, and how each outcome is drawn (anything else is not drawn).
 HISTORY_MINUTES = 60

@@ -1,4 +1,8 @@
-"""The small async Protocols the core depends on; adapters implement them."""
+"""The small async Protocols the core depends on; adapters implement them.
+
+Longer than 300 lines: every port the core knows is listed here, in one place, so that what an
+adapter must implement (and what a fake must) is read in one file.
+"""
 
 from __future__ import annotations
 

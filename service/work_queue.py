@@ -24,8 +24,8 @@ import orjson
 from service import answers
 from service.errors import IngestError
 from service.events import decode
-from service.ingest import Outcome
 from service.models import Event
+from service.results import Outcome
 
 log = logging.getLogger(__name__)
 

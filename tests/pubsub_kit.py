@@ -162,8 +162,8 @@ async def warm_up(settings: Settings, bucket: str) -> None:
     DuckLake transaction"), which the service would take for a permanent failure.
     """
     from service.adapters.gcp.gcs import GcsObjectStore
-    from service.ingest import Status
     from service.models import EventMeta, ObjectFinalized, ObjectRef
+    from service.results import Status
     from service.wiring import build_backends, build_ingestor, load_config
 
     gcs = GcsObjectStore.from_settings(settings)

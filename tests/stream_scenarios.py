@@ -21,7 +21,7 @@ from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.stream_faults import Crash, Script, ScriptedStreamWriter
 from service.content import fingerprint
 from service.errors import LeaseLostError
-from service.ingest import Ingestor, Status
+from service.ingest import Ingestor
 from service.ledger import Claimed, LeaseHolder, Ledger
 from service.models import (
     EventMeta,
@@ -35,6 +35,7 @@ from service.pipeline import stream_load
 from service.pipeline.definition import Pipeline, PipelineSet
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore, StreamWriter, Warehouse
+from service.results import Status
 from service.stream_journal import LedgerJournal
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.pipeline_support import BUCKET, csv_rows, pipeline

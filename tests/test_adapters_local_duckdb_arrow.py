@@ -15,8 +15,8 @@ from service.adapters.local.duckdb_arrow import DuckDbArrowWriter
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 from service.adapters.stream_faults import Crash, Script
-from service.ingest import Status
 from service.models import StreamPhase, UnitState
+from service.results import Status
 from tests import stream_scenarios
 from tests.crash_kit import FakeClock
 from tests.pipeline_support import BUCKET, csv_rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service import answers
-from service.ingest import Outcome, Status, UnitOutcome
+from service.results import Outcome, Status, UnitOutcome
 
 FAILED = Outcome(
     Status.FAILED,

@@ -10,12 +10,16 @@ import ast
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = ROOT / "service"
 # The pipeline's stages: each is composed by runner.py and never imports another.
 STAGES = frozenset({"extract", "parse", "transform", "spool", "load", "uri_load", "quarantine"})
 # Google's client libraries (SDKs): only the GCP adapters talk to Google's APIs.
 SDK_PREFIXES = ("google.cloud", "google.api_core")
+# Modules longer than this say why in their docstring ("Longer than 300 lines: ...").
+MAX_LINES = 300
 
 
 def modules() -> Iterator[tuple[str, ast.Module]]:
@@ -102,3 +106,12 @@ def test_only_settings_reads_the_environment() -> None:
             if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
                 found.append(f"{name}:{node.lineno}")
     assert found == []
+
+
+@pytest.mark.parametrize("path", sorted(SERVICE.rglob("*.py")), ids=lambda p: str(p.name))
+def test_a_long_module_says_why_in_its_docstring(path: Path) -> None:
+    text = path.read_text()
+    if text.count("\n") <= MAX_LINES:
+        return
+    doc = ast.get_docstring(ast.parse(text)) or ""
+    assert "Longer than" in doc, f"{path.relative_to(ROOT)}: over {MAX_LINES} lines, no reason"

@@ -10,7 +10,6 @@ import pytest
 from service.adapters.memory import MemoryLedgerStore, MemorySweepCursors
 from service.events import decode
 from service.fanout import FanOut
-from service.ingest import Status
 from service.ledger import Claimed, Ledger
 from service.models import (
     EventMeta,
@@ -21,6 +20,7 @@ from service.models import (
 )
 from service.pipeline.definition import PipelineSet
 from service.pipeline.pipelines_file import load_pipelines
+from service.results import Status
 from service.work_queue import push_envelope
 from tests.conftest import EXAMPLES
 from tests.listing_kit import PagedStore

@@ -20,7 +20,7 @@ from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 from service.adapters.memory import MemoryLedgerStore
 from service.errors import TransientError
-from service.ingest import Ingestor, Status, UnitOutcome
+from service.ingest import Ingestor
 from service.ledger import Ledger
 from service.models import (
     EventMeta,
@@ -37,6 +37,7 @@ from service.pipeline.context import UnitContext
 from service.pipeline.pipelines_file import load_pipelines
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore, ObjectStore
+from service.results import Status, UnitOutcome
 from service.settings import Settings
 from tests.conftest import EXAMPLES, seed_examples
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from service.ingest import Status, UnitOutcome
 from service.metrics import HISTORY_MINUTES, History, Metrics
 from service.models import EventMeta
+from service.results import Status, UnitOutcome
 
 T0 = 1_800_000_000.0  # a minute boundary
 

@@ -23,7 +23,7 @@ from service.adapters.local.outcome_file import JsonlOutcomeFile
 from service.answers import of_outcome
 from service.errors import TransientError
 from service.events.cloudevent import from_structured
-from service.ingest import Ingestor, Status
+from service.ingest import Ingestor
 from service.models import (
     EventMeta,
     LedgerRecord,
@@ -37,6 +37,7 @@ from service.models import (
 from service.outcomes import DiscardOutcomes, EndState, UnitEnded, unit_ended
 from service.ports import IdempotencyStore
 from service.pubsub_binding import to_message
+from service.results import Status
 from service.settings import Settings, replace_settings
 from service.wiring import Backends, build_backends, build_ingestor, load_config, outcome_publisher
 from tests.conftest import seed_examples

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from service.adapters.gcp.gcs import GcsObjectStore
-from service.ingest import Status
 from service.models import EventMeta, ObjectFinalized, ObjectRef, UnitKey, UnitState
+from service.results import Status
 from service.wiring import build_backends, build_ingestor, load_config
 from tests.emulator_fixtures import Emulators
 from tests.pubsub_kit import csv_rows, pipelines_file, pubsub_kit

@@ -23,7 +23,7 @@ from service.adapters.gcp.bigquery import BigQueryWarehouse
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.gcp.gcs import GcsObjectStore
 from service.deploy.permissions import Grant
-from service.ingest import Ingestor, Status
+from service.ingest import Ingestor
 from service.ledger import Ledger
 from service.models import (
     Column,
@@ -43,6 +43,7 @@ from service.models import (
 from service.pipeline.definition import BadRowPolicy, CsvOptions, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore, ListPage, ObjectStore, Warehouse
+from service.results import Status
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.emulator_fixtures import Emulators
 from tests.permission_recorder import Recorder, breaches

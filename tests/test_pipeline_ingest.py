@@ -18,7 +18,7 @@ import pytest
 
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 from service.answers import of_outcome
-from service.ingest import Ingestor, Status
+from service.ingest import Ingestor
 from service.ledger import Ledger
 from service.models import (
     EventMeta,
@@ -33,6 +33,7 @@ from service.pipeline.context import UnitContext
 from service.pipeline.definition import BadRowPolicy, CsvOptions, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
 from service.ports import IdempotencyStore
+from service.results import Status
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.pipeline_support import Rig, csv_rows, ledger_record, pipeline
 

@@ -14,9 +14,9 @@ from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 from service.adapters.memory_streams import MemoryStreamWriter
 from service.adapters.stream_faults import Crash, Script
-from service.ingest import Status
 from service.models import TableSpec, UnitState
 from service.pipeline.stream_load import pieces, plain
+from service.results import Status
 from tests import stream_scenarios
 from tests.crash_kit import FakeClock
 from tests.pipeline_support import BUCKET, csv_rows

@@ -19,8 +19,9 @@ from quart.typing import TestAppProtocol as RunningApp
 
 from service.app import create_app
 from service.errors import NotFoundError, TransientError
-from service.ingest import Ingestor, Outcome, Status
+from service.ingest import Ingestor
 from service.models import Event, UnitState
+from service.results import Outcome, Status
 from service.settings import Settings, replace_settings
 from tests.events import FILES, load
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from service.events.work import encode_work
-from service.ingest import Outcome, Status
 from service.models import Event, ObjectInfo, ObjectRef, UnitRequested
+from service.results import Outcome, Status
 from service.work_queue import InProcessWork
 
 

@@ -27,8 +27,9 @@ from service.errors import NotFoundError
 from service.models import EventMeta, LedgerRecord, ObjectRef, UnitKey, UnitState
 
 if TYPE_CHECKING:
-    from service.ingest import Ingestor, UnitOutcome
+    from service.ingest import Ingestor
     from service.ports import IdempotencyStore
+    from service.results import UnitOutcome
 
 # A ledger key: 40 hex digits, or (to look one up) its first 6 or more.
 KEY_PATTERN = re.compile(r"^[0-9a-f]{6,40}$")
@@ -188,7 +189,7 @@ def retry(
         _show_retried(outcomes)
     else:
         console.print("no FAILED units to retry", highlight=False)
-    from service.ingest import Status
+    from service.results import Status
 
     bad = [o for o in outcomes if o.status is not Status.LOADED]
     if bad:
@@ -228,7 +229,7 @@ def _check_retryable(record: LedgerRecord) -> None:
 async def _rerun(ingestor: Ingestor, record: LedgerRecord) -> UnitOutcome:
     """The unit run again, forced; a unit that cannot be rebuilt is a failed outcome saying why,
     so that one missing object does not hide what the other retries did."""
-    from service.ingest import Status, UnitOutcome
+    from service.results import Status, UnitOutcome
 
     unit = UnitKey.parse(record.unit)
     pipeline = ingestor.pipelines.get(unit.pipeline) if unit else None

@@ -30,8 +30,8 @@ from service.cli.unit_progress import showing
 from service.models import EventMeta, SweepRequested
 
 if TYPE_CHECKING:
-    from service.ingest import Outcome, UnitOutcome
     from service.pipeline.definition import Pipeline, PipelineSet
+    from service.results import Outcome, UnitOutcome
     from service.settings import Settings
 
 
@@ -91,7 +91,7 @@ def sweep(
 def show(result: Outcome, where: str, *, as_json: bool) -> None:
     """Print a sweep's outcome; exit non-zero when it could not list or a unit failed."""
     from service.answers import succeeded
-    from service.ingest import Status
+    from service.results import Status
 
     if as_json:
         print_json(result.summary() | {"where": where, "units_detail": _units_json(result)})
@@ -117,7 +117,7 @@ async def fan_out(
 ) -> Outcome:
     """Run the sweeps through the ingestor; units published in-process are awaited and their
     outcomes gathered into one (a forced sweep runs its units itself)."""
-    from service.ingest import Status, combine
+    from service.results import Status, combine
     from service.work_queue import InProcessWork
 
     where = ", ".join(e.prefix or e.pipeline for e in events)
@@ -145,7 +145,7 @@ async def fan_out(
 
 
 def _show(result: Outcome, where: str) -> None:
-    from service.ingest import Status
+    from service.results import Status
 
     if result.published is not None:
         console.print(

@@ -3,7 +3,7 @@
 The pipelines file it names supplies the source buckets (one storage trigger each), the quarantine
 locations, the datasets and the pipeline names the schedules may use, so nothing is said twice.
 Errors name the file and the field; a key the file does not know is refused with the closest
-known one (``KEYS``), never ignored. A little over 300 lines: the models, the keys derived
+known one (``KEYS``), never ignored. Longer than 300 lines: the models, the keys derived
 from them and their reader stay together, so a new key is added in one place.
 """
 

@@ -19,10 +19,11 @@ from service.answers import Answer
 from service.auth import AuthError, TokenVerifier
 from service.errors import EnvelopeError, PermanentError, TransientError, UnsupportedMediaError
 from service.events import decode
-from service.ingest import Ingestor, Outcome, Status
+from service.ingest import Ingestor
 from service.logs import bind_labels
 from service.models import Event
 from service.recording import record_request
+from service.results import Outcome, Status
 from service.runtime import runtime
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,9 @@ DuckDB lets one process at a time open a database file for writing. So that a ru
 and the commands beside it (``ingest tables``, ``ingest sweep``...) share one file, the file is
 opened for each load or query and closed after it; a process that finds it held by another waits
 for it (up to ``lock_wait_seconds``), then fails with one line naming the holder.
+
+Longer than 300 lines: loads, schema changes, the job table and the reads (count, tables, peek)
+share the one connection discipline above.
 """
 
 from __future__ import annotations
