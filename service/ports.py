@@ -219,8 +219,16 @@ class IdempotencyStore(Protocol):
         """Newest first; each filter given narrows the listing."""
         ...
 
-    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
-        """Records in ``state`` (of ``pipeline`` when given), counted no further than ``up_to``."""
+    async def count(
+        self,
+        state: UnitState,
+        *,
+        pipeline: str | None = None,
+        since: datetime | None = None,
+        up_to: int,
+    ) -> int:
+        """Records in ``state`` (of ``pipeline``, updated at or after ``since``, when given),
+        counted no further than ``up_to``."""
         ...
 
     async def last_completed(self, name_key: str) -> LedgerRecord | None:

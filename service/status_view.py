@@ -169,7 +169,10 @@ def unit_view(record: LedgerRecord) -> UnitView:
 async def snapshot(store: IdempotencyStore, *, backend: str, query: StatusQuery) -> StatusView:
     """The page's data: counts per state (of the pipeline asked for) and the recent units."""
     found = await asyncio.gather(
-        *(store.count(s, pipeline=query.pipeline, up_to=COUNT_CAP) for s in UnitState)
+        *(
+            store.count(s, pipeline=query.pipeline, since=query.since, up_to=COUNT_CAP)
+            for s in UnitState
+        )
     )
     counts: dict[str, CountView] = {
         state.value: {"count": n, "capped": n >= COUNT_CAP}

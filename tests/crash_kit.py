@@ -52,8 +52,15 @@ class DiesBeforeCompletion:
     ) -> list[Stored]:
         return await self.inner.list(state, since, limit, pipeline=pipeline)
 
-    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
-        return await self.inner.count(state, pipeline=pipeline, up_to=up_to)
+    async def count(
+        self,
+        state: UnitState,
+        *,
+        pipeline: str | None = None,
+        since: datetime | None = None,
+        up_to: int,
+    ) -> int:
+        return await self.inner.count(state, pipeline=pipeline, since=since, up_to=up_to)
 
     async def last_completed(self, name_key: str) -> LedgerRecord | None:
         return await self.inner.last_completed(name_key)

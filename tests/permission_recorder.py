@@ -68,6 +68,11 @@ REST_METHODS = tuple(
         ("POST", r"/bigquery/v2/projects/[^/]+/queries", "bigquery.jobs.query"),
         ("GET", r"/bigquery/v2/projects/[^/]+/datasets/[^/]+/tables/[^/]+", "bigquery.tables.get"),
         (
+            "PATCH",
+            r"/bigquery/v2/projects/[^/]+/datasets/[^/]+/tables/[^/]+",
+            "bigquery.tables.patch",
+        ),
+        (
             "DELETE",
             r"/bigquery/v2/projects/[^/]+/datasets/[^/]+/tables/[^/]+",
             "bigquery.tables.delete",

@@ -26,6 +26,7 @@ RUNNER_METHODS = (
     "bigquery.datasets.list",
     "bigquery.tables.insert",
     "bigquery.tables.get",
+    "bigquery.tables.patch",  # a replace_partition load's schema change
     "bigquery.tables.delete",
     "bigquery.jobs.insert",
     "bigquery.jobs.get",
@@ -114,6 +115,7 @@ def test_an_unlisted_method_breaks_the_contract_whoever_calls_it(
         ("POST", "http://x/upload/bigquery/v2/projects/p/jobs", "bigquery.jobs.insert"),
         ("GET", "http://x/bigquery/v2/projects/p/datasets/d", "bigquery.datasets.get"),
         ("GET", "http://x/bigquery/v2/projects/p/datasets/d/tables/t", "bigquery.tables.get"),
+        ("PATCH", "http://x/bigquery/v2/projects/p/datasets/d/tables/t", "bigquery.tables.patch"),
     ],
 )
 def test_rest_requests_are_named_by_their_api_method(verb: str, url: str, method: str) -> None:

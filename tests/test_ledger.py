@@ -212,6 +212,19 @@ async def test_count_per_state_and_pipeline(store: IdempotencyStore) -> None:
     assert await store.count(UnitState.COMPLETED, pipeline="nowhere", up_to=100) == 0
 
 
+async def test_count_since_a_time(store: IdempotencyStore) -> None:
+    await mixed_ledger(store)  # k0..k5 one minute apart from the start
+    start = datetime(2026, 11, 21, tzinfo=UTC)
+    since = start + timedelta(minutes=3)  # k3 (updated exactly then), k4, k5
+    counts = {state: await store.count(state, since=since, up_to=100) for state in UnitState}
+    assert counts == {UnitState.COMPLETED: 2, UnitState.FAILED: 0, UnitState.IN_PROGRESS: 1}
+    assert await store.count(UnitState.COMPLETED, pipeline="orders", since=since, up_to=100) == 2
+    later = start + timedelta(minutes=4, seconds=30)
+    assert await store.count(UnitState.COMPLETED, pipeline="orders", since=later, up_to=100) == 1
+    assert await store.count(UnitState.COMPLETED, since=later, up_to=1) == 1
+    assert await store.count(UnitState.COMPLETED, since=start + timedelta(hours=1), up_to=9) == 0
+
+
 async def test_a_count_stops_at_its_cap(store: IdempotencyStore) -> None:
     await mixed_ledger(store)
     assert await store.count(UnitState.COMPLETED, up_to=2) == 2

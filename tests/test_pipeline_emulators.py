@@ -498,3 +498,34 @@ async def test_a_column_added_between_two_files_loads_both_into_bigquery(cloud: 
     outcome = await cloud.ingestor(wider).handle(finalized(await cloud.put("orders/b.csv", data)))
     assert outcome.status is Status.LOADED, outcome.summary()
     assert await cloud.count() == 51
+
+
+async def test_a_replace_partition_pipeline_changes_the_schema_then_replaces(
+    cloud: Cloud,
+) -> None:
+    first = cloud.pipeline(write_mode="replace_partition")
+    for name, rows in [
+        ("orders/2026-11-19.csv", ["1,a,1,2026-11-19"]),
+        ("orders/2026-11-20.csv", ["2,b,1,2026-11-20", "3,c,1,2026-11-20"]),
+    ]:
+        outcome = await cloud.ingestor(first).handle(
+            finalized(await cloud.put(name, csv_rows(*rows)))
+        )
+        assert outcome.status is Status.LOADED, outcome.summary()
+    columns = (Column("id", "INTEGER"), *SCHEMA[1:], Column("channel", "STRING"))
+    table = TableSpec(cloud.table, columns, "day", ("id",))
+    wider = pipeline(bucket=cloud.name, table=table, write_mode="replace_partition")
+    data = csv_rows("4,d,1,2026-11-20,web", header="id,name,amount,day,channel")
+    info = await cloud.put("orders/2026-11-20.csv", data)
+    outcome = await cloud.ingestor(wider).handle(finalized(info))
+    assert outcome.status is Status.LOADED, outcome.summary()
+    sql = f"SELECT id, channel FROM `{cloud.warehouse.client.project}.{cloud.table}` ORDER BY id"
+
+    def run() -> list[tuple[int, str | None]]:
+        return [(int(r["id"]), r["channel"]) for r in cloud.warehouse.client.query(sql).result()]
+
+    assert await asyncio.to_thread(run) == [(1, None), (4, "web")]
+    ref = f"{cloud.warehouse.client.project}.{cloud.table}"
+    found = await asyncio.to_thread(cloud.warehouse.client.get_table, ref)
+    modes = {f.name: f.mode for f in found.schema}
+    assert (modes["id"], modes["channel"]) == ("NULLABLE", "NULLABLE")

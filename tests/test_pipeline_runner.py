@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,11 +23,12 @@ import pytest
 
 from service.errors import StageError
 from service.models import Column, ObjectInfo, ObjectRef, TableSpec, UnitResult
-from service.pipeline.definition import BadRowPolicy, CsvOptions, Transform
+from service.pipeline.definition import BadRowPolicy, CsvOptions, Pipeline, Transform
 from service.pipeline.runner import Runner
 from service.pipeline.spool_budget import mib
 from tests.pipeline_support import (
     EVENTS,
+    SCHEMA,
     TABLE,
     Rig,
     csv_rows,
@@ -273,7 +274,7 @@ async def test_lineage_columns_are_loaded(rig: Rig) -> None:
     assert abs(rows[0][3] / 1e6 - started.timestamp()) < 600
 
 
-def replacing(**changes: object) -> object:
+def replacing(**changes: Any) -> Pipeline:
     return pipeline(write_mode="replace_partition", **changes)
 
 
@@ -494,6 +495,20 @@ async def test_a_column_added_to_the_schema_between_two_files_loads_both(rig: Ri
     result = await rig.run(pipeline(table=wider), await rig.put("orders/second.csv", second))
     assert result.rows_loaded == 1
     assert await rig.rows(columns="id, channel") == [(1, None), (2, None), (3, None), (4, "web")]
+
+
+async def test_a_replace_partition_pipeline_applies_a_schema_change_too(rig: Rig) -> None:
+    await rig.run(replacing(), await rig.put("orders/2026-11-19.csv", csv_rows("1,a,1,2026-11-19")))
+    first = csv_rows("2,b,2,2026-11-20", "3,c,3,2026-11-20")
+    await rig.run(replacing(), await rig.put("orders/2026-11-20.csv", first))
+    id_relaxed = (Column("id", "INTEGER"), *SCHEMA[1:])
+    wider = TableSpec(TABLE, (*id_relaxed, Column("channel", "STRING")), "day")
+    header = "id,name,amount,day,channel"
+    second = csv_rows("4,d,4,2026-11-20,web", ",e,5,2026-11-20,", header=header)
+    p = replacing(table=wider)
+    result = await rig.run(p, await rig.put("orders/2026-11-20.csv", second))
+    assert result.rows_loaded == 2
+    assert await rig.rows(columns="id, channel") == [(1, None), (4, "web"), (None, None)]
 
 
 async def test_a_csv_date_column_in_two_formats_loads_every_row(rig: Rig) -> None:

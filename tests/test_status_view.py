@@ -145,6 +145,21 @@ async def test_a_pipeline_narrows_counts_and_units() -> None:
     assert [u["key"] for u in failed["units"]] == ["o2"]
 
 
+async def test_a_time_narrows_counts_as_it_narrows_units() -> None:
+    store = MemoryLedgerStore()
+    old = datetime(2026, 11, 1, tzinfo=UTC)
+    await store.create(record("old", state=UnitState.FAILED, updated_at=old))
+    await store.create(record("new", state=UnitState.COMPLETED, updated_at=old + timedelta(days=2)))
+    since = old + timedelta(days=1)
+    view = await snapshot(store, backend="embedded", query=StatusQuery(since=since))
+    assert [u["key"] for u in view["units"]] == ["new"]
+    assert {k: c["count"] for k, c in view["counts"].items()} == {
+        "IN_PROGRESS": 0,
+        "COMPLETED": 1,
+        "FAILED": 0,
+    }
+
+
 async def test_links_keep_the_pipeline_and_set_the_state() -> None:
     view = await snapshot(MemoryLedgerStore(), backend="embedded", query=StatusQuery())
     assert filter_link(view, None) == "?"

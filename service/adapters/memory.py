@@ -64,12 +64,21 @@ class MemoryLedgerStore:
         rows.sort(key=lambda s: s.record.updated_at, reverse=True)
         return rows[:limit]
 
-    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
+    async def count(
+        self,
+        state: UnitState,
+        *,
+        pipeline: str | None = None,
+        since: datetime | None = None,
+        up_to: int,
+    ) -> int:
         self._check()
         found = sum(
             1
             for s in self._records.values()
-            if s.record.state is state and pipeline in (None, s.record.pipeline)
+            if s.record.state is state
+            and pipeline in (None, s.record.pipeline)
+            and (since is None or s.record.updated_at >= since)
         )
         return min(found, up_to)
 

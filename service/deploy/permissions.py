@@ -59,6 +59,10 @@ API_METHODS: dict[str, tuple[tuple[Needs, ...], str]] = {
     ),
     "bigquery.tables.insert": ((Needs("bigquery.tables.create", "dataset"),), BQ + "tables/insert"),
     "bigquery.tables.get": ((Needs("bigquery.tables.get", "dataset"),), BQ + "tables/get"),
+    "bigquery.tables.patch": (
+        (Needs("bigquery.tables.update", "dataset"), Needs("bigquery.tables.get", "dataset")),
+        BQ + "tables/patch",
+    ),
     "bigquery.tables.list": ((Needs("bigquery.tables.list", "dataset"),), BQ + "tables/list"),
     "bigquery.tables.delete": ((Needs("bigquery.tables.delete", "dataset"),), BQ + "tables/delete"),
     # A load or query job: jobs.create on the project, and the data rights on its tables.

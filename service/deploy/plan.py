@@ -39,7 +39,8 @@ APIS = (
 )
 # The ledger's composite indexes (equality fields, then the field sorted descending):
 # `ingest ledger list --state` (and the retry of failed units), the status page's pipeline
-# filter with and without a state, and a name's last completed generation (same-content check).
+# filter with and without a state (and its counts since a time), and a name's last completed
+# generation (same-content check).
 LEDGER_INDEXES = (
     (("state",), "updated_at"),
     (("pipeline",), "updated_at"),

@@ -169,13 +169,7 @@ class BigQueryWarehouse:
                     await self._ensure_table(table)
             config.schema = self._schemas.get(table, config.schema)
             change = self._changes.get(table)
-            if change and replace_partition is not None:
-                raise PermanentError(
-                    f"table {table.name}: {change.describe()} is needed, and a partition"
-                    " replacement loads through a staging table, which cannot change the"
-                    " table's schema: load one file in append mode, or change the table first"
-                )
-            if change:
+            if change and replace_partition is None:
                 # The load job makes the change: BigQuery's two allowed schema updates.
                 config.schema_update_options = _update_options(change)
             what = f"load {table.name} job {job_id}"
@@ -214,7 +208,9 @@ class BigQueryWarehouse:
     ) -> LoadResult:
         """Replace one partition atomically: load a staging table, then one transaction that
         deletes the day's rows and inserts the staged ones. The transaction's job id is the
-        unit's, so a retried unit adopts it instead of applying it twice."""
+        unit's, so a retried unit adopts it instead of applying it twice. A schema change is
+        made on the table first: the staging table's load cannot make it."""
+        await self._evolve(table)
         staging = await self._staging(table, job_id)
         config.write_disposition = bigquery.WriteDisposition.WRITE_TRUNCATE
         config.time_partitioning = None
@@ -238,6 +234,23 @@ class BigQueryWarehouse:
         except IngestError as exc:  # it expires by itself
             log.warning("staging table %s not dropped: %s", staging, exc)
         return LoadResult(attempt_id, int(staged.output_rows or 0), adopted)
+
+    async def _evolve(self, table: TableSpec) -> None:
+        """Make the table's pending schema change (an added NULLABLE column, a relaxed REQUIRED
+        one) by patching its schema: the change a load job's schema update options make."""
+        change = self._changes.get(table)
+        if not change:
+            return
+        patched = bigquery.Table(self._ref(table.name), schema=self._schemas[table])
+        # tables.patch: bigquery.tables.update and .get on the table (dataEditor on the
+        # dataset). Table metadata updates are rate-limited (5 per 10 s per table); the client
+        # retries 5xx and rate-limit answers. No etag: a concurrent patch to the same schema
+        # is the same change, and a replay of it changes nothing.
+        await self._call(
+            f"change the schema of {table.name}", self.client.update_table, patched, ["schema"]
+        )
+        log.info("table %s: schema changed: %s", table.name, change.describe())
+        self._changes.pop(table, None)
 
     async def _staging(self, table: TableSpec, job_id: str) -> str:
         name = f"{table.dataset}._ingest_stage_{re.sub(r'[^A-Za-z0-9_]', '_', job_id)}"[:1024]

@@ -144,13 +144,26 @@ class FirestoreLedgerStore:
             Stored(from_doc(s.to_dict() or {}), wire.version_of(s.update_time)) for s in snapshots
         ]
 
-    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
+    async def count(
+        self,
+        state: UnitState,
+        *,
+        pipeline: str | None = None,
+        since: datetime | None = None,
+        up_to: int,
+    ) -> int:
         # One RunAggregationQuery RPC; IAM as for RunQuery (datastore.entities.get and .list, in
         # roles/datastore.user and .viewer). Billed one document read per batch of up to 1,000
         # index entries matched, at least one: the limit caps a count at ceil(up_to / 1000)
-        # reads. Equality filters only, so the automatic single-field indexes serve it (merged);
-        # no composite index. Retried like every call here (bounded by the call's timeout).
-        query = self._filtered(state, None, pipeline).limit(up_to)
+        # reads. Equality filters alone are served by the automatic single-field indexes
+        # (merged). With ``since`` it is equality plus a range: an aggregation uses the indexes
+        # its query would, and that query needs a composite one; ordered newest first it is
+        # list()'s query, served by the indexes list() needs (LEDGER_INDEXES in the deploy
+        # plan), so no other. Retried like every call here (bounded by the call's timeout).
+        query = self._filtered(state, since, pipeline)
+        if since is not None:
+            query = query.order_by("updated_at", direction=firestore.Query.DESCENDING)
+        query = query.limit(up_to)
         try:
             [[result]] = await query.count(alias="n").get(**self._call())
         except Exception as exc:

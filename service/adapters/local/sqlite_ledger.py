@@ -156,8 +156,15 @@ class SqliteLedgerStore:
 
         return await self._run(op)
 
-    async def count(self, state: UnitState, *, pipeline: str | None = None, up_to: int) -> int:
-        where, params = _where(state=state, since=None, pipeline=pipeline)
+    async def count(
+        self,
+        state: UnitState,
+        *,
+        pipeline: str | None = None,
+        since: datetime | None = None,
+        up_to: int,
+    ) -> int:
+        where, params = _where(state=state, since=since, pipeline=pipeline)
         # The inner LIMIT stops the scan at up_to rows, as the page shows "at least" beyond it.
         query = f"SELECT count(*) FROM (SELECT 1 FROM ledger {where} LIMIT ?)"
 
