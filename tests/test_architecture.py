@@ -15,7 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = ROOT / "service"
 # The pipeline's stages: each is composed by runner.py and never imports another.
-STAGES = frozenset({"extract", "parse", "transform", "spool", "load", "uri_load", "quarantine"})
+STAGES = frozenset(
+    {"extract", "parse", "transform", "spool", "load", "stream_load", "uri_load", "quarantine"}
+)
 # Google's client libraries (SDKs): only the GCP adapters talk to Google's APIs.
 SDK_PREFIXES = ("google.cloud", "google.api_core")
 # Modules longer than this say why in their docstring ("Longer than 300 lines: ...").
