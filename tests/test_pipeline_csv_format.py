@@ -84,6 +84,14 @@ async def test_skip_rows_count_lines_and_blank_lines_after_them_are_passed_over(
     assert [r["id"] for r in rows] == [7]
 
 
+@pytest.mark.parametrize("rows", [("   ",), ("1,a,,", "   ", "2,b,,")], ids=["alone", "among"])
+async def test_a_line_of_spaces_is_a_bad_row_wherever_it_stands(rows: tuple[str, ...]) -> None:
+    # A block holding nothing but that line was skipped as blank: the row vanished uncounted.
+    batches = await parse_all(pipeline(), csv_rows(*rows))
+    assert sum(b.records for b in batches) == len(rows)
+    assert [b.reason for batch in batches for b in batch.bad] == ["expected 4 columns, found 1"]
+
+
 def test_header_names_in_the_first_bytes() -> None:
     opts = CsvOptions()
     assert header_names(b'\xef\xbb\xbfa,"b",c\n1,2,3\n', opts) == ["a", "b", "c"]

@@ -33,18 +33,22 @@ class ParsedBatch:
 
 
 def in_order(
-    blocks: Iterator[bytes], parse: BlockParser, feed: Feed, workers: Executor | None
+    blocks: Iterator[bytes],
+    parse: BlockParser,
+    feed: Feed,
+    workers: Executor | None,
+    no_records: Callable[[bytes], bool] = blank,
 ) -> Iterator[ParsedBatch]:
     """Parse blocks (several at once when ``workers`` is given), yield them in file order.
 
     Blocks are numbered from 1 while parsed and renumbered here, once the records of every
-    earlier block are known.
+    earlier block are known. A block that ``no_records`` says holds none is not parsed.
     """
     ahead: deque[tuple[Future[tuple[pa.RecordBatch, list[BadRow]]], int]] = deque()
     row = 1
     attributed = 0
     for block in blocks:
-        if blank(block):
+        if no_records(block):
             continue
         ahead.append((_submit(workers, parse, block), feed.consumed))
         if len(ahead) <= PARSE_AHEAD:

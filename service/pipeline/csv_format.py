@@ -18,7 +18,14 @@ from service.errors import PermanentError
 from service.pipeline.batches import ParsedBatch, in_order, one_batch
 from service.pipeline.context import BadRow
 from service.pipeline.definition import CsvOptions, Pipeline
-from service.pipeline.feed import UTF8_BOM, Feed, blank, record_blocks, utf8_chunks
+from service.pipeline.feed import (
+    UTF8_BOM,
+    Feed,
+    blank,
+    only_newlines,
+    record_blocks,
+    utf8_chunks,
+)
 
 # Column types pyarrow's CSV reader converts exactly as the validate stage would.
 CSV_FAST_TYPES = {
@@ -37,7 +44,7 @@ def csv_batches(pipeline: Pipeline, feed: Feed, workers: Executor | None) -> Ite
     if names is None:
         return  # an empty file, or only the header: nothing to parse
     reader = _CsvBlocks(pipeline, names)
-    yield from in_order(blocks, reader.parse, feed, workers)
+    yield from in_order(blocks, reader.parse, feed, workers, no_records=only_newlines)
 
 
 class _CsvBlocks:

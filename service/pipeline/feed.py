@@ -24,6 +24,7 @@ MAX_RECORD_BYTES = 100 * 1024 * 1024
 STRAY_QUOTE_BYTES = 16 * BLOCK_BYTES
 UTF8_BOM = codecs.BOM_UTF8
 NOT_BLANK = re.compile(rb"\S")
+NOT_NEWLINE = re.compile(rb"[^\r\n]")
 # Encoding names that need no transcoding.
 UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8", "utf-8-sig", "utf_8_sig"})
 
@@ -181,3 +182,8 @@ def _cut(chunk: bytes, quote: bytes | None, total: int, *, strict: bool) -> tupl
 
 def blank(block: bytes) -> bool:
     return NOT_BLANK.search(block) is None
+
+
+def only_newlines(block: bytes) -> bool:
+    """No CSV record here: pyarrow skips empty lines, but a line of spaces is a (bad) record."""
+    return NOT_NEWLINE.search(block) is None
