@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.chaos import Service, loaded_rows  # noqa: E402
+from bench.chaos import Service  # noqa: E402
 from bench.frontend import running_front_end  # noqa: E402
 from bench.scale_listing import listing_memory  # noqa: E402
 from service.adapters.gcp.firestore import FirestoreLedgerStore  # noqa: E402
@@ -49,9 +49,12 @@ TABLE = "scale.rows"
 COLLECTION = "scale-ledger"
 WORK_TOPIC = "scale-work"
 ROWS_PER_FILE = 3
-# Units each process runs at once. The BigQuery emulator's DuckDB fails ("database has been
-# invalidated") under concurrent loads: with 2 per process it did after ~1,950 of 2,000 loads.
-UNITS_IN_FLIGHT = 1
+# Units each process runs at once (the emulators, not the service, set the pace here).
+UNITS_IN_FLIGHT = 2
+# Tries at counting the rows loaded before the run says it could not count them, and the
+# pause between two.
+COUNT_ATTEMPTS = 3
+COUNT_PAUSE_S = 2.0
 # A stalled run (the emulator drops some nacked pushes for good) is swept again after this.
 SWEEP_AFTER_STALL_S = 30.0
 SCHEMA = [
@@ -162,6 +165,41 @@ async def wait_done(
     return records, sweeps
 
 
+def warehouse_counts(bigquery: Emulator) -> dict[tuple[str, int], int] | str:
+    """Rows per (uri, generation) in the table, or why they could not be counted (a few tries:
+    an answer that is an error, unfinished or cut short is not a count)."""
+    sql = (
+        "SELECT _source_uri AS uri, _source_generation AS gen, COUNT(*) AS n "
+        f"FROM `{PROJECT}.{TABLE}` GROUP BY 1, 2"
+    )
+    why = ""
+    for attempt in range(COUNT_ATTEMPTS):
+        if attempt:
+            time.sleep(COUNT_PAUSE_S)
+        status, raw = http(
+            "POST",
+            f"{bigquery.url}/bigquery/v2/projects/{PROJECT}/queries",
+            {"query": sql, "useLegacySql": False, "timeoutMs": 60000, "maxResults": 1_000_000},
+            timeout=90,
+        )
+        if status == 404:
+            return {}  # no table: nothing was loaded
+        body = json.loads(raw or b"{}") if status == 200 else {}
+        rows = body.get("rows", [])
+        if status != 200:
+            why = f"the count query answered {status}: {raw[:200]!r}"
+        elif not body.get("jobComplete") or body.get("pageToken"):
+            why = "the count query's answer was unfinished or paged"
+        elif int(body.get("totalRows", len(rows))) != len(rows):
+            why = f"the count query returned {len(rows)} of {body.get('totalRows')} groups"
+        else:
+            return {
+                (str(uri), int(gen)): int(n)
+                for uri, gen, n in ((c["v"] for c in row["f"]) for row in rows)
+            }
+    return why
+
+
 def tally(
     generations: dict[str, int], records: list[Stored], counts: dict[tuple[str, int], int]
 ) -> tuple[int, int, int]:
@@ -214,16 +252,18 @@ async def scale(files: int, timeout_s: float) -> int:
                 print(f"backfill request answered {status} in {answer_s:.2f}s: {body}", flush=True)
                 records, sweeps = await wait_done(store, files, front_port, timeout_s)
                 run_s = time.monotonic() - started
-                try:
-                    counts = await asyncio.to_thread(loaded_rows, bigquery, TABLE)
-                except RuntimeError as exc:  # the emulator died: every file counts as lost
-                    print(f"warehouse unreadable at the end: {str(exc)[:200]}", flush=True)
-                    counts = {}
+                counts = await asyncio.to_thread(warehouse_counts, bigquery)
         finally:
             for service in services:
                 service.stop()
             store.client.close()
-        loaded_once, duplicated, lost = tally(generations, records, counts)
+        if isinstance(counts, str):  # not measured: say so rather than report every file lost
+            print(f"could not count the rows loaded: {counts}", flush=True)
+            figures = "loaded_once=unknown duplicated=unknown lost=unknown"
+            loaded_once, duplicated, lost = 0, 0, files
+        else:
+            loaded_once, duplicated, lost = tally(generations, records, counts)
+            figures = f"loaded_once={loaded_once} duplicated={duplicated} lost={lost}"
         owners = collections.Counter(r.record.owner for r in records)
         share_max = max(owners.values()) / max(1, sum(owners.values()))
         print(f"units per process: {sorted(owners.values(), reverse=True)}; sweeps={sweeps}")
@@ -233,7 +273,7 @@ async def scale(files: int, timeout_s: float) -> int:
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     print(
-        f"objects={files} loaded_once={loaded_once} duplicated={duplicated} lost={lost} "
+        f"objects={files} {figures} "
         f"share_max={share_max:.2f} elapsed_s={time.monotonic() - began:.0f}",
         flush=True,
     )

@@ -166,6 +166,7 @@ class Ingestor:
         try:
             with (
                 log_context(event_id=meta.event_id, unit=key, pipeline=pipeline.name),
+                self.runner.spans.unit(pipeline.name, str(key)),
                 self.metrics.unit(pipeline.name, meta) as measured,
             ):
                 outcome = await self._run_unit(key, pipeline, info, meta, force=force)

@@ -4,6 +4,7 @@ What a line is about (the request's trace, the event id, the unit and its pipeli
 context variables: the HTTP edge sets the trace and the event id, the ingestor sets the unit, and
 every line logged under them carries them, including lines from threads started with
 ``asyncio.to_thread`` (which copies the context). Fields passed in ``extra`` win over the context.
+While a unit runs, its span (tracing.py) takes the trace's place, so its lines name that span.
 """
 
 from __future__ import annotations
@@ -95,6 +96,20 @@ _labels: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("log_labels", defa
 def bind_trace(trace: Trace | None) -> None:
     """Set the trace for the rest of the current task (the request)."""
     _trace.set(trace)
+
+
+def current_trace() -> Trace | None:
+    return _trace.get()
+
+
+@contextlib.contextmanager
+def bound_trace(trace: Trace) -> Iterator[None]:
+    """The trace (a unit's span) for the lines logged inside the block only."""
+    token = _trace.set(trace)
+    try:
+        yield
+    finally:
+        _trace.reset(token)
 
 
 def _merged(labels: Mapping[str, object]) -> tuple[tuple[str, str], ...]:

@@ -1,7 +1,9 @@
-"""What the use case reports about its units, as a small interface: metrics.py implements it.
+"""What the use case reports about its units, as small interfaces: metrics.py and tracing.py
+implement them.
 
 The ingestor calls ``unit()`` around each unit and ``refused()`` for each work message answered
-busy; NO_METRICS does nothing (unit tests, the CLI). No I/O, no metrics library here.
+busy; NO_METRICS does nothing (unit tests, the CLI). The spans: the ingestor opens a unit's,
+the runner one per stage inside it; NO_SPANS opens none. No I/O, no telemetry library here.
 """
 
 from __future__ import annotations
@@ -46,3 +48,24 @@ class NoMetrics:
 
 
 NO_METRICS = NoMetrics()
+
+
+class UnitSpans(Protocol):
+    def unit(self, pipeline: str, unit: str) -> contextlib.AbstractContextManager[None]:
+        """Around one unit: its span, and the logs inside it linked to that span."""
+        ...
+
+    def stage(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Around one stage of the unit running in this context."""
+        ...
+
+
+class NoSpans:
+    def unit(self, pipeline: str, unit: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def stage(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+NO_SPANS = NoSpans()

@@ -11,6 +11,7 @@ from service.ingest import Ingestor
 from service.metrics import Metrics
 from service.pipeline.definition import PipelineSet
 from service.settings import Settings
+from service.tracing import Tracing
 from service.wiring import (
     Backends,
     build_backends,
@@ -18,6 +19,7 @@ from service.wiring import (
     load_config,
     metric_exporters,
     preflight,
+    span_exporters,
 )
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class Runtime:
         self._backends: Backends | None = None
         self._ingestor: Ingestor | None = None
         self.metrics: Metrics | None = None
+        self.tracing: Tracing | None = None
         self.draining = False
 
     def drain(self) -> None:
@@ -48,7 +51,10 @@ class Runtime:
     async def open(self) -> None:
         self._backends = build_backends(self.settings)
         self.metrics = Metrics(metric_exporters(self.settings))
-        self._ingestor = build_ingestor(self.settings, self._backends, self.pipelines, self.metrics)
+        self.tracing = Tracing(span_exporters(self.settings))
+        self._ingestor = build_ingestor(
+            self.settings, self._backends, self.pipelines, self.metrics, self.tracing
+        )
         budget = self._ingestor.runner.budget
         self.metrics.buffered = lambda: budget.used
         log.info(
@@ -87,6 +93,8 @@ class Runtime:
             self._ingestor = None
         if self.metrics is not None:
             self.metrics.close()
+        if self.tracing is not None:
+            self.tracing.close()
 
     @property
     def backends(self) -> Backends:

@@ -244,6 +244,14 @@ class Settings:
             doc="auto: Cloud Monitoring on gcp (not on emulators); /metrics always",
         ),
     )
+    trace_export: str = field(
+        default="auto",
+        metadata=_env(
+            "TRACE_EXPORT",
+            _choice("auto", "cloud-trace", "none"),
+            doc="auto: Cloud Trace on gcp (not on emulators); else spans go nowhere",
+        ),
+    )
     fault_rate: float = field(
         default=0.0,
         metadata=_env("FAULT_RATE", _fraction, doc="testing only: share of calls failed"),

@@ -14,7 +14,7 @@ from service.errors import ConfigError
 from service.fanout import FanOut
 from service.ingest import Ingestor
 from service.ledger import Ledger
-from service.measures import UnitMetrics
+from service.measures import NO_SPANS, UnitMetrics, UnitSpans
 from service.models import ObjectRef
 from service.outcomes import DiscardOutcomes
 from service.pipeline.definition import PipelineSet
@@ -35,6 +35,7 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.trace.export import SpanExporter
 
     from service.adapters.local.dry import DryWarehouse, OneFileStore
 
@@ -152,6 +153,7 @@ def build_ingestor(
     backends: Backends,
     pipelines: PipelineSet,
     metrics: UnitMetrics | None = None,
+    spans: UnitSpans = NO_SPANS,
 ) -> Ingestor:
     ledger = Ledger(backends.ledger_store, owner=owner_id(), lease_seconds=settings.lease_seconds)
     runner = Runner(
@@ -162,6 +164,7 @@ def build_ingestor(
         spool_bytes=settings.spool_max_bytes,
         read_seconds=settings.unit_read_seconds,
         streams=backends.streams,
+        spans=spans,
     )
     fanout = None
     if backends.work is not None and backends.cursors is not None:
@@ -213,8 +216,13 @@ def fanout_backends(settings: Settings) -> tuple[WorkPublisher | None, SweepCurs
     )
 
 
-def metric_exporters(settings: Settings) -> list[MetricReader]:
-    """Cloud Monitoring when asked, or by default on gcp off the emulators; /metrics always."""
+def _exported(settings: Settings, choice: str, service: str) -> bool:
+    """Telemetry goes to Google's ``service`` when asked, or by default on gcp off emulators."""
+    return choice == service or (choice == "auto" and _on_google_cloud(settings))
+
+
+def _on_google_cloud(settings: Settings) -> bool:
+    """The gcp backend on Google's own APIs (not on any emulator)."""
     on_emulators = any(
         (
             settings.firestore_emulator_host,
@@ -223,14 +231,25 @@ def metric_exporters(settings: Settings) -> list[MetricReader]:
             settings.bigquery_endpoint,
         )
     )
-    wanted = settings.metrics_export == "cloud-monitoring" or (
-        settings.metrics_export == "auto" and settings.backend == "gcp" and not on_emulators
-    )
-    if not wanted:
+    return settings.backend == "gcp" and not on_emulators
+
+
+def metric_exporters(settings: Settings) -> list[MetricReader]:
+    """Cloud Monitoring when asked, or by default on gcp off the emulators; /metrics always."""
+    if not _exported(settings, settings.metrics_export, "cloud-monitoring"):
         return []
     from service.adapters.gcp.monitoring import cloud_monitoring_reader
 
     return [cloud_monitoring_reader(settings)]
+
+
+def span_exporters(settings: Settings) -> list[SpanExporter]:
+    """Cloud Trace when asked, or by default on gcp off the emulators; else spans go nowhere."""
+    if not _exported(settings, settings.trace_export, "cloud-trace"):
+        return []
+    from service.adapters.gcp.cloud_trace import cloud_trace_exporter
+
+    return [cloud_trace_exporter(settings)]
 
 
 def outcome_publisher(settings: Settings) -> OutcomePublisher:

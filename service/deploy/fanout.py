@@ -4,7 +4,7 @@ One step of the deployment plan (after the delivery settings, whose captured pro
 reuses): the topic, the runner's right to publish to it, the service's URL, a push subscription
 to it with the same ack deadline, retry and dead-letter policy as the event triggers, signed by
 the trigger's identity (already a run.invoker), and INGEST_WORK_TOPIC on the service. The
-runner may also write its metrics to Cloud Monitoring.
+runner may also write its metrics to Cloud Monitoring and its spans to Cloud Trace.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def fanout(d: Deployment) -> Built:
     )  # fmt: skip
     # The service's metrics go to Cloud Monitoring (monitoring.timeSeries.create).
     yield project_binding(d, runner, "roles/monitoring.metricWriter")
+    # Its units' spans go to Cloud Trace (cloudtrace.traces.patch).
+    yield project_binding(d, runner, "roles/cloudtrace.agent")
     yield run(
         "gcloud", "run", "services", "update", d.service.name, f"--region={d.region}",
         f"--update-env-vars=INGEST_WORK_TOPIC={topic_path(d, topic)}", project,

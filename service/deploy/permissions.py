@@ -156,6 +156,10 @@ ROLES: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"bigquery.jobs.create"}),
         ROLES_PAGE + "bigquery#bigquery.jobUser",
     ),
+    "roles/cloudtrace.agent": (
+        frozenset({"cloudtrace.traces.patch"}),
+        ROLES_PAGE + "cloudtrace#cloudtrace.agent",
+    ),
     "roles/datastore.user": (
         frozenset(
             {

@@ -37,6 +37,7 @@ from service.errors import (
     StageError,
     TransientError,
 )
+from service.measures import NO_SPANS, UnitSpans
 from service.models import EventMeta, LoadResult, ObjectInfo, UnitKey, UnitResult
 from service.pipeline.batches import ParsedBatch
 from service.pipeline.budget import Allowance, ByteBudget
@@ -97,8 +98,10 @@ class Runner:
         spool_bytes: int = DEFAULT_SPOOL_BYTES,
         read_seconds: float = DEFAULT_READ_SECONDS,
         streams: StreamWriter | None = None,
+        spans: UnitSpans = NO_SPANS,
     ) -> None:
         self.store = store
+        self.spans = spans  # the unit's span is the ingestor's; each stage's is opened here
         self.warehouse = warehouse
         self.streams = streams
         self.chunk_bytes = chunk_bytes
@@ -353,7 +356,7 @@ class Runner:
 
     async def _guard(self, stage: str, ctx: UnitContext, work: Awaitable[T]) -> T:
         try:
-            with ctx.progress.working(stage):
+            with self.spans.stage(stage), ctx.progress.working(stage):
                 return await work
         except (StageError, _StopReading):
             raise

@@ -16,13 +16,24 @@ Patches, applied in memory (site-packages is left untouched):
    ``autoinstall_known_extensions = false``, so DuckDB never tries to download anything.
 2. ``local_bigquery.engine.database.objects``: ``duckdb_tables().estimated_size`` can be NULL;
    it is reported as 0.
+3. Its bookkeeping writes (``jobs.store`` and ``catalog.metadata``: every job is saved three
+   times, PENDING, RUNNING, DONE) are ``INSERT OR REPLACE`` into its own DuckDB tables. DuckDB
+   1.4 runs that as a MERGE whose update half fails once a table passes a 2,048-row vector
+   (``FATAL Error: "Unaligned fetch in validity and main column data for update"``), and the
+   fatal error invalidates the database for good: every later call is answered 400. Seen after
+   ~1,800 to 1,950 load jobs in ``bench/scale.py --files 2000``; a plain UPDATE from four threads
+   fails the same way within a few hundred rows. Each such write is made a DELETE of the key and
+   a plain INSERT in one transaction instead, which never takes the update path, one at a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +86,71 @@ def _patch_objects() -> None:
     database.objects = objects
 
 
+# The upserts of local_bigquery's bookkeeping: table and optional column list.
+_UPSERT = re.compile(r"\s*INSERT OR REPLACE INTO (emulator\.\w+)\s*(?:\(([^)]*)\))?\s*VALUES", re.I)
+# Columns of emulator.jobs in table order (its INSERT names none), and its primary key.
+_JOB_COLUMNS = ("project_id", "job_id", "parent_job_id", "state", "creation_time", "resource")
+_JOB_KEY = ("project_id", "job_id")
+# One such write at a time (concurrent ones conflict on the keys they delete and insert), and
+# how often one is tried when it still conflicts with a reader.
+_UPSERTING = threading.Lock()
+_UPSERT_ATTEMPTS = 3
+
+
+def _replacing(database: Any, original: Any) -> Any:
+    """``execute`` that turns an ``INSERT OR REPLACE`` into DELETE + INSERT in one transaction."""
+
+    @functools.wraps(original)
+    def execute(sql: str, params: list[Any] | None = None) -> Any:
+        match = _UPSERT.match(sql)
+        if match is None or params is None:
+            return original(sql, params)
+        table, listed = match.groups()
+        kind = table.split(".", 1)[1]
+        if kind == "jobs":
+            columns, key = list(_JOB_COLUMNS), _JOB_KEY
+        elif kind in database.RESOURCES:
+            key = database.RESOURCES[kind]
+            columns = [c.strip() for c in listed.split(",")] if listed else [*key, "resource"]
+        else:
+            return original(sql, params)
+        where = " AND ".join(f"{k} = ?" for k in key)
+        keys = [params[columns.index(k)] for k in key]
+        insert = re.sub(r"(?i)INSERT OR REPLACE INTO", "INSERT INTO", sql, count=1)
+        for attempt in range(_UPSERT_ATTEMPTS):
+            with _UPSERTING, database.cursor() as cur:
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    cur.execute(f"DELETE FROM {table} WHERE {where}", keys)
+                    cur.execute(insert, params)
+                    cur.execute("COMMIT")
+                    return None
+                except Exception as exc:
+                    with contextlib.suppress(Exception):  # a failed COMMIT has ended it already
+                        cur.execute("ROLLBACK")
+                    # A reader's older snapshot can still hold the deleted key: try again.
+                    if "conflict" not in str(exc) or attempt == _UPSERT_ATTEMPTS - 1:
+                        raise
+        return None
+
+    execute._bqemu_patched = True  # type: ignore[attr-defined]
+    return execute
+
+
+def _patch_upserts() -> None:
+    from local_bigquery.catalog import (  # type: ignore[import-not-found, unused-ignore]
+        metadata,
+    )
+    from local_bigquery.engine import (  # type: ignore[import-not-found, unused-ignore]
+        database,
+    )
+    from local_bigquery.jobs import store  # type: ignore[import-not-found, unused-ignore]
+
+    for module in (store, metadata):  # each imported ``execute`` by name
+        if not getattr(module.execute, "_bqemu_patched", False):
+            module.execute = _replacing(database, module.execute)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--extension-dir", type=Path, default=_DEFAULT_EXT_DIR)
@@ -87,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     _patch_duckdb(extension_dir)
     _patch_objects()
+    _patch_upserts()
     # Imported only now: the patches above must be in place first.
     from local_bigquery import cli  # type: ignore[import-not-found, unused-ignore]
 
