@@ -1,4 +1,9 @@
-"""Assembly: the only module that picks adapters, from the settings."""
+"""Assembly: the only module that picks adapters, from the settings.
+
+Longer than 300 lines: every choice of adapter (backends, fan-out, exporters, outcome topics,
+the trial's ports) and the start-up checks that go with them are here, so that no other module
+names an adapter (tests/test_architecture.py checks it).
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from service.ingest import Status
 from service.logs import (
     SPAN_KEY,
     TRACE_KEY,
@@ -23,6 +22,7 @@ from service.logs import (
     parse_traceparent,
 )
 from service.models import EventMeta, ObjectFinalized, ObjectRef
+from service.results import Status
 from service.settings import Settings
 from service.tracing import UNIT_SPAN, Tracing
 from service.wiring import build_backends, build_ingestor, load_config, span_exporters
