@@ -76,6 +76,18 @@ def test_every_command_works_while_the_server_runs(space: Workspace) -> None:
         [failed] = json.loads(ok(space, "ledger", "list", "--state", "FAILED", "--json"))
         assert failed["unit"].endswith("gs://landing/orders/2026-11-21.csv#1")
         assert "FAILED" in ok(space, "ledger", "show", failed["key"])
+        # The commands that look before and after a load work beside the server too.
+        bad = " ".join(ok(space, "quarantine", failed["key"]).split())
+        assert "file rejected: 2 of 8 rows bad" in bad and "2 bad rows by reason" in bad
+        assert "sales.customers: 2 rows" in ok(space, "peek", "sales.customers", "--limit", "2")
+        tried = ok(space, "try", str(ORDERS / "2026-11-20.csv"), "--pipeline", "orders")
+        assert "rows read 5: would load 5, quarantine 0, reject 0 (nothing was written)" in tried
+        schema = ok(space, "schema", "infer", str(CUSTOMERS / "customers.csv"))
+        assert json.loads(schema[: schema.rindex("]") + 1])[3] == {
+            "name": "signed_up",
+            "type": "DATE",
+            "mode": "NULLABLE",
+        }
         space.pipelines.write_text(pipelines)  # the usual threshold: the retry loads the file
         [retried] = json.loads(ok(space, "ledger", "retry", failed["key"], "--json"))
         assert (retried["status"], retried["rows_loaded"]) == ("loaded", 6)
