@@ -57,18 +57,22 @@ def append_request(
     stream: str, batch: pa.RecordBatch, offset: int, *, first: bool
 ) -> types.AppendRowsRequest:
     """One AppendRows request: one IPC record batch at ``offset``; the first request of a
-    connection also names the stream and carries the serialized Arrow schema."""
-    rows = types.ArrowRecordBatch(
-        serialized_record_batch=batch.serialize().to_pybytes(), row_count=batch.num_rows
-    )
-    data = types.AppendRowsRequest.ArrowData(rows=rows)
-    request = types.AppendRowsRequest(offset=offset)
+    connection also names the stream and carries the serialized Arrow schema.
+
+    Built on the raw protobuf message and wrapped once: proto-plus copies a nested message on
+    every assignment, which cost more CPU than parsing the rows (1.2 ms a MiB, against 0.03).
+    """
+    request = types.AppendRowsRequest.pb()()
+    request.offset.value = offset
+    rows = request.arrow_rows.rows
+    rows.serialized_record_batch = batch.serialize().to_pybytes()
+    rows.row_count = batch.num_rows
     if first:
         request.write_stream = stream
-        schema = batch.schema.serialize().to_pybytes()
-        data.writer_schema = types.ArrowSchema(serialized_schema=schema)
-    request.arrow_rows = data
-    return request
+        schema = request.arrow_rows.writer_schema
+        schema.serialized_schema = batch.schema.serialize().to_pybytes()
+    wrapped: types.AppendRowsRequest = types.AppendRowsRequest.wrap(request)
+    return wrapped
 
 
 class BigQueryStreamWriter:
