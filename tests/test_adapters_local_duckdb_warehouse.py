@@ -129,3 +129,17 @@ def test_a_console_script_is_named_without_its_interpreter(tmp_path: Path) -> No
             assert command_line(process.pid) == "ingest serve"
         finally:
             process.kill()
+
+
+async def test_every_connection_bounds_duckdbs_memory(tmp_path: Path) -> None:
+    # Unbounded, DuckDB caches what a 1 GiB insert wrote, up to 80% of the machine's RAM.
+    warehouse = DuckDbWarehouse(tmp_path / "w.duckdb")
+
+    def limit(conn: duckdb.DuckDBPyConnection) -> Any:
+        row = conn.execute("SELECT current_setting('memory_limit')").fetchone()
+        return row[0] if row else None
+
+    try:
+        assert await warehouse._run(limit) == "61.0 MiB"  # 64 MB
+    finally:
+        await warehouse.close()
