@@ -7,7 +7,12 @@ While files flow: SIGKILL a service at random moments and restart it, fail 10% o
 and warehouse calls (INGEST_FAULT_RATE), and publish 20% of the notifications a second time.
 Then wait until the ledger is quiet and check every file is accounted for, exactly once.
 
-    .venv/bin/python bench/chaos.py [--files N] [--seed S] [--quick]
+``--load stream``: the pipeline loads through the emulator's gRPC Write API instead of load
+jobs, and every kill lands between finalize and commit: the faulty Write API logs "holding
+commit" once the ledger says "committing" and holds the commit back; the monkey waits for that
+line in the victim's log, then kills it.
+
+    .venv/bin/python bench/chaos.py [--files N] [--seed S] [--quick] [--load job|stream]
 
 Ends with: files=N loaded_once=A duplicated=B lost=C stuck=D elapsed_s=E
 """
@@ -66,6 +71,7 @@ bucket = "{BUCKET}"
 prefix = "in/"
 table = "{DATASET_TABLE}"
 schema = "schema.json"
+load = "{{load}}"
 
 [pipelines.bad_rows]
 max_ratio = 0.1
@@ -173,6 +179,7 @@ class Run:
     generations: dict[str, int] = field(default_factory=dict)
     replays: int = 0
     sweeps: int = 0
+    kills_at_commit: int = 0
 
 
 def create_bucket(gcs: Emulator) -> None:
@@ -228,17 +235,38 @@ async def feed(run: Run, rng: random.Random, spread_s: float) -> None:
         await asyncio.sleep(pause)
 
 
-async def chaos_monkey(run: Run, rng: random.Random, kills: int, window_s: float) -> None:
-    """SIGKILL a random service ``kills`` times within the window, restarting each."""
+async def chaos_monkey(
+    run: Run, rng: random.Random, kills: int, window_s: float, at_commit: bool = False
+) -> None:
+    """SIGKILL a random service ``kills`` times within the window, restarting each;
+    ``at_commit``: each kill waits for the victim to hold a commit (finalized, not committed)."""
     moments = sorted(rng.uniform(1.0, window_s) for _ in range(kills))
     began = time.monotonic()
     for moment in moments:
         await asyncio.sleep(max(0.0, moment - (time.monotonic() - began)))
         victim = rng.choice(run.services)
+        where = ""
+        if at_commit:
+            landed = await holding_commit(victim, timeout_s=window_s)
+            run.kills_at_commit += landed
+            where = " between finalize and commit" if landed else " (no commit held: at random)"
         victim.kill()
-        print(f"  t={time.monotonic() - began:5.1f}s SIGKILL {victim.name}", flush=True)
+        print(f"  t={time.monotonic() - began:5.1f}s SIGKILL {victim.name}{where}", flush=True)
         await asyncio.sleep(rng.uniform(0.5, 2.0))
         await asyncio.to_thread(victim.start)
+
+
+async def holding_commit(service: Service, timeout_s: float) -> bool:
+    """Wait until the service logs that it holds a commit back; False after ``timeout_s``."""
+    seen = service.log_path.stat().st_size
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with service.log_path.open("rb") as log:
+            log.seek(seen)
+            if b"holding commit" in log.read():
+                return True
+        await asyncio.sleep(0.02)
+    return False
 
 
 async def wait_quiet(
@@ -353,9 +381,11 @@ def verdict(run: Run, records: list[Stored], counts: dict[tuple[str, int], int])
     return Verdict(loaded_once, duplicated, lost, stuck, problems)
 
 
-def service_env(workdir: Path, firestore: Emulator, gcs: Emulator, bq: Emulator) -> dict[str, str]:
+def service_env(
+    workdir: Path, firestore: Emulator, gcs: Emulator, bq: Emulator, load: str
+) -> dict[str, str]:
     (workdir / "schema.json").write_text(json.dumps(SCHEMA))
-    (workdir / "pipelines.toml").write_text(PIPELINES)
+    (workdir / "pipelines.toml").write_text(PIPELINES.replace("{load}", load))
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
     env.update(
         {
@@ -372,10 +402,14 @@ def service_env(workdir: Path, firestore: Emulator, gcs: Emulator, bq: Emulator)
             "STORAGE_EMULATOR_HOST": gcs.url,
         }
     )
+    if load == "stream":
+        env["INGEST_BIGQUERY_WRITE_ENDPOINT"] = f"127.0.0.1:{bq.grpc_port}"
     return env
 
 
-async def chaos(files: int, seed: int, kills: int, spread_s: float, timeout_s: float) -> Verdict:
+async def chaos(
+    files: int, seed: int, kills: int, spread_s: float, timeout_s: float, *, load: str = "job"
+) -> Verdict:
     rng = random.Random(seed)
     began = time.monotonic()
     out = ROOT / "bench" / "out"
@@ -384,7 +418,7 @@ async def chaos(files: int, seed: int, kills: int, spread_s: float, timeout_s: f
     with emulator_chain(workdir, project=PROJECT, topic=TOPIC) as chain:
         firestore, pubsub, gcs, bigquery = chain
         os.environ["FIRESTORE_EMULATOR_HOST"] = firestore.endpoint
-        env = service_env(workdir, firestore, gcs, bigquery)
+        env = service_env(workdir, firestore, gcs, bigquery, load)
         run = Run(plan_files(files, rng), gcs, pubsub, bigquery)
         create_bucket(gcs)
         for i in (1, 2):
@@ -400,7 +434,8 @@ async def chaos(files: int, seed: int, kills: int, spread_s: float, timeout_s: f
                 front_ports.append(front_port)
             print(f"emulators and services up in {time.monotonic() - began:.1f}s", flush=True)
             await asyncio.gather(
-                feed(run, rng, spread_s), chaos_monkey(run, rng, kills, spread_s + 5)
+                feed(run, rng, spread_s),
+                chaos_monkey(run, rng, kills, spread_s + 5, at_commit=load == "stream"),
             )
             print(f"uploaded {files} files, re-published {run.replays}", flush=True)
             settings = Settings(
@@ -428,7 +463,10 @@ async def chaos(files: int, seed: int, kills: int, spread_s: float, timeout_s: f
         read = sum(r.record.result.rows_read for r in records if r.record.result)
         loaded = sum(r.record.result.rows_loaded for r in records if r.record.result)
         swept = sum(1 for r in records if (r.record.event_id or "").startswith(SWEEP_ID))
-        print(f"kills={kills_done} replays={run.replays} rows_read={read} rows_loaded={loaded}")
+        print(
+            f"kills={kills_done} kills_between_finalize_and_commit={run.kills_at_commit}"
+            f" replays={run.replays} rows_read={read} rows_loaded={loaded}"
+        )
         print(f"sweeps={run.sweeps} units_finished_by_a_sweep={swept}")
         for problem in result.problems[:20]:
             print(f"  problem: {problem}")
@@ -451,11 +489,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="40 files; well under 5 minutes")
+    parser.add_argument("--load", choices=("job", "stream"), default="job")
     args = parser.parse_args()
     ensure_installed()
     files = 40 if args.quick else args.files
     spread = max(10.0, files * 0.15)
-    result = asyncio.run(chaos(files, args.seed, args.kills, spread, timeout_s=180 + files))
+    result = asyncio.run(
+        chaos(files, args.seed, args.kills, spread, timeout_s=180 + files, load=args.load)
+    )
     clean = result.duplicated == result.lost == result.stuck == 0
     return 0 if clean and not result.problems else 1
 

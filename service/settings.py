@@ -102,6 +102,14 @@ class Settings:
         default=None,
         metadata=_env("BIGQUERY_ENDPOINT", str, doc="BigQuery API endpoint (emulators only)"),
     )
+    bigquery_write_endpoint: str | None = field(
+        default=None,
+        metadata=_env(
+            "BIGQUERY_WRITE_ENDPOINT",
+            str,
+            doc="Storage Write API gRPC host:port, plaintext (emulators only)",
+        ),
+    )
     ack_deadline_seconds: int = field(
         default=600,
         metadata=_env(

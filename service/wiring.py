@@ -76,13 +76,20 @@ def build_backends(settings: Settings) -> Backends:
     backends = replace(backends, work=work, cursors=cursors)
     if settings.fault_rate <= 0:
         return backends
-    from service.adapters.faults import FaultInjector, FaultyObjectStore, faulty_warehouse
+    from service.adapters.faults import (
+        FaultInjector,
+        FaultyObjectStore,
+        FaultyStreamWriter,
+        faulty_warehouse,
+    )
 
     faults = FaultInjector(settings.fault_rate)
+    streams = backends.streams
     return replace(
         backends,
         store=FaultyObjectStore(backends.store, faults),
         warehouse=faulty_warehouse(backends.warehouse, faults),
+        streams=FaultyStreamWriter(streams, faults) if streams is not None else None,
     )
 
 

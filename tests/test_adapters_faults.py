@@ -6,11 +6,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from service.adapters.faults import FaultInjector, FaultyObjectStore, FaultyWarehouse
+from service.adapters.faults import (
+    FaultInjector,
+    FaultyObjectStore,
+    FaultyStreamWriter,
+    FaultyWarehouse,
+)
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
+from service.adapters.memory_streams import MemoryStreamWriter
 from service.errors import TransientError
-from service.models import Column, ObjectRef, TableSpec
+from service.models import Column, ObjectRef, StreamPhase, TableSpec
 from service.settings import Settings, replace_settings
 from service.wiring import build_backends
 
@@ -63,7 +69,24 @@ async def test_wiring_wraps_backends_only_when_asked(embedded_settings: Settings
     faulty = build_backends(replace_settings(embedded_settings, fault_rate=0.1))
     assert isinstance(faulty.store, FaultyObjectStore)
     assert isinstance(faulty.warehouse, FaultyWarehouse)
+    assert isinstance(faulty.streams, FaultyStreamWriter)
     await faulty.close()
+
+
+async def test_a_faulty_commit_lost_after_it_happened_is_adopted_by_the_read_back() -> None:
+    inner = MemoryStreamWriter()
+    faults = FaultInjector(0.5)
+    writer = FaultyStreamWriter(inner, faults)
+    table = TableSpec("d.t", ())
+    faults.roll = lambda: 0.9  # type: ignore[method-assign]  # no fault
+    stream = await writer.create_stream(table)
+    assert await writer.append(stream, pa.record_batch({"a": [1, 2]}), 0)
+    assert await writer.finalize(stream) == 2
+    faults.roll = lambda: 0.4  # type: ignore[method-assign]  # under rate only: fails after
+    with pytest.raises(TransientError, match="after commit"):
+        await writer.commit(table, [stream])
+    assert inner.rows("d.t") == 2  # committed; its answer was lost
+    assert (await writer.describe(stream)).phase is StreamPhase.COMMITTED
 
 
 async def test_the_gs_fast_path_survives_fault_injection(embedded_settings: Settings) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from service.adapters.gcp import build
 from service.adapters.gcp.bigquery import BigQueryWarehouse
 from service.adapters.gcp.bigquery_write import BigQueryStreamWriter
 from service.adapters.gcp.firestore import FirestoreLedgerStore
@@ -19,7 +20,7 @@ from service.errors import TransientError
 from service.models import Column, StreamPhase, TableSpec
 from tests import stream_scenarios
 from tests.crash_kit import FakeClock
-from tests.emulator_fixtures import PROJECT, Emulators
+from tests.emulator_fixtures import Emulators
 from tests.stream_scenarios import Stage
 
 pytestmark = pytest.mark.emulators
@@ -29,15 +30,21 @@ pytestmark = pytest.mark.emulators
 async def parts(
     emulators: Emulators, unique: str, tmp_path: Path
 ) -> AsyncIterator[tuple[BigQueryWarehouse, BigQueryStreamWriter, FirestoreLedgerStore]]:
-    settings = emulators.settings(data_dir=tmp_path / "data", ledger_collection=unique)
-    warehouse = BigQueryWarehouse.from_settings(settings)
-    endpoint = f"127.0.0.1:{emulators.bigquery.grpc_port}"
-    writer = BigQueryStreamWriter.plaintext(endpoint, PROJECT, warehouse.prepare_table)
-    ledger = FirestoreLedgerStore.from_settings(settings)
+    # The backend as a deployment on the emulators builds it: the Write API at its own address.
+    settings = emulators.settings(
+        data_dir=tmp_path / "data",
+        ledger_collection=unique,
+        bigquery_write_endpoint=f"127.0.0.1:{emulators.bigquery.grpc_port}",
+    )
+    store, warehouse, ledger, writer = build(settings)
+    assert isinstance(warehouse, BigQueryWarehouse)
+    assert isinstance(writer, BigQueryStreamWriter)
+    assert isinstance(ledger, FirestoreLedgerStore)
     yield warehouse, writer, ledger
     await writer.close()
     await ledger.close()
     await warehouse.close()
+    await store.close()
 
 
 @pytest.fixture

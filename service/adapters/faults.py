@@ -1,16 +1,24 @@
-"""Fault injection for reliability runs: wraps the object store and the warehouse so that a
-share of calls fail with a TransientError, half before the call and half after it (a lost
-answer: the work happened but the caller never heard). Off unless INGEST_FAULT_RATE > 0.
+"""Fault injection for reliability runs: wraps the object store, the warehouse and the Write
+API so that a share of calls fail with a TransientError, half before the call and half after it
+(a lost answer: the work happened but the caller never heard). Off unless INGEST_FAULT_RATE > 0.
+
+A Write API commit is also held back ``COMMIT_HOLD_SECONDS`` after a log line saying so: the
+ledger says "committing" and the stream is finalized, so a chaos run that kills the process on
+that line lands its kill between finalize and commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import pyarrow as pa
+
+from service.adapters.stream_faults import StreamWriterWrapper
 from service.errors import TransientError
 from service.models import (
     LoadResult,
@@ -21,10 +29,12 @@ from service.models import (
     TableSpec,
     UriSource,
 )
-from service.ports import ListPage, ObjectStore, UriLoader, Warehouse
+from service.ports import ListPage, ObjectStore, StreamWriter, UriLoader, Warehouse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# How long a faulty Write API holds each commit back, after logging that it does.
+COMMIT_HOLD_SECONDS = 0.5
 
 
 class FaultInjector:
@@ -149,3 +159,25 @@ def faulty_warehouse(inner: Warehouse, faults: FaultInjector) -> Warehouse:
     if isinstance(inner, UriLoader):
         return FaultyUriWarehouse(inner, inner, faults)
     return FaultyWarehouse(inner, faults)
+
+
+class FaultyStreamWriter(StreamWriterWrapper):
+    """The Write API with faults on every call that changes something."""
+
+    def __init__(self, inner: StreamWriter, faults: FaultInjector) -> None:
+        super().__init__(inner)
+        self.faults = faults
+
+    async def create_stream(self, table: TableSpec) -> str:
+        return await self.faults.call("create_stream", lambda: self.inner.create_stream(table))
+
+    async def append(self, stream: str, batch: pa.RecordBatch, offset: int) -> bool:
+        return await self.faults.call("append", lambda: self.inner.append(stream, batch, offset))
+
+    async def finalize(self, stream: str) -> int:
+        return await self.faults.call("finalize", lambda: self.inner.finalize(stream))
+
+    async def commit(self, table: TableSpec, streams: Sequence[str]) -> bool:
+        log.warning("holding commit of %s for %gs", ", ".join(streams), COMMIT_HOLD_SECONDS)
+        await asyncio.sleep(COMMIT_HOLD_SECONDS)
+        return await self.faults.call("commit", lambda: self.inner.commit(table, streams))

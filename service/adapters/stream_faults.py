@@ -37,9 +37,25 @@ class Script:
     before_commit: Callable[[], Awaitable[None]] | None = None  # e.g. hold the commit open
 
 
-class ScriptedStreamWriter:
-    def __init__(self, inner: StreamWriter, script: Script) -> None:
+class StreamWriterWrapper:
+    """What a faulty Write API passes through untouched: reads, drops and closing."""
+
+    def __init__(self, inner: StreamWriter) -> None:
         self.inner = inner
+
+    async def describe(self, stream: str) -> StreamState:
+        return await self.inner.describe(stream)
+
+    async def abandon(self, stream: str) -> None:
+        await self.inner.abandon(stream)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class ScriptedStreamWriter(StreamWriterWrapper):
+    def __init__(self, inner: StreamWriter, script: Script) -> None:
+        super().__init__(inner)
         self.script = script
         self.calls: dict[str, int] = {}
         self.fired: list[str] = []
@@ -93,12 +109,3 @@ class ScriptedStreamWriter:
         if self._fires(self.script.commit_answer_lost, n, "commit answer lost"):
             raise TransientError("scripted: the commit's answer was lost")
         return done
-
-    async def describe(self, stream: str) -> StreamState:
-        return await self.inner.describe(stream)
-
-    async def abandon(self, stream: str) -> None:
-        await self.inner.abandon(stream)
-
-    async def close(self) -> None:
-        await self.inner.close()

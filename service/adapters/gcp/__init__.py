@@ -21,9 +21,13 @@ def build(
     assert settings.project is not None
     with needing_credentials():
         warehouse = BigQueryWarehouse.from_settings(settings)
-        # An emulated BigQuery (a REST endpoint) has no Write API address in the settings.
+        # An emulated BigQuery (a REST endpoint) has its Write API on a gRPC port of its own.
         streams = None
-        if not settings.bigquery_endpoint:
+        if settings.bigquery_write_endpoint:
+            streams = BigQueryStreamWriter.plaintext(
+                settings.bigquery_write_endpoint, settings.project, warehouse.prepare_table
+            )
+        elif not settings.bigquery_endpoint:
             streams = BigQueryStreamWriter.lazy(settings.project, warehouse.prepare_table)
         return (
             GcsObjectStore.from_settings(settings),
