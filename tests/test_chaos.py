@@ -1,4 +1,5 @@
-"""The quick chaos run (bench/chaos.py --quick) as a test: skip locally with -m "not chaos"."""
+"""The quick chaos run (bench/chaos.py --quick), on each load path, as a test: skip locally
+with -m "not chaos"."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.chaos, pytest.mark.emulators, pytest.mark.timeout(600)]
 
 
-def test_quick_chaos_run_loads_every_file_exactly_once() -> None:
+@pytest.mark.parametrize("load", ["job", "stream"])
+def test_quick_chaos_run_loads_every_file_exactly_once(load: str) -> None:
+    command = [sys.executable, str(ROOT / "bench" / "chaos.py"), "--quick", "--seed", "11"]
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "chaos.py"), "--quick", "--seed", "11"],
+        [*command, "--load", load],
         capture_output=True,
         text=True,
         timeout=560,
@@ -28,3 +31,5 @@ def test_quick_chaos_run_loads_every_file_exactly_once() -> None:
     assert figures["stuck"] == "0", run.stdout
     assert figures["loaded_once"] == "40", run.stdout
     assert run.returncode == 0, run.stdout + run.stderr
+    if load == "stream":  # every kill waited for a commit held after finalize
+        assert "kills_between_finalize_and_commit=3 " in run.stdout, run.stdout
