@@ -59,8 +59,8 @@ def append_request(
     """One AppendRows request: one IPC record batch at ``offset``; the first request of a
     connection also names the stream and carries the serialized Arrow schema.
 
-    Built on the raw protobuf message and wrapped once: proto-plus copies a nested message on
-    every assignment, which cost more CPU than parsing the rows (1.2 ms a MiB, against 0.03).
+    Built on the raw protobuf message and wrapped once: through proto-plus's nested
+    assignments a request cost about 1.1 ms, the raw message 0.03 ms.
     """
     request = types.AppendRowsRequest.pb()()
     request.offset.value = offset
