@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service.ingest import Status  # noqa: E402
 from service.models import EventMeta, ObjectFinalized, ObjectRef  # noqa: E402
+from service.results import Status  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.wiring import build_backends, build_ingestor, load_config  # noqa: E402
 from tests.emulators import Emulator, emulator_chain, ensure_installed  # noqa: E402
