@@ -239,34 +239,38 @@ async def chaos_monkey(
     run: Run, rng: random.Random, kills: int, window_s: float, at_commit: bool = False
 ) -> None:
     """SIGKILL a random service ``kills`` times within the window, restarting each;
-    ``at_commit``: each kill waits for the victim to hold a commit (finalized, not committed)."""
-    moments = sorted(rng.uniform(1.0, window_s) for _ in range(kills))
+    ``at_commit``: each kill goes to the first service that holds a commit (finalized, the
+    ledger "committing", no commit sent), at moments while files still arrive."""
+    last = window_s - 5 if at_commit else window_s
+    moments = sorted(rng.uniform(1.0, max(1.0, last)) for _ in range(kills))
     began = time.monotonic()
     for moment in moments:
         await asyncio.sleep(max(0.0, moment - (time.monotonic() - began)))
         victim = rng.choice(run.services)
         where = ""
         if at_commit:
-            landed = await holding_commit(victim, timeout_s=window_s)
-            run.kills_at_commit += landed
-            where = " between finalize and commit" if landed else " (no commit held: at random)"
+            holder = await holding_commit(run.services, timeout_s=window_s)
+            run.kills_at_commit += holder is not None
+            victim = holder or victim
+            where = " between finalize and commit" if holder else " (no commit held: at random)"
         victim.kill()
         print(f"  t={time.monotonic() - began:5.1f}s SIGKILL {victim.name}{where}", flush=True)
         await asyncio.sleep(rng.uniform(0.5, 2.0))
         await asyncio.to_thread(victim.start)
 
 
-async def holding_commit(service: Service, timeout_s: float) -> bool:
-    """Wait until the service logs that it holds a commit back; False after ``timeout_s``."""
-    seen = service.log_path.stat().st_size
+async def holding_commit(services: list[Service], timeout_s: float) -> Service | None:
+    """The first service to log that it holds a commit back; None after ``timeout_s``."""
+    seen = {s.name: s.log_path.stat().st_size for s in services}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with service.log_path.open("rb") as log:
-            log.seek(seen)
-            if b"holding commit" in log.read():
-                return True
+        for service in services:
+            with service.log_path.open("rb") as log:
+                log.seek(seen[service.name])
+                if b"holding commit" in log.read():
+                    return service
         await asyncio.sleep(0.02)
-    return False
+    return None
 
 
 async def wait_quiet(
