@@ -84,6 +84,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.abandon()  # anything still running when serving ends
+        if self._ingestor is not None:
+            self._ingestor.runner.close()
         if self._backends is not None:
             try:
                 await asyncio.wait_for(self._backends.close(), CLOSE_TIMEOUT_SECONDS)

@@ -184,6 +184,7 @@ def _exit_past_stuck_threads() -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
     stuck = [t for t in others if t.is_alive() and not t.daemon]
     if stuck:
-        log.warning("leaving %d worker thread(s) that did not finish", len(stuck))
+        names = ", ".join(t.name for t in stuck)
+        log.warning("leaving %d worker thread(s) that did not finish: %s", len(stuck), names)
         logging.shutdown()
         os._exit(0)

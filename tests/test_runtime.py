@@ -32,3 +32,15 @@ async def test_clients_that_never_finish_closing_do_not_hold_shutdown(
     with pytest.raises(RuntimeError):
         runtime.backends  # noqa: B018 - released all the same
     await real.close()
+
+
+async def test_closing_lets_the_block_parsers_threads_end(embedded_settings: Settings) -> None:
+    # Idle, they outlived serving: the process waited a second for them and warned at every stop.
+    runtime = Runtime(embedded_settings)
+    await runtime.open()
+    assert runtime._ingestor is not None
+    blocks = runtime._ingestor.runner.blocks
+    blocks.submit(int).result()  # a worker thread exists, as after any unit
+    await runtime.close()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        blocks.submit(int)

@@ -111,6 +111,10 @@ class Runner:
         # Parses blocks of every unit's file; its jobs only compute, so sharing it is safe.
         self.blocks = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ingest-block")
 
+    def close(self) -> None:
+        """Let the block parsers' threads end (idle, they would hold the process at exit)."""
+        self.blocks.shutdown(wait=False, cancel_futures=True)
+
     def context(
         self,
         key: UnitKey,
