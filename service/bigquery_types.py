@@ -35,6 +35,8 @@ ALIASES = {
     "BIGDECIMAL": "BIGNUMERIC",
     "STRUCT": "RECORD",
 }
+# The GoogleSQL names of the canonical (legacy SQL) names that differ, as CAST takes them.
+GOOGLESQL = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 # Column modes; a REPEATED column is an array of its type.
 MODES = ("NULLABLE", "REQUIRED", "REPEATED")
 # Types that hold a point in time: partition columns, and what a `cast` with a format produces.
@@ -49,3 +51,11 @@ def canonical(name: str) -> str:
     """The canonical name of a type however it is spelled (case, alias); unknown ones as given."""
     upper = name.upper()
     return ALIASES.get(upper, upper)
+
+
+def googlesql(name: str) -> str:
+    """A scalar type's GoogleSQL name, for a CAST; a type that has none is cast as STRING."""
+    kind = canonical(name)
+    if kind not in TYPES or kind in ("RECORD", "JSON", "GEOGRAPHY"):
+        return "STRING"
+    return GOOGLESQL.get(kind, kind)

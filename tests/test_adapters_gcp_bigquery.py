@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from google.api_core import exceptions as gexc
 
-from service.adapters.gcp.bigquery import BigQueryWarehouse, bigquery_job_id, peek_query
+from service.adapters.gcp.bigquery import BigQueryWarehouse
+from service.adapters.gcp.bigquery_specs import bigquery_job_id, peek_query
 from service.errors import PermanentError
 from service.models import Column, RowFilter, TableSpec
 

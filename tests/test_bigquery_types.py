@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from google.cloud.bigquery import SchemaField
 
-from service.adapters.gcp.bigquery import _spelled, _spelled_column
+from service.adapters.gcp.bigquery_specs import spelled as _spelled
+from service.adapters.gcp.bigquery_specs import spelled_column as _spelled_column
 from service.adapters.local.duckdb_warehouse import DUCKDB_TYPES
 from service.bigquery_types import ALIASES, TIME_TYPES, TYPES, canonical
 from service.models import Column

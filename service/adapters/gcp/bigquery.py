@@ -7,14 +7,14 @@ every attempt walks the same sequence, so at most one of them can ever succeed.
 
 Longer than 300 lines: loads, the partition swap and the dataset and table checks share that
 job sequence and the client, and the reads (count, tables, peek) that client; each Google API
-call carries its permission and retry note.
+call carries its permission and retry note. How things are spelled for BigQuery (schemas, load
+configs, job ids, peek queries) is bigquery_specs.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,13 +24,23 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from google.cloud.bigquery.enums import DatasetView
-from google.cloud.bigquery.format_options import ParquetOptions
 
+from service.adapters.gcp.bigquery_specs import (
+    TABLE_NAME,
+    bigquery_job_id,
+    describe_source,
+    evolved,
+    load_config,
+    peek_query,
+    spelled,
+    spelled_column,
+    staging_table_name,
+    table_schema,
+    update_options,
+)
 from service.adapters.gcp.errors import translate
-from service.bigquery_types import canonical
 from service.errors import IngestError, NotFoundError, PermanentError
-from service.models import Column, LoadResult, RowFilter, Rows, TableSpec, UriSource
-from service.peek import checked_filters
+from service.models import LoadResult, RowFilter, Rows, TableSpec, UriSource
 from service.schema_changes import SchemaChange, plan_change
 from service.settings import Settings
 
@@ -43,38 +53,6 @@ STAGING_LIFETIME = timedelta(days=8)
 MAX_JOB_ATTEMPTS = 8
 # Submits one load job under the attempt id it is given, to the destination given.
 Submit = Callable[[str, bigquery.LoadJobConfig, str], Any]
-# What a job id may not hold: BigQuery allows letters, digits, "_" and "-", 1,024 at most
-# (https://cloud.google.com/bigquery/docs/reference/rest/v2/JobReference).
-NOT_IN_JOB_ID = re.compile(r"[^A-Za-z0-9_-]")
-# A table a peek may name: DATASET.TABLE, nothing that could end the quoted reference.
-TABLE_NAME = re.compile(r"[A-Za-z0-9_]+\.[^`.\\]+")
-# Most bytes one filtered peek may bill (a query scans whole columns, whatever its LIMIT): 1 GB.
-PEEK_MAX_BYTES_BILLED = 10**9
-# Legacy schema type names and their GoogleSQL spelling for CAST in a peek's filters.
-STANDARD_TYPES = {
-    "STRING": "STRING",
-    "INTEGER": "INT64",
-    "INT64": "INT64",
-    "FLOAT": "FLOAT64",
-    "FLOAT64": "FLOAT64",
-    "NUMERIC": "NUMERIC",
-    "BIGNUMERIC": "BIGNUMERIC",
-    "BOOLEAN": "BOOL",
-    "BOOL": "BOOL",
-    "TIMESTAMP": "TIMESTAMP",
-    "DATE": "DATE",
-    "DATETIME": "DATETIME",
-    "TIME": "TIME",
-    "BYTES": "BYTES",
-}
-# Longest job id BigQuery accepts; the retry suffixes (_r1...) and _stage are kept inside it.
-MAX_JOB_ID = 1024 - len("_stage_r9")
-
-
-def bigquery_job_id(job_id: str) -> str:
-    """The unit's job id as BigQuery accepts it: a pipeline named ``orders.v2`` gives
-    ``orders_v2``. The same id always gives the same job id, so adoption still works."""
-    return NOT_IN_JOB_ID.sub("_", job_id)[:MAX_JOB_ID]
 
 
 class BigQueryWarehouse:
@@ -126,7 +104,7 @@ class BigQueryWarehouse:
                     location=self.location,
                 )
 
-        config = _load_config(table, bigquery.SourceFormat.PARQUET)
+        config = load_config(table, bigquery.SourceFormat.PARQUET)
         return await self._load(table, job_id, config, submit, replace_partition)
 
     async def load_uri(
@@ -148,8 +126,8 @@ class BigQueryWarehouse:
                 location=self.location,
             )
 
-        config = _load_config(table, source.format)
-        _describe_source(config, source)
+        config = load_config(table, source.format)
+        describe_source(config, source)
         return await self._load(table, job_id, config, submit, replace_partition)
 
     async def _load(
@@ -171,7 +149,7 @@ class BigQueryWarehouse:
             change = self._changes.get(table)
             if change and replace_partition is None:
                 # The load job makes the change: BigQuery's two allowed schema updates.
-                config.schema_update_options = _update_options(change)
+                config.schema_update_options = update_options(change)
             what = f"load {table.name} job {job_id}"
             if replace_partition is None:
                 destination = self._ref(table.name)
@@ -253,8 +231,9 @@ class BigQueryWarehouse:
         self._changes.pop(table, None)
 
     async def _staging(self, table: TableSpec, job_id: str) -> str:
-        name = f"{table.dataset}._ingest_stage_{re.sub(r'[^A-Za-z0-9_]', '_', job_id)}"[:1024]
-        staging = bigquery.Table(self._ref(name), schema=self._schemas.get(table, _schema(table)))
+        name = staging_table_name(table, job_id)
+        schema = self._schemas.get(table, table_schema(table))
+        staging = bigquery.Table(self._ref(name), schema=schema)
         staging.expires = datetime.now(UTC) + STAGING_LIFETIME
         # tables.insert: bigquery.tables.create on the dataset (dataEditor); 409 means made.
         await self._call(f"create {name}", self.client.create_table, staging, exists_ok=True)
@@ -347,7 +326,7 @@ class BigQueryWarehouse:
         the change (see service/schema_changes.py); anything else differing is refused."""
         if table in self._tables:
             return
-        wanted = bigquery.Table(f"{self.client.project}.{table.name}", schema=_schema(table))
+        wanted = bigquery.Table(f"{self.client.project}.{table.name}", schema=table_schema(table))
         if table.partition_field:
             wanted.time_partitioning = bigquery.TimePartitioning(field=table.partition_field)
         if table.clustering:
@@ -357,10 +336,10 @@ class BigQueryWarehouse:
         found = await self._call(
             f"create table {table.name}", self.client.create_table, wanted, exists_ok=True
         )
-        have = {f.name: (_spelled(f), (f.mode or "NULLABLE").upper()) for f in found.schema}
-        change = plan_change(table, have, _spelled_column)
+        have = {f.name: (spelled(f), (f.mode or "NULLABLE").upper()) for f in found.schema}
+        change = plan_change(table, have, spelled_column)
         # Loads send the table's own column order (added columns come last in BigQuery).
-        self._schemas[table] = _evolved(list(found.schema), change)
+        self._schemas[table] = evolved(list(found.schema), change)
         if change:
             self._changes[table] = change
             log.info(
@@ -403,15 +382,15 @@ class BigQueryWarehouse:
             if not where:
                 # tabledata.list (bigquery.tables.getData): free, scans nothing; retried by
                 # the client. https://cloud.google.com/bigquery/docs/samples/bigquery-browse-table
-                listed = self.client.list_rows(found, max_results=limit)
-                return Rows(names, tuple(tuple(row.values()) for row in listed))
-            sql, config = peek_query(found, where, limit)
-            # jobs.insert + getQueryResults (bigquery.jobs.create, bigquery.tables.getData):
-            # a query bills the columns it scans, so maximum_bytes_billed caps what one peek
-            # may cost; values are query parameters, never SQL text
-            # (https://cloud.google.com/bigquery/docs/parameterized-queries).
-            result = self.client.query(sql, job_config=config, location=self.location).result()
-            return Rows(names, tuple(tuple(row.values()) for row in result))
+                got = self.client.list_rows(found, max_results=limit)
+            else:
+                sql, config = peek_query(found, where, limit)
+                # jobs.insert + getQueryResults (bigquery.jobs.create, tables.getData): a query
+                # bills the columns it scans, so maximum_bytes_billed caps what one peek may
+                # cost; values are query parameters, never SQL text
+                # (https://cloud.google.com/bigquery/docs/parameterized-queries).
+                got = self.client.query(sql, job_config=config, location=self.location).result()
+            return Rows(names, tuple(tuple(row.values()) for row in got))
 
         rows: Rows = await self._call(f"peek {table}", run)
         return rows
@@ -422,108 +401,3 @@ class BigQueryWarehouse:
 
     async def close(self) -> None:
         self.client.close()
-
-
-def _field(c: Column) -> bigquery.SchemaField:
-    fields = tuple(_field(f) for f in c.fields)
-    if c.description:
-        return bigquery.SchemaField(
-            c.name, c.type, mode=c.mode, description=c.description, fields=fields
-        )
-    return bigquery.SchemaField(c.name, c.type, mode=c.mode, fields=fields)
-
-
-def peek_query(
-    found: bigquery.Table, where: Sequence[RowFilter], limit: int
-) -> tuple[str, bigquery.QueryJobConfig]:
-    """The query of a filtered peek: checked, backquoted column names, one STRING parameter per
-    value cast to the column's type (the type is the table's, not the caller's)."""
-    types = {f.name: f.field_type for f in found.schema}
-    checked = checked_filters(found.table_id, where, types)
-    conditions = [
-        f"`{f.column}` {f.operator} CAST(@v{i} AS {STANDARD_TYPES.get(types[f.column], 'STRING')})"
-        for i, f in enumerate(checked)
-    ]
-    params = [
-        bigquery.ScalarQueryParameter(f"v{i}", "STRING", f.value) for i, f in enumerate(where)
-    ]
-    params.append(bigquery.ScalarQueryParameter("limit", "INT64", limit))
-    table = f"{found.project}.{found.dataset_id}.{found.table_id}"
-    sql = f"SELECT * FROM `{table}` WHERE {' AND '.join(conditions)} LIMIT @limit"
-    config = bigquery.QueryJobConfig(
-        query_parameters=params, maximum_bytes_billed=PEEK_MAX_BYTES_BILLED
-    )
-    return sql, config
-
-
-def _schema(table: TableSpec) -> list[bigquery.SchemaField]:
-    return [_field(c) for c in table.columns]
-
-
-def _spelled(field: Any) -> str:
-    """A table field's type, nested fields included, as one comparable text."""
-    kind = canonical(field.field_type)
-    if not field.fields:
-        return kind
-    inner = ", ".join(
-        f"{f.name} {_spelled(f)} {(f.mode or 'NULLABLE').upper()}" for f in field.fields
-    )
-    return f"{kind}<{inner}>"
-
-
-def _spelled_column(column: Column) -> str:
-    return _spelled(_field(column))
-
-
-def _update_options(change: SchemaChange) -> list[str]:
-    options = []
-    if change.added:
-        options.append(bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION)
-    if change.relaxed:
-        options.append(bigquery.SchemaUpdateOption.ALLOW_FIELD_RELAXATION)
-    return options
-
-
-def _evolved(fields: list[Any], change: SchemaChange) -> list[Any]:
-    """The table's fields with the change applied: relaxed in place, added at the end."""
-    relaxed = [
-        bigquery.SchemaField.from_api_repr({**f.to_api_repr(), "mode": "NULLABLE"})
-        if f.name in change.relaxed
-        else f
-        for f in fields
-    ]
-    return relaxed + [_field(c) for c in change.added]
-
-
-def _load_config(table: TableSpec, source_format: str) -> bigquery.LoadJobConfig:
-    config = bigquery.LoadJobConfig(
-        source_format=source_format,
-        schema=_schema(table),
-        create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
-        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-    )
-    if table.partition_field:
-        config.time_partitioning = bigquery.TimePartitioning(field=table.partition_field)
-    if table.clustering:
-        config.clustering_fields = list(table.clustering)
-    if source_format == bigquery.SourceFormat.PARQUET:
-        # A Parquet LIST (what Arrow writes for a REPEATED column) loads as a repeated field
-        # of its elements, not as a RECORD holding a "list" of "element"s.
-        options = ParquetOptions()
-        options.enable_list_inference = True
-        config.parquet_options = options
-    return config
-
-
-def _describe_source(config: bigquery.LoadJobConfig, source: UriSource) -> None:
-    """CSV options for a load from gs://; bad rows fail the job (the service then streams)."""
-    config.max_bad_records = 0
-    if source.format != bigquery.SourceFormat.CSV:
-        return
-    config.field_delimiter = source.field_delimiter
-    config.quote_character = source.quote_character
-    config.skip_leading_rows = source.skip_leading_rows
-    config.encoding = source.encoding
-    config.allow_quoted_newlines = source.allow_quoted_newlines
-    if source.null_marker is not None:
-        config.null_marker = source.null_marker
