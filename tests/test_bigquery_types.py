@@ -9,8 +9,9 @@ from service.adapters.gcp.bigquery_specs import spelled_column as _spelled_colum
 from service.adapters.local.duckdb_warehouse import DUCKDB_TYPES
 from service.bigquery_types import ALIASES, TIME_TYPES, TYPES, canonical
 from service.models import Column
-from service.pipeline.casts import ARROW_TYPES, PY_PARSERS
+from service.pipeline.casts import ARROW_TYPES
 from service.pipeline.csv_format import CSV_FAST_TYPES
+from service.pipeline.value_parsers import PY_PARSERS
 
 
 def test_aliases_and_case_read_as_the_canonical_name() -> None:

@@ -5,7 +5,10 @@ fast path is one or two pyarrow.compute kernels per column; only a column that f
 to checking value by value, to say exactly which rows are bad and why. Used by the validate
 stage only (RECORD and REPEATED columns: nested.py, which casts their leaves here).
 
-Longer than 300 lines: one converter per BigQuery type, and the tables that list them all.
+The per-value parsers of the slow path, which name exact reasons, are value_parsers.py's.
+
+Longer than 300 lines: one vectorized converter per BigQuery type, and the tables that list
+them all.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from datetime import time as time_of_day
-from decimal import Decimal, InvalidOperation, localcontext
+from datetime import datetime
+from decimal import InvalidOperation
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from service.bigquery_types import TEXT_TYPES
 from service.models import Column
+from service.pipeline.value_parsers import FALSE_TEXT, PY_PARSERS, TRUE_TEXT, as_text, as_type
 
 Failures = dict[int, str]
 Converted = tuple[pa.Array, Failures]
@@ -46,19 +49,15 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "JSON": pa.string(),  # JSON text; BigQuery parses a string into a JSON column
     "GEOGRAPHY": pa.string(),  # WKT or GeoJSON text
 }
-# Spellings BigQuery accepts for booleans in CSV, lower-cased.
-TRUE_WORDS = pa.array(["true", "t", "1", "yes", "y"])
-FALSE_WORDS = pa.array(["false", "f", "0", "no", "n"])
+# Spellings BigQuery accepts for booleans in CSV, lower-cased, for the vectorized path.
+TRUE_WORDS = pa.array(sorted(TRUE_TEXT))
+FALSE_WORDS = pa.array(sorted(FALSE_TEXT))
 # A time zone at the end of a timestamp's text: Z, +01, +0100 or +01:00.
 ZONE_SUFFIX = r"([zZ]|[+-]\d{2}(:?\d{2})?)$"
 ZONE_PATTERN = re.compile(ZONE_SUFFIX)
 ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
 # Types held as strings whose text is still checked (and BYTES, base64 in text files).
 CHECKED_TEXT = frozenset({"JSON", "GEOGRAPHY"})
-# How WKT text begins: a geometry's name.
-WKT_START = re.compile(
-    r"(?i)(POINT|LINESTRING|POLYGON|MULTIPOINT|MULTILINESTRING|MULTIPOLYGON|GEOMETRYCOLLECTION)\b"
-)
 
 
 def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
@@ -98,7 +97,7 @@ def convert(
         values, failed = pa.nulls(len(raw), target), {}
     elif pa.types.is_nested(raw.type) and column.type in TEXT_TYPES:
         values, failed = json_text(raw), {}  # kept as its JSON text
-    elif column.type == "JSON" and not _stored_as_text(raw.type):
+    elif column.type == "JSON" and not _storedas_text(raw.type):
         values, failed = json_text(raw), {}  # typed values (Parquet) as JSON
     elif (
         raw.type == target
@@ -122,7 +121,7 @@ def convert(
     return values, failed
 
 
-def _stored_as_text(kind: pa.DataType) -> bool:
+def _storedas_text(kind: pa.DataType) -> bool:
     return any(
         check(kind)
         for check in (
@@ -254,7 +253,7 @@ def _strptime(
 def _first_format(value: str, formats: tuple[str, ...], column: Column) -> object:
     for fmt in formats:
         try:
-            return _as_type(datetime.strptime(value, fmt), column)
+            return as_type(datetime.strptime(value, fmt), column)
         except ValueError:
             continue
     raise ValueError(f"matches none of the formats {', '.join(formats)}")
@@ -312,7 +311,7 @@ def _per_value(
         try:
             if isinstance(item, dict | list):
                 raise ValueError("nested")
-            out.append(parse(_as_text(item)))
+            out.append(parse(as_text(item)))
         except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
             out.append(None)
             why = (
@@ -322,115 +321,6 @@ def _per_value(
     return pa.array(out, target), failed
 
 
-def _as_text(item: object) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, bytes):
-        return item.decode("utf-8")
-    if isinstance(item, bool):
-        return "true" if item else "false"
-    if isinstance(item, datetime | date):
-        return item.isoformat()
-    if isinstance(item, float) and item.is_integer():
-        return str(int(item))  # 2.0 is the integer 2, as pyarrow's own cast writes it
-    if isinstance(item, float | int | Decimal):
-        return str(item)
-    return json.dumps(item)
-
-
-def _as_type(parsed: datetime, column: Column) -> object:
-    if column.type == "DATE":
-        return parsed.date()
-    if column.type == "TIMESTAMP":
-        return _utc(parsed)
-    if parsed.tzinfo is not None:
-        raise ValueError("DATETIME values cannot carry a time zone")
-    return parsed
-
-
-def _int64(value: str) -> int:
-    number = int(value.strip())
-    if not -(2**63) <= number < 2**63:
-        raise OverflowError("out of INT64 range")
-    return number
-
-
-def _utc(parsed: datetime) -> datetime:
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _parse_timestamp(value: str) -> datetime:
-    text = value.strip()
-    if text.endswith(" UTC"):
-        text = text[:-4] + "+00:00"
-    return _utc(datetime.fromisoformat(text))
-
-
-def _parse_datetime(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.strip())
-    if parsed.tzinfo is not None:
-        raise ValueError("DATETIME values cannot carry a time zone")
-    return parsed
-
-
-def _parse_decimal(value: str) -> Decimal:
-    number = Decimal(value.strip())
-    if not number.is_finite() or abs(number) >= Decimal(10) ** 29:
-        raise ValueError("not a finite NUMERIC")
-    return number.quantize(Decimal("1.000000000"))
-
-
-def _parse_bignumeric(value: str) -> Decimal:
-    with localcontext() as context:
-        context.prec = 80
-        number = Decimal(value.strip())
-        if not number.is_finite() or abs(number) >= Decimal(10) ** 38:
-            raise ValueError("not a finite BIGNUMERIC")
-        return number.quantize(Decimal(1).scaleb(-38))
-
-
-def _parse_json(value: str) -> str:
-    json.loads(value)
-    return value
-
-
-def _parse_geography(value: str) -> str:
-    """WKT (``POINT(1 2)``) or a GeoJSON geometry; BigQuery checks the shape itself."""
-    text = value.strip()
-    if text.startswith("{"):
-        found = json.loads(text)
-        if not isinstance(found, dict) or "type" not in found:
-            raise ValueError("GeoJSON needs a type")
-    elif not WKT_START.match(text):
-        raise ValueError("not WKT or GeoJSON")
-    return value
-
-
-def _parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in TRUE_WORDS.to_pylist():
-        return True
-    if lowered in FALSE_WORDS.to_pylist():
-        return False
-    raise ValueError("not a boolean")
-
-
-# Python parsers for the slow path, by BigQuery type: exact reasons for bad values.
-PY_PARSERS: dict[str, Callable[[str], object]] = {
-    "STRING": str,
-    "INTEGER": _int64,
-    "FLOAT": lambda v: float(v.strip()),
-    "NUMERIC": _parse_decimal,
-    "BIGNUMERIC": _parse_bignumeric,
-    "TIME": lambda v: time_of_day.fromisoformat(v.strip()),
-    "JSON": _parse_json,
-    "GEOGRAPHY": _parse_geography,
-    "BOOLEAN": _parse_bool,
-    "TIMESTAMP": _parse_timestamp,
-    "DATETIME": _parse_datetime,
-    "DATE": lambda v: date.fromisoformat(v.strip()),
-    "BYTES": lambda v: base64.b64decode(v, validate=True),
-}
 # Type-specific vectorized converters for text; other types use a plain cast.
 CONVERTERS: dict[str, Callable[[pa.Array, pa.DataType, Column], Converted]] = {
     "BOOLEAN": _boolean,

@@ -21,12 +21,12 @@ from service.bigquery_types import TEXT_TYPES
 from service.models import Column
 from service.pipeline.casts import (
     ARROW_ERRORS,
-    PY_PARSERS,
     Converted,
     Failures,
     arrow_type,
     convert,
 )
+from service.pipeline.value_parsers import PY_PARSERS
 
 
 class _Exact(Exception):
