@@ -13,7 +13,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from service.content import fingerprint, same_content, same_content_reason
+from service.content import (
+    filled_in,
+    fingerprint,
+    object_agrees,
+    same_content,
+    same_content_reason,
+)
 from service.errors import (
     IngestError,
     LeaseLostError,
@@ -40,7 +46,6 @@ from service.models import (
     LedgerRecord,
     ObjectFinalized,
     ObjectInfo,
-    ObjectRef,
     SweepRequested,
     UnitKey,
     UnitRequested,
@@ -218,7 +223,7 @@ class Ingestor:
             job_id=job_id,
             crc32c=info.crc32c_base64,
         )
-        if isinstance(claim, FingerprintMismatch) and await self._object_agrees(info):
+        if isinstance(claim, FingerprintMismatch) and await object_agrees(self.store, info):
             claim = await self.ledger.claim(
                 key, fingerprint(info), event_id=meta.event_id, object_agrees=True, job_id=job_id
             )
@@ -326,7 +331,7 @@ class Ingestor:
 
         async def run() -> UnitResult:
             with progress.working("extract"):
-                current = await self._current(info)
+                current = await filled_in(self.store, info)
             ctx = self.runner.context(key, pipeline, current, meta, progress, journal=journal)
             return await self.runner.run(replace(ctx, recorded_job_id=job_id))
 
@@ -376,34 +381,6 @@ class Ingestor:
             await self.ledger.release(lease)
         except IngestError as exc:
             log.warning("could not release the lease of unit %s: %s", lease.unit, exc)
-
-    async def _object_agrees(self, info: ObjectInfo) -> bool:
-        """The stored generation's own checksum is the one this event gives (the judge when
-        two events of one generation disagree). A missing object agrees with no event."""
-        try:
-            stored = await self.store.stat(info.ref)
-        except PermanentError:
-            return False
-        kind, _, value = fingerprint(info).partition(":")
-        own = {"md5": stored.md5_base64, "crc32c": stored.crc32c_base64}.get(kind)
-        return own is not None and own == value
-
-    async def _current(self, info: ObjectInfo) -> ObjectInfo:
-        """Fill in what the event left out (size, encoding) from the store; events may be thin."""
-        if info.size and info.content_type is not None:
-            return info
-        stored = await self.store.stat(
-            ObjectRef(info.ref.bucket, info.ref.name, info.ref.generation)
-        )
-        return ObjectInfo(
-            ref=info.ref,
-            size=stored.size,
-            content_type=info.content_type or stored.content_type,
-            content_encoding=info.content_encoding or stored.content_encoding,
-            md5_base64=info.md5_base64 or stored.md5_base64,
-            crc32c_base64=info.crc32c_base64 or stored.crc32c_base64,
-            updated=info.updated or stored.updated,
-        )
 
 
 def log_outcome(outcome: UnitOutcome) -> None:
