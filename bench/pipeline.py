@@ -63,6 +63,7 @@ from bench.stream_paths import (  # noqa: E402
     run_stream,
     streaming_reader,
 )
+from service import allocator  # noqa: E402
 from service.adapters.local.directory_store import DirectoryObjectStore  # noqa: E402
 from service.adapters.local.dry import DryWarehouse  # noqa: E402
 from service.models import (  # noqa: E402
@@ -420,12 +421,15 @@ def main() -> None:
     parser.add_argument("--child", type=Path)
     args = parser.parse_args()
     if args.child:
+        allocator.keep_large_blocks()
         child(args.child)
         return
     # One core for everything measured: parsing's limit is one core's, and idle cores that
     # come and go (other work on the machine) must not move the ratios.
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     pa.set_cpu_count(1)
+    # The allocator as the service sets it when it builds its runner (service/allocator.py).
+    print(f"allocator thresholds set: {allocator.keep_large_blocks()}")
     workdir = OUT / f"pipeline-{os.getpid()}"
     (workdir / BUCKET).mkdir(parents=True)
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -103,6 +104,8 @@ class NoteBook:
 async def run_stream(
     path: Path, p: Pipeline, warehouse: Warehouse, writer: StreamWriter, chunk_bytes: int
 ) -> UnitResult:
+    """One unit of ``p`` on the Write API path, whatever load path ``p`` names."""
+    p = replace(p, load="stream")
     store = DirectoryObjectStore(path.parent.parent)
     info = await store.stat(ObjectRef(p.bucket, path.name))
     runner = Runner(store, warehouse, chunk_bytes=chunk_bytes, streams=writer)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from service import allocator
 from service.errors import RowsRejected, StageError
 from service.models import EventMeta, ObjectRef, Rows, UnitKey, UnitResult
 from service.pipeline.definition import Pipeline
@@ -60,6 +61,7 @@ async def try_file(
     pipeline: Pipeline, store: OneObjectStore, warehouse: FirstRowsWarehouse
 ) -> Trial:
     """Run the unit; a rejection is a result too (transient and other failures raise)."""
+    allocator.keep_large_blocks()  # as the service does (wiring.py)
     runner = Runner(store, warehouse, chunk_bytes=CHUNK_BYTES)
     ref = store.ref
     key = UnitKey(pipeline.name, ref.bucket, ref.name, ref.generation or GENERATION)

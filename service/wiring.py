@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from service import allocator
 from service.errors import ConfigError
 from service.fanout import FanOut
 from service.ingest import Ingestor
@@ -168,6 +169,7 @@ def build_ingestor(
     spans: UnitSpans = NO_SPANS,
 ) -> Ingestor:
     ledger = Ledger(backends.ledger_store, owner=owner_id(), lease_seconds=settings.lease_seconds)
+    allocator.keep_large_blocks()  # the runner's blocks and requests: allocator.py says why
     runner = Runner(
         backends.store,
         backends.warehouse,
