@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from service.adapters.local.directory_store import DirectoryObjectStore
@@ -15,7 +16,7 @@ from service.adapters.local.duckdb_arrow import DuckDbArrowWriter
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
 from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 from service.adapters.stream_faults import Crash, Script
-from service.models import StreamPhase, UnitState
+from service.models import Column, StreamPhase, TableSpec, UnitState
 from service.results import Status
 from tests import stream_scenarios
 from tests.crash_kit import FakeClock
@@ -82,3 +83,29 @@ async def test_a_process_lost_before_the_commit_is_written_anew(
     assert again.status is Status.LOADED
     assert await stage.committed_rows() == ROWS
     assert (await stage.record_of(info))[0] is UnitState.COMPLETED
+
+
+async def test_appended_batches_are_not_held_until_the_commit(warehouse: DuckDbWarehouse) -> None:
+    """A stream's transaction spans the whole file: were DuckDB to keep each appended batch
+    (as register() inside a transaction does), a unit's memory would grow with its file."""
+    writer = DuckDbArrowWriter(warehouse)
+    table = TableSpec(TABLE, (Column("id", "INTEGER"), Column("note", "STRING")))
+    stream = await writer.create_stream(table)
+    rows, batches = 50_000, 20
+    before = pa.total_allocated_bytes()
+    for i in range(batches):
+        batch = pa.record_batch(
+            {
+                "id": pa.array(range(i * rows, (i + 1) * rows), pa.int64()),
+                "note": pa.array([f"note {n:040d}" for n in range(rows)], pa.string()),
+            }
+        )
+        assert await writer.append(stream, batch, i * rows)
+        del batch
+    held = pa.total_allocated_bytes() - before
+    one_batch = rows * (8 + 4 + 45)
+    assert held < 2 * one_batch  # held them all: about batches * one_batch (57 MB)
+    assert await writer.finalize(stream) == rows * batches
+    assert await writer.commit(table, (stream,))
+    await writer.close()
+    assert dict(await warehouse.tables())[TABLE] == rows * batches

@@ -96,11 +96,11 @@ class DuckDbArrowWriter:
         sql = f"INSERT INTO {qualified(s.table.name)} ({names}) SELECT {names} FROM incoming"
 
         def insert() -> None:
-            s.cursor.register("incoming", batch)
-            try:
-                s.cursor.execute(sql)
-            finally:
-                s.cursor.unregister("incoming")
+            # DuckDB finds ``incoming`` among this frame's locals (its replacement scan).
+            # register()/unregister() would keep every batch alive until the transaction ends:
+            # a 1 GiB file's unit peaked at 1.9 GiB of RSS that way, 0.45 GiB this way.
+            incoming = batch  # noqa: F841 - read by the SQL above
+            s.cursor.execute(sql)
 
         await self._in(s.cursor, insert)
         s.rows += batch.num_rows
