@@ -42,9 +42,10 @@ FIRST_PAUSE_SECONDS = 0.01
 LONGEST_PAUSE_SECONDS = 0.25
 # DuckDB's buffer memory per open database file; what a load or a stream's transaction holds
 # beyond it goes to the file (or its .tmp folder). Unbounded, one transaction inserting a
-# 1 GiB CSV peaked at 1.1 GiB RSS (DuckDB keeps written blocks cached up to 80% of RAM). 128 MB:
-# measured, as fast as no limit with that file at ~506 MiB RSS; 64 MB cost ~8% CPU for ~461 MiB.
-MEMORY_LIMIT = "128MB"
+# 1 GiB CSV peaked at 1.1 GiB RSS (DuckDB keeps written blocks cached up to 80% of RAM).
+# Measured with bench/pipeline.py (stream path, Arrow inserts): 64 MB, 1 GiB unit at 393 MiB;
+# 128 MB, 451 MiB and a few per cent less CPU. The memory bound is the one users size for.
+MEMORY_LIMIT = "64MB"
 # How much of the holder's command line a message shows.
 COMMAND_CHARS = 80
 # DuckDB's message when another process holds the file: "... Conflicting lock is held in
