@@ -140,6 +140,6 @@ async def test_every_connection_bounds_duckdbs_memory(tmp_path: Path) -> None:
         return row[0] if row else None
 
     try:
-        assert await warehouse._run(limit) == "122.0 MiB"  # 128 MB
+        assert await warehouse._run(limit) == "61.0 MiB"  # 64 MB
     finally:
         await warehouse.close()
