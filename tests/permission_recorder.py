@@ -31,7 +31,7 @@ from google.api_core.gapic_v1 import method_async as gapic_method_async
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud.pubsub_v1.publisher._batch import thread as publisher_batch
 
-from service.adapters.gcp import bigquery, firestore, gcs, pubsub
+from service.adapters.gcp import bigquery, bigquery_write, firestore, gcs, pubsub
 from service.deploy.commands import member
 from service.deploy.deployment_file import load_deployment
 from service.deploy.permissions import API_METHODS, Grant, grants_to, missing
@@ -44,6 +44,7 @@ EXAMPLES = ROOT / "examples"
 ADAPTERS = (
     gcs.GcsObjectStore,
     bigquery.BigQueryWarehouse,
+    bigquery_write.BigQueryStreamWriter,
     firestore.FirestoreLedgerStore,
     pubsub.PubSubTopic,
     pubsub.PubSubOutcomePublisher,

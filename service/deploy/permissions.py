@@ -20,6 +20,8 @@ GCS = "https://cloud.google.com/storage/docs/json_api/v1/"
 FIRESTORE = "https://cloud.google.com/firestore/docs/security/iam#required_permissions"
 PUBSUB = "https://cloud.google.com/pubsub/docs/access-control#required_permissions"
 ROLES_PAGE = "https://cloud.google.com/iam/docs/roles-permissions/"
+WRITE_API = "google.cloud.bigquery.storage.v1.BigQueryWrite."
+WRITE_PAGE = "https://cloud.google.com/bigquery/docs/write-api#required_permissions"
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,18 @@ API_METHODS: dict[str, tuple[tuple[Needs, ...], str]] = {
         (Needs("bigquery.jobs.create", "project"), Needs("bigquery.tables.getData", "dataset")),
         BQ + "jobs/query",
     ),
+    # The Storage Write API: every call on a table's streams needs updateData on its dataset
+    # (a PERMISSION_DENIED names it TABLES_UPDATE_DATA).
+    **{
+        WRITE_API + method: ((Needs("bigquery.tables.updateData", "dataset"),), WRITE_PAGE)
+        for method in (
+            "CreateWriteStream",
+            "AppendRows",
+            "FinalizeWriteStream",
+            "BatchCommitWriteStreams",
+            "GetWriteStream",
+        )
+    },
     "google.firestore.v1.Firestore.GetDocument": (
         (Needs("datastore.entities.get", "project"),),
         FIRESTORE,
