@@ -12,7 +12,7 @@ from service.errors import PermanentError
 from service.models import Column, EventMeta, ObjectInfo, ObjectRef, TableSpec, UnitKey
 from service.pipeline.context import RowNumbers, UnitContext
 from service.pipeline.definition import Pipeline, Transform
-from service.pipeline.transform import Transformer
+from service.pipeline.transform import LINEAGE_ROWS, Transformer
 from tests.pipeline_support import pipeline
 
 STARTED = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
@@ -114,6 +114,26 @@ def test_lineage_columns_name_the_source_event_and_start() -> None:
     assert row["_source_generation"] == 7
     assert row["_event_id"] == "ev-1"
     assert row["_ingested_at"] == STARTED
+
+
+@pytest.mark.parametrize("load", ["job", "stream"])
+def test_lineage_fills_every_row_of_batches_of_any_length(load: str) -> None:
+    t = Transformer(context(pipeline(lineage=True, load=load)))
+    for rows in (3, LINEAGE_ROWS + 5, 2):  # the third slices what the second built
+        out = t(batch(id=list(range(rows))), RowNumbers(1))
+        uris = out.batch.column("_source_uri")
+        assert out.batch.num_rows == rows
+        assert uris.null_count == 0
+        assert set(uris.to_pylist()) == {"gs://landing/orders/2026-11-20.csv"}
+        assert out.batch.column("_ingested_at").to_pylist()[-1] == STARTED
+
+
+def test_lineage_text_is_plain_for_the_write_api_and_a_dictionary_for_parquet() -> None:
+    # The Write API takes plain Arrow types only; Parquet stores a dictionary once per row group.
+    streamed = Transformer(context(pipeline(lineage=True, load="stream")))
+    spooled = Transformer(context(pipeline(lineage=True)))
+    assert streamed.schema.field("_event_id").type == pa.string()
+    assert pa.types.is_dictionary(spooled.schema.field("_event_id").type)
 
 
 def replace_partition(**changes: object) -> Pipeline:

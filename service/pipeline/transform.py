@@ -25,9 +25,11 @@ from service.pipeline.context import BadRow, RowNumbers, UnitContext
 from service.pipeline.definition import Pipeline
 from service.pipeline.nested import convert_nested
 
-# Lineage columns whose one value per unit is stored as a dictionary.
+# Lineage columns whose one value per unit is stored as a dictionary (load jobs' Parquet).
 LINEAGE_TEXT = ("_source_uri", "_event_id")
 LINEAGE_TEXT_TYPE = pa.dictionary(pa.int32(), pa.string())
+# Rows the unit's lineage columns are first built for; longer batches build them again.
+LINEAGE_ROWS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Transformer:
         self.computed = self._computed_values()
         self.partition_day = ctx.path_partition_day()
         self._checked_columns = False
+        self._lineage_columns: list[pa.Array] = []
 
     def _computed_values(self) -> dict[str, pa.Scalar]:
         """Constants and path values, cast once; a value that does not fit fails the file."""
@@ -172,20 +175,28 @@ class Transformer:
         return frozenset({self.partition_day})
 
     def _lineage(self, count: int) -> list[pa.Array]:
+        """The same values on every row of the unit: built once, each batch takes a slice."""
+        if not self._lineage_columns or count > len(self._lineage_columns[0]):
+            self._lineage_columns = self._lineage_values(max(count, LINEAGE_ROWS))
+        return [values.slice(0, count) for values in self._lineage_columns]
+
+    def _lineage_values(self, count: int) -> list[pa.Array]:
         ref = self.ctx.object.ref
+        text = _constant_text if self.pipeline.load == "job" else _plain_text
         return [
-            _constant_text(ref.uri, count),
+            text(ref.uri, count),
             pa.repeat(pa.scalar(ref.generation, pa.int64()), count),
-            _constant_text(self.ctx.event.event_id, count),
+            text(self.ctx.event.event_id, count),
             pa.repeat(pa.scalar(self.ctx.started_at, pa.timestamp("us", tz="UTC")), count),
         ]
 
 
 def output_schema(pipeline: Pipeline) -> pa.Schema:
-    """The Arrow schema of loaded rows. Lineage text is dictionary-encoded: the same value on
-    every row costs four bytes a row, and Parquet stores it once per row group."""
+    """The Arrow schema of loaded rows. For load jobs lineage text is dictionary-encoded: the
+    same value on every row costs four bytes a row, and Parquet stores it once per row group.
+    The Write API takes plain types only: there it is plain text (built once per unit)."""
     schema = arrow_schema(pipeline.output_columns)
-    if not pipeline.lineage:
+    if not pipeline.lineage or pipeline.load != "job":
         return schema
     for name in LINEAGE_TEXT:
         index = schema.get_field_index(name)
@@ -196,6 +207,10 @@ def output_schema(pipeline: Pipeline) -> pa.Schema:
 def _constant_text(value: str, count: int) -> pa.Array:
     zeros = pa.repeat(pa.scalar(0, pa.int32()), count)
     return pa.DictionaryArray.from_arrays(zeros, pa.array([value], pa.string()))
+
+
+def _plain_text(value: str, count: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), count)
 
 
 def _reformat(text: str, fmt: str, column: Column) -> str:
