@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from service.errors import PermanentError
 from service.pipeline import feed
-from service.pipeline.feed import record_blocks, utf8_chunks
+from service.pipeline.feed import VECTOR_COUNT_BYTES, count_byte, record_blocks, utf8_chunks
 from tests.pipeline_support import chunks
 
 
@@ -96,3 +96,11 @@ def test_blocks_never_split_a_record(
     assert b"".join(blocks) == data
     records = [row for b in blocks for row in csv.reader(io.StringIO(b.decode()))]
     assert records == [[str(i), v] for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, VECTOR_COUNT_BYTES, 3 * VECTOR_COUNT_BYTES + 7])
+def test_counting_a_byte_agrees_with_bytes_count(size: int) -> None:
+    data = bytes((i * 31 + i // 7) % 256 for i in range(size))
+    for byte in (b'"', b"'", b"\x00", b"\xff"):
+        assert count_byte(data, byte) == data.count(byte)
+    assert count_byte(data, b"ab") == data.count(b"ab")  # not one byte: counted as text
