@@ -193,6 +193,26 @@ class StreamJournal(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LedgerQuery:
+    """Which ledger records a listing or a count covers: each filter given narrows it."""
+
+    state: UnitState | None = None
+    pipeline: str | None = None
+    since: datetime | None = None  # updated at or after
+
+    def matches(self, record: LedgerRecord) -> bool:
+        return (
+            self.state in (None, record.state)
+            and self.pipeline in (None, record.pipeline)
+            and (self.since is None or record.updated_at >= self.since)
+        )
+
+
+# The query with no filter: every record.
+EVERY_RECORD = LedgerQuery()
+
+
 class IdempotencyStore(Protocol):
     """The ledger's storage: four primitives with compare-and-set on a version token, two
     read-only queries (list and count) for people and the status page, and one for the claim
@@ -208,27 +228,12 @@ class IdempotencyStore(Protocol):
         """Overwrite only if unchanged since ``expected_version``; None when it was not."""
         ...
 
-    async def list(
-        self,
-        state: UnitState | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-        *,
-        pipeline: str | None = None,
-    ) -> list[Stored]:
-        """Newest first; each filter given narrows the listing."""
+    async def list(self, query: LedgerQuery = EVERY_RECORD, limit: int = 100) -> list[Stored]:
+        """The records ``query`` covers, newest first, ``limit`` at most."""
         ...
 
-    async def count(
-        self,
-        state: UnitState,
-        *,
-        pipeline: str | None = None,
-        since: datetime | None = None,
-        up_to: int,
-    ) -> int:
-        """Records in ``state`` (of ``pipeline``, updated at or after ``since``, when given),
-        counted no further than ``up_to``."""
+    async def count(self, query: LedgerQuery, *, up_to: int) -> int:
+        """How many records ``query`` covers, counted no further than ``up_to``."""
         ...
 
     async def last_completed(self, name_key: str) -> LedgerRecord | None:

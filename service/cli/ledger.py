@@ -25,6 +25,7 @@ from service.cli.render import cell, number, outcome, table
 from service.cli.unit_progress import showing
 from service.errors import NotFoundError
 from service.models import EventMeta, LedgerRecord, ObjectRef, UnitKey, UnitState
+from service.ports import LedgerQuery
 
 if TYPE_CHECKING:
     from service.ingest import Ingestor
@@ -75,12 +76,10 @@ def list_units(
 
     async def fetch() -> list[LedgerRecord]:
         async with open_backends(load_settings()) as backends:
-            # The pipeline filter is applied here, so ask for more when it is set.
             stored = await backends.ledger_store.list(
-                state=wanted, since=after, limit=limit if pipeline is None else 10 * limit
+                LedgerQuery(wanted, pipeline, after), limit=limit
             )
-        records = [s.record for s in stored if pipeline in (None, s.record.pipeline)]
-        return records[:limit]
+        return [s.record for s in stored]
 
     records = run_async(fetch)
     if as_json:
@@ -173,8 +172,8 @@ def retry(
         async with open_ingestor(settings, pipelines) as ingestor:
             store = ingestor.ledger.store
             if all_failed:
-                stored = await store.list(state=UnitState.FAILED, since=after, limit=10_000)
-                records = [s.record for s in stored if pipeline in (None, s.record.pipeline)]
+                failed = LedgerQuery(UnitState.FAILED, pipeline, after)
+                records = [s.record for s in await store.list(failed, limit=10_000)]
             else:
                 records = [await find(store, key) for key in keys]
             for record in records:  # all checked before any runs
