@@ -113,18 +113,22 @@ class Warehouse(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class UriLoad:
+    """One load the warehouse reads from the object store itself: the file, the table it goes
+    to, the job id it is done once under, and the partition it replaces (if any)."""
+
+    table: TableSpec
+    source: UriSource
+    job_id: str
+    replace_partition: str | None = None
+
+
 @runtime_checkable
 class UriLoader(Protocol):
     """A warehouse that can load a file from the object store itself (no bytes through us)."""
 
-    async def load_uri(
-        self,
-        table: TableSpec,
-        source: UriSource,
-        job_id: str,
-        *,
-        replace_partition: str | None = None,
-    ) -> LoadResult:
+    async def load_uri(self, load: UriLoad) -> LoadResult:
         """Same once-only guarantee as ``Warehouse.load_parquet``."""
         ...
 
