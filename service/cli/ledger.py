@@ -21,6 +21,7 @@ from service.cli.common import (
     print_json,
     run_async,
 )
+from service.cli.options import bounded, json_option
 from service.cli.render import cell, number, outcome, table
 from service.cli.unit_progress import showing
 from service.errors import NotFoundError
@@ -57,14 +58,8 @@ def ledger() -> None:
     "--since", metavar="TIME", help="Updated since: ISO 8601 time, or an age (30m, 2h, 7d)."
 )
 @click.option("--pipeline", help="Only units of this pipeline.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 10_000),
-    default=50,
-    show_default=True,
-    help="At most this many.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the units as JSON.")
+@bounded("--limit", low=1, high=10_000, default=50, help="At most this many.")
+@json_option("Print the units as JSON.")
 def list_units(
     state: str | None, since: str | None, pipeline: str | None, limit: int, as_json: bool
 ) -> None:
@@ -117,7 +112,7 @@ def list_units(
 
 @ledger.command()
 @click.argument("key")
-@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@json_option("Print the record as JSON.")
 def show(key: str, as_json: bool) -> None:
     """Everything the ledger holds about one unit."""
     from service.status_view import unit_view
@@ -151,7 +146,7 @@ def show(key: str, as_json: bool) -> None:
 )
 @click.option("--since", metavar="TIME", help="With --all-failed: failed since (ISO time or 2h).")
 @click.option("--pipeline", help="With --all-failed: only this pipeline's units.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@json_option("Print the outcomes as JSON.")
 def retry(
     keys: tuple[str, ...], all_failed: bool, since: str | None, pipeline: str | None, as_json: bool
 ) -> None:
