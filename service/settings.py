@@ -1,9 +1,11 @@
 """Service settings: read once from the environment into a frozen, typed object.
 
-Every variable has the prefix ``INGEST_``. A bad value fails at start-up with a message that
-names the variable. This is the only module that reads ``os.environ``; the Google SDKs also read
-their own documented emulator variables (``FIRESTORE_EMULATOR_HOST``, ``STORAGE_EMULATOR_HOST``,
-``PUBSUB_EMULATOR_HOST``), which are mirrored here so the service can report and check them.
+Every variable has the prefix ``INGEST_`` but ``PORT`` (Cloud Run's). A bad value fails at
+start-up with a message that names the variable. This is the only module that reads
+``os.environ`` (the command line's flags default to settings, never to variables of their own);
+the Google SDKs also read their own documented emulator variables (``FIRESTORE_EMULATOR_HOST``,
+``STORAGE_EMULATOR_HOST``, ``PUBSUB_EMULATOR_HOST``), which are mirrored here so the service can
+report and check them.
 
 Longer than 300 lines: one typed field per setting with its variable and its meaning (the
 README's settings table is checked against it), and their checks.

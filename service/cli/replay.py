@@ -1,7 +1,6 @@
 """``ingest replay``: recorded events against a running service, in-process, or decoded only.
 
-Longer than 300 lines (just): the command's options, its progress bar and its table of outcomes;
-the engine is service/replay/.
+The command's options, its progress bar and its table of outcomes; the engine is service/replay/.
 """
 
 from __future__ import annotations
