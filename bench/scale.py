@@ -39,6 +39,7 @@ from bench.frontend import running_front_end  # noqa: E402
 from bench.scale_listing import listing_memory  # noqa: E402
 from service.adapters.gcp.firestore import FirestoreLedgerStore  # noqa: E402
 from service.models import Stored, UnitState  # noqa: E402
+from service.ports import LedgerQuery  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from tests.emulators import Emulator, emulator_chain, ensure_installed  # noqa: E402
 from tests.emulators.process import free_port, http, http_ok  # noqa: E402
@@ -147,8 +148,8 @@ async def wait_done(
     sweeps, last, last_change = 1, -1, time.monotonic()
     records: list[Stored] = []
     while time.monotonic() < deadline:
-        records = await store.list(UnitState.COMPLETED, limit=expected * 2)
-        failed = await store.count(UnitState.FAILED, up_to=expected)
+        records = await store.list(LedgerQuery(UnitState.COMPLETED), limit=expected * 2)
+        failed = await store.count(LedgerQuery(UnitState.FAILED), up_to=expected)
         if len(records) + failed >= expected:
             if failed:
                 print(f"  {failed} units FAILED (see the service logs)", flush=True)

@@ -55,23 +55,28 @@ class Claimed:
 
 
 @dataclass(frozen=True)
-class AlreadyDone:
+class Refused:
+    """A claim not granted, with the record that decided it (one of the kinds below)."""
+
     record: LedgerRecord
+
+
+class AlreadyDone(Refused):
+    """The unit is COMPLETED."""
+
+
+class AlreadyFailed(Refused):
+    """The unit is FAILED (retried only by force)."""
+
+
+class Busy(Refused):
+    """Another worker holds a live lease on the unit."""
 
 
 @dataclass(frozen=True)
-class AlreadyFailed:
-    record: LedgerRecord
+class FingerprintMismatch(Refused):
+    """The unit was claimed for other content (``record.fingerprint``) than ``fingerprint``."""
 
-
-@dataclass(frozen=True)
-class Busy:
-    record: LedgerRecord
-
-
-@dataclass(frozen=True)
-class FingerprintMismatch:
-    record: LedgerRecord
     fingerprint: str
 
 

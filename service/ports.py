@@ -113,18 +113,22 @@ class Warehouse(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class UriLoad:
+    """One load the warehouse reads from the object store itself: the file, the table it goes
+    to, the job id it is done once under, and the partition it replaces (if any)."""
+
+    table: TableSpec
+    source: UriSource
+    job_id: str
+    replace_partition: str | None = None
+
+
 @runtime_checkable
 class UriLoader(Protocol):
     """A warehouse that can load a file from the object store itself (no bytes through us)."""
 
-    async def load_uri(
-        self,
-        table: TableSpec,
-        source: UriSource,
-        job_id: str,
-        *,
-        replace_partition: str | None = None,
-    ) -> LoadResult:
+    async def load_uri(self, load: UriLoad) -> LoadResult:
         """Same once-only guarantee as ``Warehouse.load_parquet``."""
         ...
 
@@ -193,6 +197,26 @@ class StreamJournal(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LedgerQuery:
+    """Which ledger records a listing or a count covers: each filter given narrows it."""
+
+    state: UnitState | None = None
+    pipeline: str | None = None
+    since: datetime | None = None  # updated at or after
+
+    def matches(self, record: LedgerRecord) -> bool:
+        return (
+            self.state in (None, record.state)
+            and self.pipeline in (None, record.pipeline)
+            and (self.since is None or record.updated_at >= self.since)
+        )
+
+
+# The query with no filter: every record.
+EVERY_RECORD = LedgerQuery()
+
+
 class IdempotencyStore(Protocol):
     """The ledger's storage: four primitives with compare-and-set on a version token, two
     read-only queries (list and count) for people and the status page, and one for the claim
@@ -208,27 +232,12 @@ class IdempotencyStore(Protocol):
         """Overwrite only if unchanged since ``expected_version``; None when it was not."""
         ...
 
-    async def list(
-        self,
-        state: UnitState | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-        *,
-        pipeline: str | None = None,
-    ) -> list[Stored]:
-        """Newest first; each filter given narrows the listing."""
+    async def list(self, query: LedgerQuery = EVERY_RECORD, limit: int = 100) -> list[Stored]:
+        """The records ``query`` covers, newest first, ``limit`` at most."""
         ...
 
-    async def count(
-        self,
-        state: UnitState,
-        *,
-        pipeline: str | None = None,
-        since: datetime | None = None,
-        up_to: int,
-    ) -> int:
-        """Records in ``state`` (of ``pipeline``, updated at or after ``since``, when given),
-        counted no further than ``up_to``."""
+    async def count(self, query: LedgerQuery, *, up_to: int) -> int:
+        """How many records ``query`` covers, counted no further than ``up_to``."""
         ...
 
     async def last_completed(self, name_key: str) -> LedgerRecord | None:

@@ -1,9 +1,11 @@
 """Service settings: read once from the environment into a frozen, typed object.
 
-Every variable has the prefix ``INGEST_``. A bad value fails at start-up with a message that
-names the variable. This is the only module that reads ``os.environ``; the Google SDKs also read
-their own documented emulator variables (``FIRESTORE_EMULATOR_HOST``, ``STORAGE_EMULATOR_HOST``,
-``PUBSUB_EMULATOR_HOST``), which are mirrored here so the service can report and check them.
+Every variable has the prefix ``INGEST_`` but ``PORT`` (Cloud Run's). A bad value fails at
+start-up with a message that names the variable. This is the only module that reads
+``os.environ`` (the command line's flags default to settings, never to variables of their own);
+the Google SDKs also read their own documented emulator variables (``FIRESTORE_EMULATOR_HOST``,
+``STORAGE_EMULATOR_HOST``, ``PUBSUB_EMULATOR_HOST``), which are mirrored here so the service can
+report and check them.
 
 Longer than 300 lines: one typed field per setting with its variable and its meaning (the
 README's settings table is checked against it), and their checks.
@@ -24,6 +26,9 @@ LogFormat = Literal["auto", "json", "text"]
 T = TypeVar("T")
 
 MIB = 1024 * 1024
+# The bounds of replay's events in flight and rounds of re-sending (flag or variable alike).
+REPLAY_CONCURRENCY = (1, 256)
+REPLAY_RETRIES = (0, 10)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -49,7 +54,18 @@ def _fraction(raw: str) -> float:
     return value
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+# Any: the field's Literal type names the same choices (a parser cannot say so to mypy).
+def _choice(*allowed: str) -> Callable[[str], Any]:
     def parse(raw: str) -> str:
         if raw not in allowed:
             raise ValueError(f"must be one of {', '.join(allowed)}")
@@ -66,215 +82,178 @@ def _csv_list(raw: str) -> tuple[str, ...]:
     return items
 
 
-def _env(name: str, parse: Callable[[str], Any], *, doc: str, plain: bool = False) -> Any:
-    """Field metadata: the variable's name (prefixed unless ``plain``), parser and meaning."""
-    return {"env": name if plain else f"INGEST_{name}", "parse": parse, "doc": doc}
+def _setting(
+    default: T, name: str, parse: Callable[[str], T], doc: str, *, plain: bool = False
+) -> T:
+    """One setting: its default, its variable (prefixed unless ``plain``), how its text is
+    read, and what it means (kept in the field's metadata for from_env and the README)."""
+    env = name if plain else f"INGEST_{name}"
+    spec: T = field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+    return spec
 
 
 @dataclass(frozen=True)
 class Settings:
-    backend: Backend = field(
-        default="embedded",
-        metadata=_env("BACKEND", _choice("embedded", "gcp"), doc="embedded (local) or gcp"),
+    backend: Backend = _setting(
+        "embedded", "BACKEND", _choice("embedded", "gcp"), "embedded (local) or gcp"
     )
-    data_dir: Path = field(
-        default=Path(".ingest-data"),
-        metadata=_env("DATA_DIR", Path, doc="folder for the embedded backends' data"),
+    data_dir: Path = _setting(
+        Path(".ingest-data"), "DATA_DIR", Path, "folder for the embedded backends' data"
     )
-    pipelines_file: Path = field(
-        default=Path("pipelines.toml"),
-        metadata=_env("PIPELINES", Path, doc="the pipelines file (TOML)"),
+    pipelines_file: Path = _setting(
+        Path("pipelines.toml"), "PIPELINES", Path, "the pipelines file (TOML)"
     )
-    project: str | None = field(
-        default=None, metadata=_env("PROJECT", str, doc="Google Cloud project (gcp backend)")
+    project: str | None = _setting(None, "PROJECT", str, "Google Cloud project (gcp backend)")
+    firestore_database: str = _setting("(default)", "FIRESTORE_DATABASE", str, "Firestore database")
+    ledger_collection: str = _setting(
+        "ingest-ledger", "LEDGER_COLLECTION", str, "Firestore collection of ledger documents"
     )
-    firestore_database: str = field(
-        default="(default)", metadata=_env("FIRESTORE_DATABASE", str, doc="Firestore database")
+    bigquery_location: str = _setting("US", "BIGQUERY_LOCATION", str, "location of load jobs")
+    bigquery_endpoint: str | None = _setting(
+        None, "BIGQUERY_ENDPOINT", str, "BigQuery API endpoint (emulators only)"
     )
-    ledger_collection: str = field(
-        default="ingest-ledger",
-        metadata=_env("LEDGER_COLLECTION", str, doc="Firestore collection of ledger documents"),
+    bigquery_write_endpoint: str | None = _setting(
+        None,
+        "BIGQUERY_WRITE_ENDPOINT",
+        str,
+        "Storage Write API gRPC host:port, plaintext (emulators only)",
     )
-    bigquery_location: str = field(
-        default="US", metadata=_env("BIGQUERY_LOCATION", str, doc="location of load jobs")
+    ack_deadline_seconds: int = _setting(
+        600, "ACK_DEADLINE_SECONDS", _positive_int, "push ack deadline; the lease length"
     )
-    bigquery_endpoint: str | None = field(
-        default=None,
-        metadata=_env("BIGQUERY_ENDPOINT", str, doc="BigQuery API endpoint (emulators only)"),
+    ledger_lease_seconds: int | None = _setting(
+        None, "LEASE_SECONDS", _positive_int, "ledger lease length (default: the ack deadline)"
     )
-    bigquery_write_endpoint: str | None = field(
-        default=None,
-        metadata=_env(
-            "BIGQUERY_WRITE_ENDPOINT",
-            str,
-            doc="Storage Write API gRPC host:port, plaintext (emulators only)",
-        ),
+    max_body_bytes: int = _setting(
+        32 * MIB, "MAX_BODY_BYTES", _positive_int, "largest request body accepted"
     )
-    ack_deadline_seconds: int = field(
-        default=600,
-        metadata=_env(
-            "ACK_DEADLINE_SECONDS", _positive_int, doc="push ack deadline; the lease length"
-        ),
+    body_timeout_seconds: int = _setting(
+        60, "BODY_TIMEOUT_SECONDS", _positive_int, "a request body not in by then gets 408"
     )
-    ledger_lease_seconds: int | None = field(
-        default=None,
-        metadata=_env(
-            "LEASE_SECONDS", _positive_int, doc="ledger lease length (default: the ack deadline)"
-        ),
+    max_arriving_body_bytes: int = _setting(
+        128 * MIB,
+        "MAX_ARRIVING_BODY_BYTES",
+        _positive_int,
+        "bytes all bodies still arriving may hold; past it 503",
     )
-    max_body_bytes: int = field(
-        default=32 * MIB,
-        metadata=_env("MAX_BODY_BYTES", _positive_int, doc="largest request body accepted"),
+    max_units_in_flight: int = _setting(
+        4, "MAX_UNITS_IN_FLIGHT", _positive_int, "units run at once, globally"
     )
-    body_timeout_seconds: int = field(
-        default=60,
-        metadata=_env(
-            "BODY_TIMEOUT_SECONDS", _positive_int, doc="a request body not in by then gets 408"
-        ),
+    stall_seconds: int = _setting(
+        120,
+        "STALL_SECONDS",
+        _positive_int,
+        "a unit with no progress this long is cancelled and retried",
     )
-    max_arriving_body_bytes: int = field(
-        default=128 * MIB,
-        metadata=_env(
-            "MAX_ARRIVING_BODY_BYTES",
-            _positive_int,
-            doc="bytes all bodies still arriving may hold; past it 503",
-        ),
+    max_buffered_bytes: int = _setting(
+        64 * MIB, "MAX_BUFFERED_BYTES", _positive_int, "bytes buffered between stages"
     )
-    max_units_in_flight: int = field(
-        default=4,
-        metadata=_env("MAX_UNITS_IN_FLIGHT", _positive_int, doc="units run at once, globally"),
+    spool_max_bytes: int = _setting(
+        1024 * MIB,
+        "SPOOL_MAX_BYTES",
+        _positive_int,
+        "bytes of temporary files all units may hold (memory on Cloud Run)",
     )
-    stall_seconds: int = field(
-        default=120,
-        metadata=_env(
-            "STALL_SECONDS",
-            _positive_int,
-            doc="a unit with no progress this long is cancelled and retried",
-        ),
+    read_seconds: int | None = _setting(
+        None,
+        "READ_SECONDS",
+        _positive_int,
+        "a unit still reading its file then fails (default: 4/5 of the ack deadline)",
     )
-    max_buffered_bytes: int = field(
-        default=64 * MIB,
-        metadata=_env("MAX_BUFFERED_BYTES", _positive_int, doc="bytes buffered between stages"),
+    chunk_bytes: int = _setting(
+        1 * MIB, "CHUNK_BYTES", _positive_int, "read size when streaming objects"
     )
-    spool_max_bytes: int = field(
-        default=1024 * MIB,
-        metadata=_env(
-            "SPOOL_MAX_BYTES",
-            _positive_int,
-            doc="bytes of temporary files all units may hold (memory on Cloud Run)",
-        ),
+    record_dir: Path | None = _setting(
+        None, "RECORD_DIR", Path, "write every accepted event here for replay"
     )
-    read_seconds: int | None = field(
-        default=None,
-        metadata=_env(
-            "READ_SECONDS",
-            _positive_int,
-            doc="a unit still reading its file then fails (default: 4/5 of the ack deadline)",
-        ),
+    record_max_body_bytes: int = _setting(
+        1 * MIB,
+        "RECORD_MAX_BODY_BYTES",
+        _positive_int,
+        "a recorded body over this is left out (size and SHA-256 kept)",
     )
-    chunk_bytes: int = field(
-        default=1 * MIB,
-        metadata=_env("CHUNK_BYTES", _positive_int, doc="read size when streaming objects"),
+    allow_force: bool = _setting(
+        False, "ALLOW_FORCE", _parse_bool, "honour X-Ingest-Force: 1 (replay --force); keep off"
     )
-    record_dir: Path | None = field(
-        default=None,
-        metadata=_env("RECORD_DIR", Path, doc="write every accepted event here for replay"),
+    log_format: LogFormat = _setting(
+        "auto", "LOG_FORMAT", _choice("auto", "json", "text"), "auto, json or text"
     )
-    record_max_body_bytes: int = field(
-        default=1 * MIB,
-        metadata=_env(
-            "RECORD_MAX_BODY_BYTES",
-            _positive_int,
-            doc="a recorded body over this is left out (size and SHA-256 kept)",
-        ),
+    log_level: str = _setting(
+        "INFO", "LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "level"
     )
-    allow_force: bool = field(
-        default=False,
-        metadata=_env(
-            "ALLOW_FORCE", _parse_bool, doc="honour X-Ingest-Force: 1 (replay --force); keep off"
-        ),
+    auth_audience: str | None = _setting(
+        None, "AUTH_AUDIENCE", str, "require a Google OIDC token for this audience"
     )
-    log_format: LogFormat = field(
-        default="auto",
-        metadata=_env("LOG_FORMAT", _choice("auto", "json", "text"), doc="auto, json or text"),
+    auth_allowed_emails: tuple[str, ...] = _setting(
+        (), "AUTH_ALLOWED_EMAILS", _csv_list, "service accounts allowed to push"
     )
-    log_level: str = field(
-        default="INFO",
-        metadata=_env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), doc="level"),
+    status_audience: str | None = _setting(
+        None, "STATUS_AUDIENCE", str, "token audience for /status (default: AUTH_AUDIENCE)"
     )
-    auth_audience: str | None = field(
-        default=None,
-        metadata=_env("AUTH_AUDIENCE", str, doc="require a Google OIDC token for this audience"),
+    status_allowed_emails: tuple[str, ...] = _setting(
+        (),
+        "STATUS_ALLOWED_EMAILS",
+        _csv_list,
+        "who may read /status (default: AUTH_ALLOWED_EMAILS)",
     )
-    auth_allowed_emails: tuple[str, ...] = field(
-        default=(),
-        metadata=_env("AUTH_ALLOWED_EMAILS", _csv_list, doc="service accounts allowed to push"),
+    auth_certs_url: str = _setting(
+        "https://www.googleapis.com/oauth2/v1/certs",
+        "AUTH_CERTS_URL",
+        str,
+        "where Google's token certificates are read",
     )
-    status_audience: str | None = field(
-        default=None,
-        metadata=_env(
-            "STATUS_AUDIENCE", str, doc="token audience for /status (default: AUTH_AUDIENCE)"
-        ),
+    outcome_topic: str | None = _setting(
+        None, "OUTCOME_TOPIC", str, "publish unit outcomes to this Pub/Sub topic"
     )
-    status_allowed_emails: tuple[str, ...] = field(
-        default=(),
-        metadata=_env(
-            "STATUS_ALLOWED_EMAILS",
-            _csv_list,
-            doc="who may read /status (default: AUTH_ALLOWED_EMAILS)",
-        ),
+    work_topic: str | None = _setting(
+        None,
+        "WORK_TOPIC",
+        str,
+        "sweeps publish one message per unit here (gcp); embedded: in-process",
     )
-    auth_certs_url: str = field(
-        default="https://www.googleapis.com/oauth2/v1/certs",
-        metadata=_env("AUTH_CERTS_URL", str, doc="where Google's token certificates are read"),
+    sweep_page_size: int = _setting(
+        1000, "SWEEP_PAGE_SIZE", _positive_int, "objects a sweep lists per page"
     )
-    outcome_topic: str | None = field(
-        default=None,
-        metadata=_env("OUTCOME_TOPIC", str, doc="publish unit outcomes to this Pub/Sub topic"),
+    metrics_export: str = _setting(
+        "auto",
+        "METRICS_EXPORT",
+        _choice("auto", "cloud-monitoring", "none"),
+        "auto: Cloud Monitoring on gcp (not on emulators); /metrics always",
     )
-    work_topic: str | None = field(
-        default=None,
-        metadata=_env(
-            "WORK_TOPIC",
-            str,
-            doc="sweeps publish one message per unit here (gcp); embedded: in-process",
-        ),
+    trace_export: str = _setting(
+        "auto",
+        "TRACE_EXPORT",
+        _choice("auto", "cloud-trace", "none"),
+        "auto: Cloud Trace on gcp (not on emulators); else spans go nowhere",
     )
-    sweep_page_size: int = field(
-        default=1000,
-        metadata=_env("SWEEP_PAGE_SIZE", _positive_int, doc="objects a sweep lists per page"),
+    fault_rate: float = _setting(
+        0.0, "FAULT_RATE", _fraction, "testing only: share of calls failed"
     )
-    metrics_export: str = field(
-        default="auto",
-        metadata=_env(
-            "METRICS_EXPORT",
-            _choice("auto", "cloud-monitoring", "none"),
-            doc="auto: Cloud Monitoring on gcp (not on emulators); /metrics always",
-        ),
+    # The command line's defaults (a flag given wins).
+    replay_url: str | None = _setting(
+        None, "REPLAY_URL", str, "replay and deadletter redrive: --to, where events are POSTed"
     )
-    trace_export: str = field(
-        default="auto",
-        metadata=_env(
-            "TRACE_EXPORT",
-            _choice("auto", "cloud-trace", "none"),
-            doc="auto: Cloud Trace on gcp (not on emulators); else spans go nowhere",
-        ),
+    replay_concurrency: int = _setting(
+        4,
+        "REPLAY_CONCURRENCY",
+        _int_range(*REPLAY_CONCURRENCY),
+        "replay and redrive: --concurrency",
     )
-    fault_rate: float = field(
-        default=0.0,
-        metadata=_env("FAULT_RATE", _fraction, doc="testing only: share of calls failed"),
+    replay_retries: int = _setting(
+        3, "REPLAY_RETRIES", _int_range(*REPLAY_RETRIES), "replay: --retries"
     )
-    firestore_emulator_host: str | None = field(
-        default=None,
-        metadata=_env("FIRESTORE_EMULATOR_HOST", str, doc="read by the SDK", plain=True),
+    host: str = _setting("127.0.0.1", "HOST", str, "serve: --host, the address bound")
+    port: int = _setting(
+        8080, "PORT", _int_range(0, 65535), "serve: --port (Cloud Run sets PORT)", plain=True
     )
-    storage_emulator_host: str | None = field(
-        default=None,
-        metadata=_env("STORAGE_EMULATOR_HOST", str, doc="read by the SDK", plain=True),
+    firestore_emulator_host: str | None = _setting(
+        None, "FIRESTORE_EMULATOR_HOST", str, "read by the SDK", plain=True
     )
-    pubsub_emulator_host: str | None = field(
-        default=None,
-        metadata=_env("PUBSUB_EMULATOR_HOST", str, doc="read by the SDK", plain=True),
+    storage_emulator_host: str | None = _setting(
+        None, "STORAGE_EMULATOR_HOST", str, "read by the SDK", plain=True
+    )
+    pubsub_emulator_host: str | None = _setting(
+        None, "PUBSUB_EMULATOR_HOST", str, "read by the SDK", plain=True
     )
 
     @classmethod

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 from urllib.parse import urlencode
 
 from service.models import LedgerRecord, UnitState
-from service.ports import IdempotencyStore
+from service.ports import IdempotencyStore, LedgerQuery
 
 # Units listed when the request does not say, and the most it may ask for.
 DEFAULT_LIMIT = 50
@@ -168,19 +168,15 @@ def unit_view(record: LedgerRecord) -> UnitView:
 
 async def snapshot(store: IdempotencyStore, *, backend: str, query: StatusQuery) -> StatusView:
     """The page's data: counts per state (of the pipeline asked for) and the recent units."""
+    asked = LedgerQuery(query.state, query.pipeline, query.since)
     found = await asyncio.gather(
-        *(
-            store.count(s, pipeline=query.pipeline, since=query.since, up_to=COUNT_CAP)
-            for s in UnitState
-        )
+        *(store.count(replace(asked, state=s), up_to=COUNT_CAP) for s in UnitState)
     )
     counts: dict[str, CountView] = {
         state.value: {"count": n, "capped": n >= COUNT_CAP}
         for state, n in zip(UnitState, found, strict=True)
     }
-    listed = await store.list(
-        state=query.state, since=query.since, limit=query.limit, pipeline=query.pipeline
-    )
+    listed = await store.list(asked, limit=query.limit)
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "backend": backend,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from service.models import LedgerRecord, Stored, UnitState
-from service.ports import IdempotencyStore
+from service.ports import EVERY_RECORD, IdempotencyStore, LedgerQuery
 
 
 class FakeClock:
@@ -42,25 +42,11 @@ class DiesBeforeCompletion:
             raise Killed("killed between the load and the ledger's completion")
         return await self.inner.replace(record, expected_version)
 
-    async def list(
-        self,
-        state: UnitState | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-        *,
-        pipeline: str | None = None,
-    ) -> list[Stored]:
-        return await self.inner.list(state, since, limit, pipeline=pipeline)
+    async def list(self, query: LedgerQuery = EVERY_RECORD, limit: int = 100) -> list[Stored]:
+        return await self.inner.list(query, limit)
 
-    async def count(
-        self,
-        state: UnitState,
-        *,
-        pipeline: str | None = None,
-        since: datetime | None = None,
-        up_to: int,
-    ) -> int:
-        return await self.inner.count(state, pipeline=pipeline, since=since, up_to=up_to)
+    async def count(self, query: LedgerQuery, *, up_to: int) -> int:
+        return await self.inner.count(query, up_to=up_to)
 
     async def last_completed(self, name_key: str) -> LedgerRecord | None:
         return await self.inner.last_completed(name_key)

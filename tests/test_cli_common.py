@@ -23,6 +23,7 @@ from service.adapters.local.sqlite_ledger import SqliteLedgerStore
 from service.cli import main
 from service.cli.common import load_settings, parse_since
 from service.models import LedgerRecord, UnitState
+from service.ports import LedgerQuery
 from tests.conftest import EXAMPLES
 from tests.serving import Server, free_port, start_server
 
@@ -68,7 +69,7 @@ class Workspace:
     def records(self, state: UnitState | None = None) -> list[LedgerRecord]:
         async def read() -> list[LedgerRecord]:
             store = SqliteLedgerStore(self.data_dir / "ledger.sqlite3")
-            return [s.record for s in await store.list(state=state, limit=1000)]
+            return [s.record for s in await store.list(LedgerQuery(state), limit=1000)]
 
         return asyncio.run(read())
 

@@ -34,6 +34,7 @@ from tests.test_deploy_plan import BASE, deployment, write
             "schedules[0].time_zone: 'Mars/Olympus' is not a time zone",
         ),
         ({"service": {"env": {"INGEST_PROJECT": "x"}}}, "is set by the plan from project"),
+        ({"service": {"env": {"INGEST_HOST": "127.0.0.1"}}}, "is set by the plan from the image"),
         ({"service": {"env": {"INGEST_TYPO": "x"}}}, "INGEST_TYPO: is not a setting"),
         ({"service": {"timeout_seconds": 300}}, "must be at least delivery.ack_deadline"),
         ({"delivery": {"max_delivery_attempts": 2}}, "must be between 5 and 100"),

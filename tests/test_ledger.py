@@ -34,7 +34,7 @@ from service.ledger import (
     Ledger,
 )
 from service.models import LedgerRecord, UnitKey, UnitResult, UnitState
-from service.ports import IdempotencyStore
+from service.ports import IdempotencyStore, LedgerQuery
 from tests.emulator_fixtures import Emulators
 
 LEASE = 60.0
@@ -165,13 +165,13 @@ async def test_list_filters_by_state_and_time_newest_first(store: IdempotencySto
         assert await store.create(record(f"k{i}", state=state, updated_at=at)) is not None
     everything = await store.list()
     assert [s.record.key for s in everything] == ["k3", "k2", "k1", "k0"]
-    completed = await store.list(UnitState.COMPLETED)
+    completed = await store.list(LedgerQuery(UnitState.COMPLETED))
     assert [s.record.key for s in completed] == ["k2", "k0"]
-    recent = await store.list(since=start + timedelta(minutes=1), limit=2)
+    recent = await store.list(LedgerQuery(since=start + timedelta(minutes=1)), limit=2)
     assert [s.record.key for s in recent] == ["k3", "k2"]
-    both = await store.list(UnitState.COMPLETED, since=start + timedelta(seconds=30))
+    both = await store.list(LedgerQuery(UnitState.COMPLETED, since=start + timedelta(seconds=30)))
     assert [s.record.key for s in both] == ["k2"]
-    [listed] = await store.list(UnitState.IN_PROGRESS)
+    [listed] = await store.list(LedgerQuery(UnitState.IN_PROGRESS))
     fetched = await store.get("k3")
     assert fetched is not None
     assert listed.version == fetched.version  # a listed version is good for compare-and-set
@@ -196,40 +196,47 @@ async def mixed_ledger(store: IdempotencyStore) -> None:
 
 async def test_list_filters_by_pipeline(store: IdempotencyStore) -> None:
     await mixed_ledger(store)
-    orders = await store.list(pipeline="orders")
+    orders = await store.list(LedgerQuery(pipeline="orders"))
     assert [s.record.key for s in orders] == ["k5", "k3", "k1", "k0"]
-    done = await store.list(UnitState.COMPLETED, pipeline="customers")
+    done = await store.list(LedgerQuery(UnitState.COMPLETED, "customers"))
     assert [s.record.key for s in done] == ["k2"]
-    assert await store.list(pipeline="nowhere") == []
+    assert await store.list(LedgerQuery(pipeline="nowhere")) == []
 
 
 async def test_count_per_state_and_pipeline(store: IdempotencyStore) -> None:
     await mixed_ledger(store)
-    counts = {state: await store.count(state, up_to=100) for state in UnitState}
+    counts = {state: await store.count(LedgerQuery(state), up_to=100) for state in UnitState}
     assert counts == {UnitState.COMPLETED: 4, UnitState.FAILED: 1, UnitState.IN_PROGRESS: 1}
-    assert await store.count(UnitState.COMPLETED, pipeline="orders", up_to=100) == 3
-    assert await store.count(UnitState.IN_PROGRESS, pipeline="orders", up_to=100) == 0
-    assert await store.count(UnitState.COMPLETED, pipeline="nowhere", up_to=100) == 0
+    assert await store.count(LedgerQuery(UnitState.COMPLETED, "orders"), up_to=100) == 3
+    assert await store.count(LedgerQuery(UnitState.IN_PROGRESS, "orders"), up_to=100) == 0
+    assert await store.count(LedgerQuery(UnitState.COMPLETED, "nowhere"), up_to=100) == 0
 
 
 async def test_count_since_a_time(store: IdempotencyStore) -> None:
     await mixed_ledger(store)  # k0..k5 one minute apart from the start
     start = datetime(2026, 11, 21, tzinfo=UTC)
     since = start + timedelta(minutes=3)  # k3 (updated exactly then), k4, k5
-    counts = {state: await store.count(state, since=since, up_to=100) for state in UnitState}
+    counts = {
+        state: await store.count(LedgerQuery(state, since=since), up_to=100) for state in UnitState
+    }
     assert counts == {UnitState.COMPLETED: 2, UnitState.FAILED: 0, UnitState.IN_PROGRESS: 1}
-    assert await store.count(UnitState.COMPLETED, pipeline="orders", since=since, up_to=100) == 2
+    assert await store.count(LedgerQuery(UnitState.COMPLETED, "orders", since), up_to=100) == 2
     later = start + timedelta(minutes=4, seconds=30)
-    assert await store.count(UnitState.COMPLETED, pipeline="orders", since=later, up_to=100) == 1
-    assert await store.count(UnitState.COMPLETED, since=later, up_to=1) == 1
-    assert await store.count(UnitState.COMPLETED, since=start + timedelta(hours=1), up_to=9) == 0
+    assert await store.count(LedgerQuery(UnitState.COMPLETED, "orders", later), up_to=100) == 1
+    assert await store.count(LedgerQuery(UnitState.COMPLETED, since=later), up_to=1) == 1
+    assert (
+        await store.count(
+            LedgerQuery(UnitState.COMPLETED, since=start + timedelta(hours=1)), up_to=9
+        )
+        == 0
+    )
 
 
 async def test_a_count_stops_at_its_cap(store: IdempotencyStore) -> None:
     await mixed_ledger(store)
-    assert await store.count(UnitState.COMPLETED, up_to=2) == 2
-    assert await store.count(UnitState.COMPLETED, pipeline="orders", up_to=3) == 3
-    assert await store.count(UnitState.FAILED, up_to=2) == 1
+    assert await store.count(LedgerQuery(UnitState.COMPLETED), up_to=2) == 2
+    assert await store.count(LedgerQuery(UnitState.COMPLETED, "orders"), up_to=3) == 3
+    assert await store.count(LedgerQuery(UnitState.FAILED), up_to=2) == 1
 
 
 # --- claim, busy, complete, fail --------------------------------------------------------------

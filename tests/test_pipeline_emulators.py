@@ -38,11 +38,10 @@ from service.models import (
     SweepRequested,
     TableSpec,
     UnitState,
-    UriSource,
 )
 from service.pipeline.definition import BadRowPolicy, CsvOptions, Pipeline, PipelineSet
 from service.pipeline.runner import Runner
-from service.ports import IdempotencyStore, ListPage, ObjectStore, Warehouse
+from service.ports import IdempotencyStore, ListPage, ObjectStore, UriLoad, Warehouse
 from service.results import Status
 from tests.crash_kit import DiesBeforeCompletion, FakeClock, Killed
 from tests.emulator_fixtures import Emulators
@@ -111,12 +110,10 @@ class OverwrittenBeforeTheLoad:
         self.overwrite = overwrite
         self.uris: list[str] = []
 
-    async def load_uri(
-        self, table: TableSpec, source: UriSource, job_id: str, *, replace_partition: str | None
-    ) -> LoadResult:
+    async def load_uri(self, load: UriLoad) -> LoadResult:
         await self.overwrite()
-        self.uris.append(source.uri)
-        return await self.inner.load_uri(table, source, job_id, replace_partition=replace_partition)
+        self.uris.append(load.source.uri)
+        return await self.inner.load_uri(load)
 
     async def load_parquet(
         self, table: TableSpec, path: Path, job_id: str, *, replace_partition: str | None = None

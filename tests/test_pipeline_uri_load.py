@@ -5,21 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse
-from service.models import LoadResult, ObjectInfo, ObjectRef, TableSpec, UriSource
+from service.models import LoadResult, ObjectInfo, ObjectRef, UriSource
 from service.pipeline.definition import BadRowPolicy, CsvOptions, Transform
 from service.pipeline.uri_load import staging_ref, uri_source
+from service.ports import UriLoad
 from tests.pipeline_support import Rig, pipeline
 
 
 class UriWarehouse(DuckDbWarehouse):
-    async def load_uri(
-        self,
-        table: TableSpec,
-        source: UriSource,
-        job_id: str,
-        *,
-        replace_partition: str | None = None,
-    ) -> LoadResult:
+    async def load_uri(self, load: UriLoad) -> LoadResult:
         raise AssertionError("not called here")
 
 

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from service.app import create_app
 from service.errors import IngestError
 from service.models import ObjectRef, UnitState
+from service.ports import LedgerQuery
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.conftest import EXAMPLES
@@ -117,7 +118,9 @@ async def stored_generation(runtime: Runtime, d: Delivery) -> int:
 
 async def leases_held(runtime: Runtime) -> list[str]:
     now = datetime.now(UTC)
-    running = await runtime.backends.ledger_store.list(state=UnitState.IN_PROGRESS, limit=1000)
+    running = await runtime.backends.ledger_store.list(
+        LedgerQuery(UnitState.IN_PROGRESS), limit=1000
+    )
     return [str(s.record.unit) for s in running if s.record.lease_expires_at > now]
 
 

@@ -13,6 +13,12 @@ def test_defaults_with_no_environment() -> None:
     assert settings.backend == "embedded"
     assert settings.data_dir == Path(".ingest-data")
     assert settings.max_body_bytes == 32 * 1024 * 1024
+    assert (settings.replay_url, settings.replay_concurrency, settings.replay_retries) == (
+        None,
+        4,
+        3,
+    )
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
 
 
 def test_reads_prefixed_variables() -> None:
@@ -25,6 +31,11 @@ def test_reads_prefixed_variables() -> None:
             "INGEST_STATUS_AUDIENCE": "https://status.example.com",
             "INGEST_STATUS_ALLOWED_EMAILS": "ana@x.example",
             "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",
+            "INGEST_REPLAY_URL": "http://127.0.0.1:9/",
+            "INGEST_REPLAY_CONCURRENCY": "16",
+            "INGEST_REPLAY_RETRIES": "0",
+            "INGEST_HOST": "0.0.0.0",
+            "PORT": "9090",
         }
     )
     assert settings.status_audience == "https://status.example.com"
@@ -34,6 +45,10 @@ def test_reads_prefixed_variables() -> None:
     assert settings.max_body_bytes == 1024
     assert settings.auth_allowed_emails == ("a@x.iam.gserviceaccount.com", "b@x")
     assert settings.firestore_emulator_host == "127.0.0.1:1"
+    # The command line's defaults: replay's and serve's flags fall back to these.
+    assert settings.replay_url == "http://127.0.0.1:9/"
+    assert (settings.replay_concurrency, settings.replay_retries) == (16, 0)
+    assert (settings.host, settings.port) == ("0.0.0.0", 9090)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +62,9 @@ def test_reads_prefixed_variables() -> None:
         ("INGEST_AUTH_ALLOWED_EMAILS", " , "),  # would turn the allow-list off
         ("INGEST_AUTH_ALLOWED_EMAILS", "   "),
         ("INGEST_BODY_TIMEOUT_SECONDS", "0"),
+        ("INGEST_REPLAY_CONCURRENCY", "0"),
+        ("INGEST_REPLAY_RETRIES", "11"),
+        ("PORT", "http"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:
@@ -69,4 +87,6 @@ def test_reference_lists_every_variable() -> None:
     names = {name for name, _, _ in reference()}
     assert "INGEST_PIPELINES" in names
     assert "INGEST_RECORD_DIR" in names
-    assert all(n.startswith("INGEST_") or n.endswith("_EMULATOR_HOST") for n in names)
+    # Unprefixed: the SDKs' emulator variables, and the port Cloud Run gives every container.
+    plain = {n for n in names if not n.startswith("INGEST_")}
+    assert all(n.endswith("_EMULATOR_HOST") for n in plain - {"PORT"})

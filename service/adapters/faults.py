@@ -27,9 +27,8 @@ from service.models import (
     RowFilter,
     Rows,
     TableSpec,
-    UriSource,
 )
-from service.ports import ListPage, ObjectStore, StreamWriter, UriLoader, Warehouse
+from service.ports import ListPage, ObjectStore, StreamWriter, UriLoad, UriLoader, Warehouse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -138,20 +137,8 @@ class FaultyUriWarehouse(FaultyWarehouse):
         super().__init__(inner, faults)
         self.loader = loader
 
-    async def load_uri(
-        self,
-        table: TableSpec,
-        source: UriSource,
-        job_id: str,
-        *,
-        replace_partition: str | None = None,
-    ) -> LoadResult:
-        return await self.faults.call(
-            "load_uri",
-            lambda: self.loader.load_uri(
-                table, source, job_id, replace_partition=replace_partition
-            ),
-        )
+    async def load_uri(self, load: UriLoad) -> LoadResult:
+        return await self.faults.call("load_uri", lambda: self.loader.load_uri(load))
 
 
 def faulty_warehouse(inner: Warehouse, faults: FaultInjector) -> Warehouse:

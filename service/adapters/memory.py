@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import datetime
 
 from service.errors import TransientError
 from service.models import LedgerRecord, Stored, UnitState
-from service.ports import SweepCursor
+from service.ports import EVERY_RECORD, LedgerQuery, SweepCursor
 
 
 class MemoryLedgerStore:
@@ -45,41 +44,15 @@ class MemoryLedgerStore:
             self._records[record.key] = Stored(record, version)
             return version
 
-    async def list(
-        self,
-        state: UnitState | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-        *,
-        pipeline: str | None = None,
-    ) -> list[Stored]:
+    async def list(self, query: LedgerQuery = EVERY_RECORD, limit: int = 100) -> list[Stored]:
         self._check()
-        rows = [
-            s
-            for s in self._records.values()
-            if (state is None or s.record.state is state)
-            and (since is None or s.record.updated_at >= since)
-            and (pipeline is None or s.record.pipeline == pipeline)
-        ]
+        rows = [s for s in self._records.values() if query.matches(s.record)]
         rows.sort(key=lambda s: s.record.updated_at, reverse=True)
         return rows[:limit]
 
-    async def count(
-        self,
-        state: UnitState,
-        *,
-        pipeline: str | None = None,
-        since: datetime | None = None,
-        up_to: int,
-    ) -> int:
+    async def count(self, query: LedgerQuery, *, up_to: int) -> int:
         self._check()
-        found = sum(
-            1
-            for s in self._records.values()
-            if s.record.state is state
-            and pipeline in (None, s.record.pipeline)
-            and (since is None or s.record.updated_at >= since)
-        )
+        found = sum(1 for s in self._records.values() if query.matches(s.record))
         return min(found, up_to)
 
     async def last_completed(self, name_key: str) -> LedgerRecord | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from service.adapters.stream_offsets import fresh_offset, opened
+from service.adapters.stream_offsets import finalize, fresh_offset, opened
 from service.models import StreamPhase, StreamState, TableSpec
 
 
@@ -51,9 +51,7 @@ class MemoryStreamWriter:
         return True
 
     async def finalize(self, stream: str) -> int:
-        s = opened(self._streams, stream)
-        s.finalized = True
-        return s.rows
+        return finalize(self._streams, stream)
 
     async def commit(self, table: TableSpec, streams: Sequence[str]) -> bool:
         found = [self._streams.get(name) for name in streams]

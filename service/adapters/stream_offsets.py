@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from service.errors import PermanentError, TransientError
 
+
+class KeptStream(Protocol):
+    """What the offset rule reads of a stream a writer keeps itself."""
+
+    rows: int
+    finalized: bool
+
+
 T = TypeVar("T")
+S = TypeVar("S", bound=KeptStream)
 
 
 def fresh_offset(stream: str, finalized: bool, rows: int, offset: int) -> bool:
@@ -26,3 +35,10 @@ def opened(streams: Mapping[str, T], stream: str) -> T:
     if found is None:
         raise PermanentError(f"no open stream {stream}")
     return found
+
+
+def finalize(streams: Mapping[str, S], stream: str) -> int:
+    """Close the stream by name to appends; its row count (FinalizeWriteStream)."""
+    s = opened(streams, stream)
+    s.finalized = True
+    return s.rows

@@ -14,6 +14,7 @@ import click
 
 from service.cli import main
 from service.cli.common import load_pipelines, load_settings, pipeline_named, run_async
+from service.cli.options import DAY, json_option
 from service.cli.sweep import fan_out, show
 from service.models import EventMeta, SweepRequested
 
@@ -23,11 +24,11 @@ MAX_DAYS = 3660
 
 @main.command()
 @click.argument("pipeline")
-@click.option("--from", "start", type=click.DateTime(formats=["%Y-%m-%d"]), help="First date.")
-@click.option("--to", "end", type=click.DateTime(formats=["%Y-%m-%d"]), help="Last date.")
+@click.option("--from", "start", type=DAY, help="First date.")
+@click.option("--to", "end", type=DAY, help="Last date.")
 @click.option("--prefix", help="Sweep every object under this prefix instead of dates.")
 @click.option("--force", is_flag=True, help="Re-run units already COMPLETED or FAILED too.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@json_option("Print the outcome as JSON.")
 def backfill(  # noqa: PLR0917 (click passes each option by position)
     pipeline: str,
     start: dt.datetime | None,

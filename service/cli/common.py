@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -126,46 +126,19 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-# Options replay and deadletter redrive share: where events go, and how long an answer may take.
-to_url_option = click.option(
-    "--to",
-    "url",
-    metavar="URL",
-    envvar="INGEST_REPLAY_URL",
-    help="POST each event to the service at this URL (env INGEST_REPLAY_URL).",
-)
-in_process_option = click.option(
-    "--in-process", is_flag=True, help="Run the events here, with no server."
-)
-timeout_option = click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=600.0,
-    show_default=True,
-    help="Seconds to wait for each answer with --to.",
-)
-
-
-def target_url(ctx: click.Context, url: str | None, *, other_destination: bool) -> str | None:
-    """--to URL, unless it only came from INGEST_REPLAY_URL and another destination was given."""
-    from_env = ctx.get_parameter_source("url") is click.core.ParameterSource.ENVIRONMENT
-    return None if url and other_destination and from_env else url
-
-
-def check_url(url: str | None) -> None:
+def destination_url(
+    url: str | None, settings: Settings, others: Mapping[str, bool], *, dry_run: bool
+) -> str | None:
+    """Where replayed events are POSTed: --to URL; without it INGEST_REPLAY_URL, unless another
+    destination was chosen (``others``: each other destination's flag, and whether it was
+    given). Exactly one destination, unless it is a dry run (which sends nothing)."""
+    url = url if url or any(others.values()) else settings.replay_url
+    if not dry_run and bool(url) + sum(others.values()) != 1:
+        *first, last = ["--to URL", *others]
+        raise click.UsageError(f"give exactly one of {', '.join(first)} or {last} (or --dry-run)")
     if url and not url.startswith(("http://", "https://")):
         raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--to")
-
-
-def parse_headers(raw: tuple[str, ...]) -> dict[str, str]:
-    """--header 'NAME: VALUE' values as a dict."""
-    headers: dict[str, str] = {}
-    for item in raw:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not 'NAME: VALUE'", param_hint="--header")
-        headers[name.strip()] = value.strip()
-    return headers
+    return url
 
 
 def pipeline_named(pipelines: PipelineSet, name: str) -> Pipeline:

@@ -11,18 +11,19 @@ import click
 
 from service.cli import main
 from service.cli.common import (
-    check_url,
     console,
+    destination_url,
     err_console,
-    in_process_option,
     load_pipelines,
     load_settings,
     open_backends,
-    parse_headers,
     run_async,
-    target_url,
-    timeout_option,
-    to_url_option,
+)
+from service.cli.options import (
+    bounded,
+    delivery_options,
+    dry_run_option,
+    json_option,
 )
 from service.cli.render import cell, number, outcome, table
 from service.errors import ConfigError
@@ -47,27 +48,21 @@ def deadletter() -> None:
     """
 
 
-def _wait_option(fn: Any) -> Any:
-    return click.option(
-        "--wait",
-        type=click.FloatRange(1, 60),
-        default=5.0,
-        show_default=True,
-        help="Seconds one pull waits for messages; an empty pull ends the collection.",
-    )(fn)
+# How long one pull waits for messages (list and redrive alike).
+wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(1, 60),
+    default=5.0,
+    show_default=True,
+    help="Seconds one pull waits for messages; an empty pull ends the collection.",
+)
 
 
 @deadletter.command("list")
 @click.argument("subscription")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 10_000),
-    default=100,
-    show_default=True,
-    help="Messages to look at, at most.",
-)
-@_wait_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per message.")
+@bounded("--limit", low=1, high=10_000, default=100, help="Messages to look at, at most.")
+@wait_option
+@json_option("Print one JSON line per message.")
 def list_messages(subscription: str, limit: int, wait: float, as_json: bool) -> None:
     """Peek into SUBSCRIPTION: event id, type, object, delivery count, first error if known.
 
@@ -162,39 +157,26 @@ def _peeked_json(row: Peeked) -> dict[str, Any]:
 
 @deadletter.command()
 @click.argument("subscription")
-@to_url_option
-@in_process_option
-@click.option(
+@delivery_options
+@bounded(
     "--limit",
-    type=click.IntRange(1, 100_000),
+    low=1,
+    high=100_000,
     default=1000,
-    show_default=True,
     help="Messages taken in one run; run again for more.",
 )
-@click.option("--dry-run", is_flag=True, help="Show what would run and give every message back.")
-@click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=4, show_default=True)
-@click.option(
-    "--header",
-    "-H",
-    "headers",
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="Add a header to every request with --to (e.g. an Authorization bearer token).",
-)
-@timeout_option
-@_wait_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per message.")
-@click.pass_context
+@dry_run_option("Show what would run and give every message back.")
+@wait_option
+@json_option("Print one JSON line per message.")
 def redrive(
-    ctx: click.Context,
     *,
     subscription: str,
     url: str | None,
     in_process: bool,
     limit: int,
     dry_run: bool,
-    concurrency: int,
-    headers: tuple[str, ...],
+    concurrency: int | None,
+    headers: dict[str, str],
     timeout: float,
     wait: float,
     as_json: bool,
@@ -209,20 +191,17 @@ def redrive(
 
     Exits non-zero when any message was left in the subscription.
     """
-    # An explicit --in-process wins over INGEST_REPLAY_URL.
-    url = target_url(ctx, url, other_destination=in_process)
-    if not dry_run and bool(url) == in_process:
-        raise click.UsageError("give exactly one of --to URL or --in-process (or --dry-run)")
-    check_url(url)
-    extra = parse_headers(headers)
-    settings = load_settings()
+    settings = load_settings(replay_concurrency=concurrency)
+    url = destination_url(url, settings, {"--in-process": in_process}, dry_run=dry_run)
     pipelines = load_pipelines(settings) if (dry_run or in_process) else None
     # Imported here: the decoders and the HTTP client are not needed for `ingest --help`.
     from service.replay import delivery
     from service.replay import redrive as redriving
 
     started = time.perf_counter()
-    sending = delivery.Sending(concurrency, headers=extra if url else {}, timeout=timeout)
+    sending = delivery.Sending(
+        settings.replay_concurrency, headers=headers if url else {}, timeout=timeout
+    )
 
     async def run_one_batch(requests: list[RecordedRequest]) -> list[Result]:
         if url:

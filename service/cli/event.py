@@ -10,7 +10,15 @@ from typing import Any
 import click
 
 from service.cli import main
-from service.cli.common import err_console, load_pipelines, load_settings, open_backends, run_async
+from service.cli.common import (
+    err_console,
+    load_pipelines,
+    load_settings,
+    open_backends,
+    pipeline_named,
+    run_async,
+)
+from service.cli.options import date_option, shape_option
 from service.models import ObjectInfo, ObjectRef
 from service.recording import RecordedRequest
 from service.samples import (
@@ -53,13 +61,7 @@ def event() -> None:
     help="The object generation. Omitted: read the live generation, size and md5 from the "
     "configured object store (INGEST_BACKEND).",
 )
-@click.option(
-    "--shape",
-    type=click.Choice(list(STORAGE_SHAPES)),
-    default="cloudevent",
-    show_default=True,
-    help="; ".join(f"{k}: {v}" for k, v in STORAGE_SHAPES.items()) + ".",
-)
+@shape_option(STORAGE_SHAPES, "cloudevent")
 @click.option("--event-id", help="The event id (default: a random one, as Google's are).")
 def storage(
     bucket: str, name: str, generation: int | None, shape: str, event_id: str | None
@@ -84,32 +86,14 @@ def storage(
 
 @event.command()
 @click.option("--pipeline", required=True, help="The pipeline to sweep (from the pipelines file).")
-@click.option(
-    "--date",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="The logical date (YYYY-MM-DD) for pipelines whose prefix holds {date}.",
-)
-@click.option(
-    "--shape",
-    type=click.Choice(list(SCHEDULER_SHAPES)),
-    default="push",
-    show_default=True,
-    help="; ".join(f"{k}: {v}" for k, v in SCHEDULER_SHAPES.items()) + ".",
-)
+@date_option
+@shape_option(SCHEDULER_SHAPES, "push")
 def scheduler(pipeline: str, date: dt.datetime | None, shape: str) -> None:
     """A Cloud Scheduler sweep request: ingest every new object of one pipeline."""
-    require_pipeline(pipeline)
+    pipeline_named(load_pipelines(load_settings()), pipeline)  # one line naming the known ones
     day = date.date().isoformat() if date else None
     build = scheduler_push if shape == "push" else scheduler_cloudevent
     _print(build(pipeline, day))
-
-
-def require_pipeline(name: str) -> None:
-    """Stop with one line naming the known pipelines when ``name`` is not one of them."""
-    pipelines = load_pipelines(load_settings())
-    if pipelines.get(name) is None:
-        known = ", ".join(p.name for p in pipelines.pipelines) or "none"
-        raise click.ClickException(f"unknown pipeline {name!r} (known: {known})")
 
 
 def _live_object(bucket: str, name: str) -> ObjectInfo:

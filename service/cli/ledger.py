@@ -21,10 +21,12 @@ from service.cli.common import (
     print_json,
     run_async,
 )
+from service.cli.options import bounded, json_option
 from service.cli.render import cell, number, outcome, table
 from service.cli.unit_progress import showing
 from service.errors import NotFoundError
 from service.models import EventMeta, LedgerRecord, ObjectRef, UnitKey, UnitState
+from service.ports import LedgerQuery
 
 if TYPE_CHECKING:
     from service.ingest import Ingestor
@@ -56,14 +58,8 @@ def ledger() -> None:
     "--since", metavar="TIME", help="Updated since: ISO 8601 time, or an age (30m, 2h, 7d)."
 )
 @click.option("--pipeline", help="Only units of this pipeline.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 10_000),
-    default=50,
-    show_default=True,
-    help="At most this many.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the units as JSON.")
+@bounded("--limit", low=1, high=10_000, default=50, help="At most this many.")
+@json_option("Print the units as JSON.")
 def list_units(
     state: str | None, since: str | None, pipeline: str | None, limit: int, as_json: bool
 ) -> None:
@@ -75,12 +71,10 @@ def list_units(
 
     async def fetch() -> list[LedgerRecord]:
         async with open_backends(load_settings()) as backends:
-            # The pipeline filter is applied here, so ask for more when it is set.
             stored = await backends.ledger_store.list(
-                state=wanted, since=after, limit=limit if pipeline is None else 10 * limit
+                LedgerQuery(wanted, pipeline, after), limit=limit
             )
-        records = [s.record for s in stored if pipeline in (None, s.record.pipeline)]
-        return records[:limit]
+        return [s.record for s in stored]
 
     records = run_async(fetch)
     if as_json:
@@ -118,7 +112,7 @@ def list_units(
 
 @ledger.command()
 @click.argument("key")
-@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@json_option("Print the record as JSON.")
 def show(key: str, as_json: bool) -> None:
     """Everything the ledger holds about one unit."""
     from service.status_view import unit_view
@@ -152,7 +146,7 @@ def show(key: str, as_json: bool) -> None:
 )
 @click.option("--since", metavar="TIME", help="With --all-failed: failed since (ISO time or 2h).")
 @click.option("--pipeline", help="With --all-failed: only this pipeline's units.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@json_option("Print the outcomes as JSON.")
 def retry(
     keys: tuple[str, ...], all_failed: bool, since: str | None, pipeline: str | None, as_json: bool
 ) -> None:
@@ -173,8 +167,8 @@ def retry(
         async with open_ingestor(settings, pipelines) as ingestor:
             store = ingestor.ledger.store
             if all_failed:
-                stored = await store.list(state=UnitState.FAILED, since=after, limit=10_000)
-                records = [s.record for s in stored if pipeline in (None, s.record.pipeline)]
+                failed = LedgerQuery(UnitState.FAILED, pipeline, after)
+                records = [s.record for s in await store.list(failed, limit=10_000)]
             else:
                 records = [await find(store, key) for key in keys]
             for record in records:  # all checked before any runs

@@ -1,7 +1,6 @@
 """``ingest replay``: recorded events against a running service, in-process, or decoded only.
 
-Longer than 300 lines (just): the command's options, its progress bar and its table of outcomes;
-the engine is service/replay/.
+The command's options, its progress bar and its table of outcomes; the engine is service/replay/.
 """
 
 from __future__ import annotations
@@ -21,22 +20,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from service.cli import main
 from service.cli.common import (
-    check_url,
     console,
+    destination_url,
     err_console,
-    in_process_option,
     load_pipelines,
     load_settings,
-    parse_headers,
     require_data,
     run_async,
-    target_url,
-    timeout_option,
-    to_url_option,
+)
+from service.cli.options import (
+    delivery_options,
+    dry_run_option,
+    json_option,
 )
 from service.cli.render import cell, number, outcome, rows_line, source_label, table
 from service.errors import IngestError
 from service.recording import RecordedRequest, load_requests, parse_requests
+from service.settings import REPLAY_RETRIES
 
 if TYPE_CHECKING:
     from service.replay.delivery import Result, Sending
@@ -48,8 +48,7 @@ TABLE_LIMIT = 100
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
-@to_url_option
-@in_process_option
+@delivery_options
 @click.option(
     "--to-topic",
     "topic",
@@ -58,56 +57,31 @@ TABLE_LIMIT = 100
     "carries it, so it travels the real delivery path (subscription, push, retries).",
 )
 @click.option(
-    "--concurrency",
-    "-c",
-    type=click.IntRange(1, 256),
-    default=4,
-    show_default=True,
-    envvar="INGEST_REPLAY_CONCURRENCY",
-    help="Events in flight at once (env INGEST_REPLAY_CONCURRENCY).",
-)
-@click.option(
     "--force",
     is_flag=True,
     help="Re-run units already COMPLETED or FAILED. Over HTTP this sends X-Ingest-Force: 1, "
     "which the service honours only with INGEST_ALLOW_FORCE=true (otherwise it answers 403).",
 )
-@click.option(
-    "--dry-run", is_flag=True, help="Decode each event and show what would run; run nothing."
-)
-@click.option(
-    "--header",
-    "-H",
-    "headers",
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="Add a header to every request with --to, e.g. "
-    '-H "Authorization: Bearer $(gcloud auth print-identity-token)".',
-)
-@timeout_option
+@dry_run_option("Decode each event and show what would run; run nothing.")
 @click.option(
     "--retries",
-    type=click.IntRange(0, 10),
-    default=3,
-    show_default=True,
-    envvar="INGEST_REPLAY_RETRIES",
-    help="Rounds of re-sending events answered busy or transient (waits 1, 2, 4... s).",
+    type=click.IntRange(*REPLAY_RETRIES),
+    help="Rounds of re-sending events answered busy or transient (waits 1, 2, 4... s; "
+    "default: INGEST_REPLAY_RETRIES, else 3).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per event, no table.")
-@click.pass_context
+@json_option("Print one JSON line per event, no table.")
 def replay(
-    ctx: click.Context,
     *,
     paths: tuple[Path, ...],
     url: str | None,
     in_process: bool,
     topic: str | None,
-    concurrency: int,
+    concurrency: int | None,
     force: bool,
     dry_run: bool,
-    headers: tuple[str, ...],
+    headers: dict[str, str],
     timeout: float,
-    retries: int,
+    retries: int | None,
     as_json: bool,
 ) -> None:
     """Replay recorded events from PATHS: files, folders, or - for stdin.
@@ -124,23 +98,18 @@ def replay(
       ingest replay recorded/ --to http://127.0.0.1:8080/ -c 8
       ingest event storage --bucket landing --name orders/a.csv | ingest replay - --in-process
     """
-    # An explicit --in-process or --to-topic wins over INGEST_REPLAY_URL.
-    url = target_url(ctx, url, other_destination=in_process or bool(topic))
-    if not dry_run and bool(url) + in_process + bool(topic) != 1:
-        raise click.UsageError(
-            "give exactly one of --to URL, --in-process or --to-topic TOPIC (or --dry-run)"
-        )
-    check_url(url)
-    extra = parse_headers(headers)
+    settings = load_settings(replay_concurrency=concurrency, replay_retries=retries)
+    others = {"--in-process": in_process, "--to-topic TOPIC": bool(topic)}
+    url = destination_url(url, settings, others, dry_run=dry_run)
     requests = _load(paths)
     if topic:
         from service.cli.replay_to_topic import replay_to_topic
 
         replay_to_topic(
-            load_settings(),
+            settings,
             topic,
             requests,
-            concurrency=concurrency,
+            concurrency=settings.replay_concurrency,
             force=force,
             dry_run=dry_run,
             as_json=as_json,
@@ -153,26 +122,24 @@ def replay(
 
     started = time.perf_counter()
     if dry_run:
-        results = plan_each(load_pipelines(load_settings()), requests)
+        results = plan_each(load_pipelines(settings), requests)
     else:
         if url:
-            sending = Sending(concurrency, force, extra, timeout)
-            settings = None
+            sending = Sending(settings.replay_concurrency, force, headers, timeout)
         else:
-            sending = Sending(concurrency, force)
-            settings = load_settings()
+            sending = Sending(settings.replay_concurrency, force)
             load_pipelines(settings)  # a broken pipelines file is one line, before anything runs
             require_data(settings)
 
         def run(batch: list[RecordedRequest]) -> list[Result]:
             return _send(url, settings, batch, sending)
 
-        results = with_retries(run, requests, retries, _announce_retry)
+        results = with_retries(run, requests, settings.replay_retries, _announce_retry)
     _report(results, time.perf_counter() - started, as_json=as_json, dry=dry_run)
 
 
 def _send(
-    url: str | None, settings: Settings | None, requests: list[RecordedRequest], sending: Sending
+    url: str | None, settings: Settings, requests: list[RecordedRequest], sending: Sending
 ) -> list[Result]:
     """One round: to the service at ``url``, or in-process through the app."""
     from service.replay import delivery
@@ -181,7 +148,6 @@ def _send(
         try:
             if url:
                 return asyncio.run(delivery.over_http(url, requests, sending, tick))
-            assert settings is not None
             return run_async(lambda: delivery.in_process(settings, requests, sending, tick))
         except delivery.Unreachable as exc:
             raise click.ClickException(str(exc)) from exc

@@ -10,20 +10,11 @@ from service.errors import ConfigError
 
 
 @main.command()
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    envvar="INGEST_HOST",
-    help="Address to bind (env INGEST_HOST).",
-)
+@click.option("--host", help="Address to bind (default: INGEST_HOST, else 127.0.0.1).")
 @click.option(
     "--port",
-    default=8080,
-    show_default=True,
-    type=int,
-    envvar="PORT",
-    help="Port to bind (env PORT, as Cloud Run sets it).",
+    type=click.IntRange(0, 65535),
+    help="Port to bind (default: PORT, as Cloud Run sets it, else 8080).",
 )
 @click.option(
     "--embedded",
@@ -32,15 +23,15 @@ from service.errors import ConfigError
     help="Use the local backends (folder, DuckDB, SQLite).",
 )
 @click.option("--gcp", "backend", flag_value="gcp", help="Use Google Cloud (or its emulators).")
-def serve(host: str, port: int, backend: str | None) -> None:
+def serve(host: str | None, port: int | None, backend: str | None) -> None:
     """Serve the event endpoint (POST /), /status and health checks under Hypercorn.
 
     The backend defaults to INGEST_BACKEND; stop with Ctrl-C or SIGTERM (graceful).
     """
     from service.serve import run
 
-    settings = load_settings(backend=backend)
+    settings = load_settings(backend=backend, host=host, port=port)
     try:
-        run(settings, host, port)
+        run(settings, settings.host, settings.port)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc

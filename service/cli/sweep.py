@@ -25,6 +25,7 @@ from service.cli.common import (
     print_json,
     run_async,
 )
+from service.cli.options import date_option, dry_run_option, json_option
 from service.cli.render import cell, number, outcome, rows_line, table
 from service.cli.unit_progress import showing
 from service.models import EventMeta, SweepRequested
@@ -37,19 +38,15 @@ if TYPE_CHECKING:
 
 @main.command()
 @click.argument("pipeline")
-@click.option(
-    "--date",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="The logical date (YYYY-MM-DD) for pipelines whose prefix holds {date}.",
-)
+@date_option
 @click.option(
     "--prefix",
     help="Only objects whose names start with this (within the pipeline's prefix); a backfill:"
     " not bounded by sweep_lookback_days.",
 )
 @click.option("--force", is_flag=True, help="Re-run units already COMPLETED or FAILED too.")
-@click.option("--dry-run", is_flag=True, help="List the objects and their ledger state only.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@dry_run_option("List the objects and their ledger state only.")
+@json_option("Print the outcome as JSON.")
 def sweep(
     pipeline: str,
     *,

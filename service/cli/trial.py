@@ -15,6 +15,7 @@ from service.cli.common import (
     print_json,
     run_async,
 )
+from service.cli.options import bounded, json_option
 from service.cli.render import cell, number, table
 from service.models import ObjectRef
 from service.trial import GENERATION, Trial, object_name, try_file
@@ -28,14 +29,8 @@ from service.trial import GENERATION, Trial, object_name, try_file
     help="The object name the file stands as (default: its file name under the pipeline's "
     "prefix); transforms and partitions that read the name see it.",
 )
-@click.option(
-    "--rows",
-    type=click.IntRange(0, 1000),
-    default=5,
-    show_default=True,
-    help="First rows to show, as they would be loaded.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the trial as JSON.")
+@bounded("--rows", low=0, high=1000, default=5, help="First rows to show, as they would be loaded.")
+@json_option("Print the trial as JSON.")
 def try_(file: Path, pipeline_name: str, name: str | None, rows: int, as_json: bool) -> None:
     """Run FILE through a pipeline exactly as a unit would: parse, validate, transform.
 

@@ -10,6 +10,7 @@ import click
 
 from service.cli import main
 from service.cli.common import load_settings, open_backends, print_json, run_async
+from service.cli.options import bounded, json_option
 from service.errors import IngestError
 from service.models import ObjectRef
 from service.ports import ObjectStore
@@ -93,15 +94,8 @@ async def send(
 @main.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.argument("destination")
-@click.option(
-    "-c",
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Files uploaded at once.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print each object as JSON.")
+@bounded("-c", "--concurrency", low=1, high=64, default=8, help="Files uploaded at once.")
+@json_option("Print each object as JSON.")
 def upload(sources: tuple[Path, ...], destination: str, concurrency: int, as_json: bool) -> None:
     """Put local files (or folders, with all their files) into the object store.
 

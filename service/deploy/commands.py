@@ -15,11 +15,19 @@ class Command:
     capture: str | None = None  # shell variable that keeps the command's output
 
 
-Built = Iterator[tuple[tuple[str, ...], str | None]]
+# One command: its argv, and the shell variable that keeps its output (None: not kept).
+Step = tuple[tuple[str, ...], str | None]
+Built = Iterator[Step]
 
 
-def run(*argv: str) -> tuple[tuple[str, ...], None]:
+def run(*argv: str) -> Step:
     return argv, None
+
+
+def gcloud(d: Deployment, command: str, *args: str, capture: str | None = None) -> Step:
+    """``gcloud COMMAND ARGS... --project=PROJECT``, ``command`` being its words as one says
+    them ("pubsub topics create"): every such command runs in the deployment's project."""
+    return ("gcloud", *command.split(), *args, f"--project={d.project}"), capture
 
 
 def member(account_id: str, project: str) -> str:
@@ -35,31 +43,39 @@ def topic_path(d: Deployment, topic: str) -> str:
     return f"projects/{d.project}/topics/{topic}"
 
 
-def create_bucket(d: Deployment, bucket: str, location: str) -> tuple[tuple[str, ...], None]:
+def create_bucket(d: Deployment, bucket: str, location: str) -> Step:
     # Uniform access: the quarantine's role is conditional on a prefix, which needs it.
-    return run(
-        "gcloud",
-        "storage",
-        "buckets",
-        "create",
+    return gcloud(
+        d,
+        "storage buckets create",
         f"gs://{bucket}",
         f"--location={location}",
         "--uniform-bucket-level-access",
-        f"--project={d.project}",
     )
 
 
 def bucket_binding(
     d: Deployment, bucket: str, who: str, role: str, condition: str | None = None
-) -> tuple[tuple[str, ...], None]:
-    argv = ["gcloud", "storage", "buckets", "add-iam-policy-binding", f"gs://{bucket}"]
-    argv += [f"--member={who}", f"--role={role}"]
-    if condition:
-        argv.append(f"--condition={condition}")
-    return run(*argv, f"--project={d.project}")
+) -> Step:
+    conditional = (f"--condition={condition}",) if condition else ()
+    return gcloud(
+        d,
+        "storage buckets add-iam-policy-binding",
+        f"gs://{bucket}",
+        f"--member={who}",
+        f"--role={role}",
+        *conditional,
+    )
 
 
-def project_binding(d: Deployment, who: str, role: str) -> tuple[tuple[str, ...], None]:
+def pubsub_binding(d: Deployment, kind: str, name: str, who: str, role: str) -> Step:
+    """``role`` for ``who`` on one Pub/Sub resource; ``kind`` is "topics" or "subscriptions"."""
+    return gcloud(
+        d, f"pubsub {kind} add-iam-policy-binding", name, f"--member={who}", f"--role={role}"
+    )
+
+
+def project_binding(d: Deployment, who: str, role: str) -> Step:
     # --condition=None: add the binding without a condition and without an interactive prompt.
     return run(
         "gcloud",

@@ -6,7 +6,14 @@ import json
 import re
 from dataclasses import dataclass
 
-from service.deploy.commands import Built, member, project_binding, run, topic_path
+from service.deploy.commands import (
+    Built,
+    gcloud,
+    member,
+    project_binding,
+    pubsub_binding,
+    topic_path,
+)
 from service.deploy.deployment_file import Deployment, Schedule
 from service.events.event_types import PUBSUB_PUBLISHED, STORAGE_FINALIZED
 
@@ -58,20 +65,17 @@ def _trigger_name(service: str, bucket: str) -> str:
 
 def trigger_access(d: Deployment) -> Built:
     trigger_sa = member(d.trigger_service_account, d.project)
-    yield run(
-        "gcloud",
-        "run",
-        "services",
-        "add-iam-policy-binding",
+    yield gcloud(
+        d,
+        "run services add-iam-policy-binding",
         d.service.name,
         f"--region={d.region}",
         f"--member={trigger_sa}",
         "--role=roles/run.invoker",
-        f"--project={d.project}",
     )
     yield project_binding(d, trigger_sa, "roles/eventarc.eventReceiver")
     # Cloud Storage publishes the finalize events to Eventarc's Pub/Sub transport.
-    yield ("gcloud", "storage", "service-agent", f"--project={d.project}"), GCS_AGENT
+    yield gcloud(d, "storage service-agent", capture=GCS_AGENT)
     yield project_binding(d, f"serviceAccount:${{{GCS_AGENT}}}", "roles/pubsub.publisher")
     yield (
         ("gcloud", "projects", "describe", d.project, "--format=value(projectNumber)"),
@@ -84,7 +88,7 @@ def trigger_access(d: Deployment) -> Built:
 
 def eventarc_triggers(d: Deployment) -> Built:
     for t in triggers(d):
-        argv = ["gcloud", "eventarc", "triggers", "create", t.name, f"--location={t.location}"]
+        argv = [t.name, f"--location={t.location}"]
         argv += [
             f"--destination-run-service={d.service.name}",
             f"--destination-run-region={d.region}",
@@ -96,60 +100,38 @@ def eventarc_triggers(d: Deployment) -> Built:
         argv.append(
             f"--service-account={d.trigger_service_account}@{d.project}.iam.gserviceaccount.com"
         )
-        yield run(*argv, f"--project={d.project}")
+        yield gcloud(d, "eventarc triggers create", *argv)
+
+
+def delivery_policy(d: Deployment) -> tuple[str, ...]:
+    """How Pub/Sub pushes to the service, for the triggers' subscriptions and the work topic's
+    alike: the ack deadline, the retry back-off, and the dead letters."""
+    dl = d.delivery
+    return (
+        f"--ack-deadline={dl.ack_deadline_seconds}",
+        f"--min-retry-delay={dl.min_retry_delay_seconds}s",
+        f"--max-retry-delay={dl.max_retry_delay_seconds}s",
+        f"--dead-letter-topic={topic_path(d, dl.dead_letter_topic)}",
+        f"--max-delivery-attempts={dl.max_delivery_attempts}",
+    )
 
 
 def delivery(d: Deployment) -> Built:
     dl = d.delivery
     # Pub/Sub's agent moves undeliverable messages to the dead-letter topic.
-    yield run(
-        "gcloud",
-        "pubsub",
-        "topics",
-        "add-iam-policy-binding",
-        dl.dead_letter_topic,
-        f"--member={PUBSUB_AGENT}",
-        "--role=roles/pubsub.publisher",
-        f"--project={d.project}",
-    )
+    yield pubsub_binding(d, "topics", dl.dead_letter_topic, PUBSUB_AGENT, "roles/pubsub.publisher")
     for t in triggers(d):
         sub = f"${{{t.subscription_var}}}"
-        yield (
-            (
-                "gcloud",
-                "eventarc",
-                "triggers",
-                "describe",
-                t.name,
-                f"--location={t.location}",
-                "--format=value(transport.pubsub.subscription)",
-                f"--project={d.project}",
-            ),
-            t.subscription_var,
+        yield gcloud(
+            d,
+            "eventarc triggers describe",
+            t.name,
+            f"--location={t.location}",
+            "--format=value(transport.pubsub.subscription)",
+            capture=t.subscription_var,
         )
-        yield run(
-            "gcloud",
-            "pubsub",
-            "subscriptions",
-            "update",
-            sub,
-            f"--ack-deadline={dl.ack_deadline_seconds}",
-            f"--min-retry-delay={dl.min_retry_delay_seconds}s",
-            f"--max-retry-delay={dl.max_retry_delay_seconds}s",
-            f"--dead-letter-topic={topic_path(d, dl.dead_letter_topic)}",
-            f"--max-delivery-attempts={dl.max_delivery_attempts}",
-            f"--project={d.project}",
-        )
-        yield run(
-            "gcloud",
-            "pubsub",
-            "subscriptions",
-            "add-iam-policy-binding",
-            sub,
-            f"--member={PUBSUB_AGENT}",
-            "--role=roles/pubsub.subscriber",
-            f"--project={d.project}",
-        )
+        yield gcloud(d, "pubsub subscriptions update", sub, *delivery_policy(d))
+        yield pubsub_binding(d, "subscriptions", sub, PUBSUB_AGENT, "roles/pubsub.subscriber")
 
 
 def sweep_message(schedule: Schedule) -> str:
@@ -162,17 +144,13 @@ def sweep_message(schedule: Schedule) -> str:
 
 def schedules(d: Deployment) -> Built:
     for s in d.schedules:
-        yield run(
-            "gcloud",
-            "scheduler",
-            "jobs",
-            "create",
-            "pubsub",
+        yield gcloud(
+            d,
+            "scheduler jobs create pubsub",
             s.name,
             f"--location={d.region}",
             f"--schedule={s.schedule}",
             f"--time-zone={s.time_zone}",
             f"--topic={topic_path(d, d.scheduler_topic)}",
             f"--message-body={sweep_message(s)}",
-            f"--project={d.project}",
         )

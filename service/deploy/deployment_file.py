@@ -43,6 +43,7 @@ DERIVED_ENV = {
     "INGEST_LEDGER_COLLECTION": "firestore.collection",
     "INGEST_OUTCOME_TOPIC": "outcomes.topic",
     "INGEST_PIPELINES": "pipelines (the image holds them)",
+    "INGEST_HOST": "the image (0.0.0.0: Cloud Run reaches the container from outside)",
 }
 
 

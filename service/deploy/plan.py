@@ -13,9 +13,11 @@ from service.deploy.commands import (
     Command,
     bucket_binding,
     create_bucket,
+    gcloud,
     image_uri,
     member,
     project_binding,
+    pubsub_binding,
     run,
 )
 from service.deploy.delivery import delivery, eventarc_triggers, schedules, trigger_access
@@ -72,7 +74,7 @@ def plan(d: Deployment) -> list[Command]:
 
 
 def _apis(d: Deployment) -> Built:
-    yield run("gcloud", "services", "enable", *APIS, f"--project={d.project}")
+    yield gcloud(d, "services enable", *APIS)
 
 
 def _service_accounts(d: Deployment) -> Built:
@@ -82,15 +84,7 @@ def _service_accounts(d: Deployment) -> Built:
         (d.image.service_account, f"{d.service.name}: Cloud Build"),
     )
     for account_id, display in accounts:
-        yield run(
-            "gcloud",
-            "iam",
-            "service-accounts",
-            "create",
-            account_id,
-            f"--display-name={display}",
-            f"--project={d.project}",
-        )
+        yield gcloud(d, "iam service-accounts create", account_id, f"--display-name={display}")
 
 
 def _buckets(d: Deployment) -> Built:
@@ -111,63 +105,49 @@ def _datasets(d: Deployment) -> Built:
 
 def _firestore(d: Deployment) -> Built:
     f = d.firestore
-    yield run(
-        "gcloud",
-        "firestore",
-        "databases",
-        "create",
+    yield gcloud(
+        d,
+        "firestore databases create",
         f"--database={f.database}",
         f"--location={f.location}",
         "--type=firestore-native",
-        f"--project={d.project}",
     )
     # Finished ledger records carry expire_at; Firestore deletes them once it has passed.
-    yield run(
-        "gcloud",
-        "firestore",
-        "fields",
-        "ttls",
-        "update",
+    yield gcloud(
+        d,
+        "firestore fields ttls update",
         f.ttl_field,
         f"--collection-group={f.collection}",
         "--enable-ttl",
         f"--database={f.database}",
-        f"--project={d.project}",
     )
     # Without these Firestore refuses the listing queries (FAILED_PRECONDITION); --async: an
     # index takes minutes to build and nothing later in the plan waits for it.
     for fields, newest_first in LEDGER_INDEXES:
-        yield run(
-            "gcloud",
-            "firestore",
-            "indexes",
-            "composite",
-            "create",
+        yield gcloud(
+            d,
+            "firestore indexes composite create",
             f"--collection-group={f.collection}",
             f"--database={f.database}",
             "--query-scope=collection",
             *(f"--field-config=field-path={name},order=ascending" for name in fields),
             f"--field-config=field-path={newest_first},order=descending",
             "--async",
-            f"--project={d.project}",
         )
 
 
 def _topics(d: Deployment) -> Built:
     topics = (d.scheduler_topic, d.delivery.dead_letter_topic, d.outcome_topic)
     for topic in filter(None, topics):
-        yield run("gcloud", "pubsub", "topics", "create", topic, f"--project={d.project}")
+        yield gcloud(d, "pubsub topics create", topic)
     # Dead letters are kept here until someone replays or drops them (docs/deploy.md).
-    yield run(
-        "gcloud",
-        "pubsub",
-        "subscriptions",
-        "create",
+    yield gcloud(
+        d,
+        "pubsub subscriptions create",
         f"{d.delivery.dead_letter_topic}-hold",
         f"--topic={d.delivery.dead_letter_topic}",
         f"--message-retention-duration={d.delivery.dead_letter_retention_days}d",
         "--expiration-period=never",
-        f"--project={d.project}",
     )
 
 
@@ -194,16 +174,7 @@ def _service_access(d: Deployment) -> Built:
     for role in ("roles/bigquery.jobUser", "roles/datastore.user"):
         yield project_binding(d, runner, role)
     if d.outcome_topic:
-        yield run(
-            "gcloud",
-            "pubsub",
-            "topics",
-            "add-iam-policy-binding",
-            d.outcome_topic,
-            f"--member={runner}",
-            "--role=roles/pubsub.publisher",
-            f"--project={d.project}",
-        )
+        yield pubsub_binding(d, "topics", d.outcome_topic, runner, "roles/pubsub.publisher")
 
 
 def service_env(d: Deployment) -> tuple[tuple[str, str], ...]:
@@ -244,10 +215,9 @@ def env_flag(pairs: tuple[tuple[str, str], ...]) -> str:
 
 def _deploy(d: Deployment) -> Built:
     s = d.service
-    yield run(
-        "gcloud",
-        "run",
-        "deploy",
+    yield gcloud(
+        d,
+        "run deploy",
         s.name,
         f"--image={image_uri(d)}",
         f"--region={d.region}",
@@ -261,5 +231,4 @@ def _deploy(d: Deployment) -> Built:
         f"--min-instances={s.min_instances}",
         f"--max-instances={s.max_instances}",
         env_flag(service_env(d)),
-        f"--project={d.project}",
     )

@@ -16,17 +16,43 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 
-class ByteBudget:
-    """Used from the event loop's thread only (the parse thread reaches it through the loop)."""
+class Account(Protocol):
+    held: int  # bytes this account has taken and not given back
 
-    def __init__(self, capacity: int) -> None:
+
+class Counted:
+    """Bytes taken from a fixed capacity: in use now, at the most, and per account (the byte
+    budget here and the spool budget count alike; each decides when a take may happen)."""
+
+    def __init__(self, capacity: int, what: str) -> None:
         if capacity <= 0:
-            raise ValueError("the byte budget must be positive")
+            raise ValueError(f"the {what} must be positive")
         self.capacity = capacity
         self.used = 0
         self.peak = 0
+
+    def _count_in(self, account: Account, size: int) -> None:
+        self.used += size
+        self.peak = max(self.peak, self.used)
+        account.held += size
+
+    def _count_out(self, account: Account, size: int) -> int:
+        """Give back ``size`` bytes of the account's (no more than it holds); how many."""
+        size = min(size, account.held)
+        if size > 0:
+            self.used -= size
+            account.held -= size
+        return size
+
+
+class ByteBudget(Counted):
+    """Used from the event loop's thread only (the parse thread reaches it through the loop)."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity, "byte budget")
         self._changed = asyncio.Event()
 
     def allowance(self, starved: Callable[[], bool] = lambda: False) -> Allowance:
@@ -41,20 +67,14 @@ class ByteBudget:
     async def _take(self, account: Allowance, size: int) -> None:
         while not self._fits(account, size):
             await self._changed.wait()
-        self.used += size
-        self.peak = max(self.peak, self.used)
-        account.held += size
+        self._count_in(account, size)
 
     def _fits(self, account: Allowance, size: int) -> bool:
         return account.held == 0 or account.starved() or self.used + size <= self.capacity
 
     def _give(self, account: Allowance, size: int) -> None:
-        size = min(size, account.held)
-        if size <= 0:
-            return
-        self.used -= size
-        account.held -= size
-        self.wake()
+        if self._count_out(account, size):
+            self.wake()
 
 
 class Allowance:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 
 from service.errors import PermanentError, TransientError
+from service.pipeline.budget import Counted
 
 MIB = 1024 * 1024
 SETTING = "INGEST_SPOOL_MAX_BYTES"
@@ -26,13 +27,9 @@ def mib(size: int) -> str:
     return f"{size / MIB:.1f} MiB" if size >= MIB else f"{size} bytes"
 
 
-class SpoolBudget:
+class SpoolBudget(Counted):
     def __init__(self, capacity: int) -> None:
-        if capacity <= 0:
-            raise ValueError("the spool budget must be positive")
-        self.capacity = capacity
-        self.used = 0
-        self.peak = 0
+        super().__init__(capacity, "spool budget")
         self._lock = threading.Lock()
 
     def account(self) -> SpoolAccount:
@@ -70,15 +67,11 @@ class SpoolAccount:
                     f"{what}: the spool is full ({mib(others)} of {mib(budget.capacity)} "
                     f"held by other units, {SETTING}); retried once they are done"
                 )
-            budget.used += size
-            budget.peak = max(budget.peak, budget.used)
-            self.held += size
+            budget._count_in(self, size)
 
     def give_back(self, size: int) -> None:
         with self.budget._lock:
-            size = min(size, self.held)
-            self.budget.used -= size
-            self.held -= size
+            self.budget._count_out(self, size)
 
     def release_all(self) -> None:
         self.give_back(self.held)

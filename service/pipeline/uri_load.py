@@ -18,7 +18,7 @@ from service.models import LoadResult, ObjectRef, UnitResult, UriSource
 from service.pipeline.context import UnitContext
 from service.pipeline.csv_format import header_names
 from service.pipeline.definition import Pipeline
-from service.ports import GenerationCopier, ObjectStore, UriLoader, Warehouse
+from service.ports import GenerationCopier, ObjectStore, UriLoad, UriLoader, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,9 @@ async def _load_generation(
     live object may be overwritten meanwhile), which is deleted afterwards."""
     staged = await store.copy_generation(ctx.object.ref, staging_ref(ctx))
     try:
+        staged_source = replace(source, uri=staged.uri)
         return await warehouse.load_uri(
-            ctx.pipeline.output_table,
-            replace(source, uri=staged.uri),
-            ctx.job_id,
-            replace_partition=partition,
+            UriLoad(ctx.pipeline.output_table, staged_source, ctx.job_id, partition)
         )
     finally:
         try:

@@ -40,7 +40,8 @@ from service.adapters.gcp.bigquery_specs import (
 )
 from service.adapters.gcp.errors import translate
 from service.errors import IngestError, NotFoundError, PermanentError
-from service.models import LoadResult, RowFilter, Rows, TableSpec, UriSource
+from service.models import LoadResult, RowFilter, Rows, TableSpec
+from service.ports import UriLoad
 from service.schema_changes import SchemaChange, plan_change
 from service.settings import Settings
 
@@ -107,28 +108,21 @@ class BigQueryWarehouse:
         config = load_config(table, bigquery.SourceFormat.PARQUET)
         return await self._load(table, job_id, config, submit, replace_partition)
 
-    async def load_uri(
-        self,
-        table: TableSpec,
-        source: UriSource,
-        job_id: str,
-        *,
-        replace_partition: str | None = None,
-    ) -> LoadResult:
+    async def load_uri(self, load: UriLoad) -> LoadResult:
         def submit(destination: str, config: bigquery.LoadJobConfig, attempt_id: str) -> Any:
             # jobs.insert: as above, and the job reads the gs:// object as the runner
             # (storage.objects.get on the staged copy).
             return self.client.load_table_from_uri(
-                source.uri,
+                load.source.uri,
                 destination,
                 job_id=attempt_id,
                 job_config=config,
                 location=self.location,
             )
 
-        config = load_config(table, source.format)
-        describe_source(config, source)
-        return await self._load(table, job_id, config, submit, replace_partition)
+        config = load_config(load.table, load.source.format)
+        describe_source(config, load.source)
+        return await self._load(load.table, load.job_id, config, submit, load.replace_partition)
 
     async def _load(
         self,

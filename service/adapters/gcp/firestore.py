@@ -13,7 +13,6 @@ acknowledge.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -28,6 +27,7 @@ from service.adapters.gcp.errors import translate
 from service.codec import from_doc, to_doc
 from service.errors import TransientError
 from service.models import LedgerRecord, Stored, UnitState
+from service.ports import EVERY_RECORD, LedgerQuery
 from service.settings import Settings
 
 # Seconds one ledger call may take, retries included: well inside the shortest ack deadline.
@@ -122,36 +122,22 @@ class FirestoreLedgerStore:
         except Exception as exc:
             raise _unavailable(exc, f"ledger update {record.unit}") from exc
 
-    async def list(
-        self,
-        state: UnitState | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-        *,
-        pipeline: str | None = None,
-    ) -> list[Stored]:
+    async def list(self, query: LedgerQuery = EVERY_RECORD, limit: int = 100) -> list[Stored]:
         # Filters then newest first: the composite indexes in docs/deploy.md (state or pipeline
         # or both, then updated_at descending). One RunQuery RPC, one read per document.
-        query = self._filtered(state, since, pipeline)
-        query = query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
+        found = self._filtered(query)
+        found = found.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
         try:
             # RunQuery: datastore.entities.list; the state + updated_at query needs the
             # composite index in docs/deploy.md (FAILED_PRECONDITION without it).
-            snapshots = [s async for s in query.stream(**self._call())]
+            snapshots = [s async for s in found.stream(**self._call())]
         except Exception as exc:
             raise _unavailable(exc, "ledger list") from exc
         return [
             Stored(from_doc(s.to_dict() or {}), wire.version_of(s.update_time)) for s in snapshots
         ]
 
-    async def count(
-        self,
-        state: UnitState,
-        *,
-        pipeline: str | None = None,
-        since: datetime | None = None,
-        up_to: int,
-    ) -> int:
+    async def count(self, query: LedgerQuery, *, up_to: int) -> int:
         # One RunAggregationQuery RPC; IAM as for RunQuery (datastore.entities.get and .list, in
         # roles/datastore.user and .viewer). Billed one document read per batch of up to 1,000
         # index entries matched, at least one: the limit caps a count at ceil(up_to / 1000)
@@ -160,12 +146,12 @@ class FirestoreLedgerStore:
         # its query would, and that query needs a composite one; ordered newest first it is
         # list()'s query, served by the indexes list() needs (LEDGER_INDEXES in the deploy
         # plan), so no other. Retried like every call here (bounded by the call's timeout).
-        query = self._filtered(state, since, pipeline)
-        if since is not None:
-            query = query.order_by("updated_at", direction=firestore.Query.DESCENDING)
-        query = query.limit(up_to)
+        found = self._filtered(query)
+        if query.since is not None:
+            found = found.order_by("updated_at", direction=firestore.Query.DESCENDING)
+        found = found.limit(up_to)
         try:
-            [[result]] = await query.count(alias="n").get(**self._call())
+            [[result]] = await found.count(alias="n").get(**self._call())
         except Exception as exc:
             raise _unavailable(exc, "ledger count") from exc
         return int(result.value)
@@ -188,18 +174,16 @@ class FirestoreLedgerStore:
             raise _unavailable(exc, "ledger last completed") from exc
         return from_doc(found[0].to_dict() or {}) if found else None
 
-    def _filtered(
-        self, state: UnitState | None, since: datetime | None, pipeline: str | None
-    ) -> Any:
-        """The collection narrowed by the filters given (equality first, then the range)."""
-        query: Any = self.collection
-        if pipeline is not None:
-            query = query.where(filter=firestore.FieldFilter("pipeline", "==", pipeline))
-        if state is not None:
-            query = query.where(filter=firestore.FieldFilter("state", "==", state.value))
-        if since is not None:
-            query = query.where(filter=firestore.FieldFilter("updated_at", ">=", since))
-        return query
+    def _filtered(self, query: LedgerQuery) -> Any:
+        """The collection narrowed by the query's filters (equality first, then the range)."""
+        found: Any = self.collection
+        if query.pipeline is not None:
+            found = found.where(filter=firestore.FieldFilter("pipeline", "==", query.pipeline))
+        if query.state is not None:
+            found = found.where(filter=firestore.FieldFilter("state", "==", query.state.value))
+        if query.since is not None:
+            found = found.where(filter=firestore.FieldFilter("updated_at", ">=", query.since))
+        return found
 
     async def ping(self) -> None:
         try:

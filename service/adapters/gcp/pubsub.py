@@ -8,8 +8,8 @@ future is awaited here), pulls and acknowledgements run in threads. On the emula
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 from google.api_core import exceptions as gexc
@@ -25,6 +25,8 @@ from service.outcomes import UnitEnded
 from service.ports import PulledMessage
 from service.pubsub_binding import to_message
 from service.settings import Settings
+
+C = TypeVar("C", PublisherClient, SubscriberClient)
 
 # How long one publish keeps retrying before it gives up (the outcome is recorded already).
 PUBLISH_DEADLINE_SECONDS = 30.0
@@ -58,20 +60,14 @@ def resource_name(name: str, kind: str, project: str | None) -> str:
     return f"projects/{project}/{kind}/{name}"
 
 
-def _publisher(settings: Settings) -> PublisherClient:
+def _client(settings: Settings, client: Callable[..., C], transport: Callable[..., Any]) -> C:
+    """A publisher or subscriber client: plain gRPC to the emulator when one is set (no
+    credentials), otherwise Google's, with the application default credentials."""
     if settings.pubsub_emulator_host:
         channel = grpc.insecure_channel(settings.pubsub_emulator_host)
-        return PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+        return client(transport=transport(channel=channel))
     with needing_credentials():
-        return PublisherClient()
-
-
-def _subscriber(settings: Settings) -> SubscriberClient:
-    if settings.pubsub_emulator_host:
-        channel = grpc.insecure_channel(settings.pubsub_emulator_host)
-        return SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
-    with needing_credentials():
-        return SubscriberClient()
+        return client()
 
 
 class PubSubTopic:
@@ -91,7 +87,10 @@ class PubSubTopic:
 
     @classmethod
     def from_settings(cls, settings: Settings, topic: str) -> PubSubTopic:
-        return cls(_publisher(settings), resource_name(topic, "topics", settings.project))
+        return cls(
+            _client(settings, PublisherClient, PublisherGrpcTransport),
+            resource_name(topic, "topics", settings.project),
+        )
 
     async def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
         clashing = RESERVED_ATTRIBUTES.intersection(attributes)
@@ -151,7 +150,7 @@ class PubSubSubscription:
     @classmethod
     def from_settings(cls, settings: Settings, subscription: str) -> PubSubSubscription:
         name = resource_name(subscription, "subscriptions", settings.project)
-        return cls(_subscriber(settings), name)
+        return cls(_client(settings, SubscriberClient, SubscriberGrpcTransport), name)
 
     async def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
         try:

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from service.adapters.local.duckdb_warehouse import DuckDbWarehouse, qualified, quote
-from service.adapters.stream_offsets import fresh_offset, opened
+from service.adapters.stream_offsets import finalize, fresh_offset, opened
 from service.errors import PermanentError, TransientError
 from service.models import StreamPhase, StreamState, TableSpec
 
@@ -107,9 +107,7 @@ class DuckDbArrowWriter:
         return True
 
     async def finalize(self, stream: str) -> int:
-        s = opened(self._open, stream)
-        s.finalized = True
-        return s.rows
+        return finalize(self._open, stream)
 
     async def commit(self, table: TableSpec, streams: Sequence[str]) -> bool:
         if len(streams) != 1:

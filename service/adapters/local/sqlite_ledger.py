@@ -20,6 +20,7 @@ from typing import TypeVar
 from service.codec import from_doc, json_default, to_doc
 from service.errors import TransientError
 from service.models import LedgerRecord, Stored, UnitState
+from service.ports import EVERY_RECORD, LedgerQuery
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -140,36 +141,22 @@ class SqliteLedgerStore:
 
         return await self._run(op)
 
-    async def list(
-        self,
-        state: UnitState | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-        *,
-        pipeline: str | None = None,
-    ) -> list[Stored]:
-        where, params = _where(state=state, since=since, pipeline=pipeline)
-        query = f"SELECT doc, version FROM ledger {where} ORDER BY updated_at DESC LIMIT ?"
+    async def list(self, query: LedgerQuery = EVERY_RECORD, limit: int = 100) -> list[Stored]:
+        where, params = _where(query)
+        sql = f"SELECT doc, version FROM ledger {where} ORDER BY updated_at DESC LIMIT ?"
 
         def op(conn: sqlite3.Connection) -> list[Stored]:
-            return [_stored(row) for row in conn.execute(query, (*params, limit))]
+            return [_stored(row) for row in conn.execute(sql, (*params, limit))]
 
         return await self._run(op)
 
-    async def count(
-        self,
-        state: UnitState,
-        *,
-        pipeline: str | None = None,
-        since: datetime | None = None,
-        up_to: int,
-    ) -> int:
-        where, params = _where(state=state, since=since, pipeline=pipeline)
+    async def count(self, query: LedgerQuery, *, up_to: int) -> int:
+        where, params = _where(query)
         # The inner LIMIT stops the scan at up_to rows, as the page shows "at least" beyond it.
-        query = f"SELECT count(*) FROM (SELECT 1 FROM ledger {where} LIMIT ?)"
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM ledger {where} LIMIT ?)"
 
         def op(conn: sqlite3.Connection) -> int:
-            found: int = conn.execute(query, (*params, up_to)).fetchone()[0]
+            found: int = conn.execute(sql, (*params, up_to)).fetchone()[0]
             return found
 
         return await self._run(op)
@@ -198,20 +185,18 @@ class SqliteLedgerStore:
         self._thread.shutdown(wait=True)
 
 
-def _where(
-    *, state: UnitState | None, since: datetime | None, pipeline: str | None
-) -> tuple[str, list[str]]:
-    """The WHERE clause of the filters given, and its parameters."""
+def _where(query: LedgerQuery) -> tuple[str, list[str]]:
+    """The WHERE clause of the query's filters, and its parameters."""
     clauses, params = [], []
-    if pipeline is not None:
+    if query.pipeline is not None:
         clauses.append(f"{PIPELINE} = ?")
-        params.append(pipeline)
-    if state is not None:
+        params.append(query.pipeline)
+    if query.state is not None:
         clauses.append("state = ?")
-        params.append(state.value)
-    if since is not None:
+        params.append(query.state.value)
+    if query.since is not None:
         clauses.append("updated_at >= ?")
-        params.append(_sortable(since))
+        params.append(_sortable(query.since))
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 
