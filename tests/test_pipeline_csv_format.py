@@ -8,10 +8,14 @@ import pyarrow as pa
 import pytest
 
 from service.errors import PermanentError
+from service.models import Column, TableSpec
 from service.pipeline import feed
-from service.pipeline.csv_format import header_names
+from service.pipeline.batches import ParsedBatch
+from service.pipeline.csv_format import NAIVE, _CsvBlocks, header_names
 from service.pipeline.definition import CsvOptions
-from tests.pipeline_support import csv_rows, parse_all, pipeline, rows_of, text
+from service.pipeline.transform import Transformer
+from tests.pipeline_support import TABLE, csv_rows, parse_all, pipeline, rows_of, text
+from tests.test_pipeline_transform import context
 
 
 async def test_csv_header_names_the_columns_and_types_come_from_the_schema() -> None:
@@ -114,3 +118,64 @@ async def test_blocks_parsed_in_parallel_come_out_in_order_and_numbered(
     numbered = [b.rows.of(i) for b in together for i in range(b.batch.num_rows)]
     assert numbered == [n for n in range(1, 3001) if n % 7]
     assert [b.row for batch in together for b in batch.bad] == list(range(7, 3001, 7))
+
+
+# A table with a timestamp, for the tests of how timestamps are read.
+STAMPED = TableSpec(TABLE, (Column("id", "INTEGER"), Column("at", "TIMESTAMP")))
+
+
+async def stamped_batches(monkeypatch: pytest.MonkeyPatch, values: list[str]) -> list[ParsedBatch]:
+    monkeypatch.setattr(feed, "BLOCK_BYTES", 64)  # a few rows a block
+    data = csv_rows(*(f"{i},{v}" for i, v in enumerate(values, 1)), header="id,at")
+    return await parse_all(pipeline(table=STAMPED), data, chunk=40)
+
+
+@pytest.mark.parametrize(
+    ("written", "kind"),
+    [("2026-11-20T10:00:00Z", pa.timestamp("us", tz="UTC")), ("2026-11-20 10:00:00", NAIVE)],
+)
+async def test_timestamps_are_read_by_the_reader_once_the_first_block_shows_their_zone(
+    monkeypatch: pytest.MonkeyPatch, written: str, kind: pa.DataType
+) -> None:
+    batches = await stamped_batches(monkeypatch, [written] * 12)
+    types = [b.batch.schema.field("at").type for b in batches]
+    assert len(types) > 2
+    assert types[0] == pa.binary()  # the first block is judged
+    assert set(types[1:]) == {kind}
+
+
+async def test_a_block_whose_timestamps_do_not_fit_is_read_as_text_and_so_is_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = ["2026-11-20T10:00:00Z"] * 6 + ["2026-11-20 11:00:00"] + ["2026-11-20T12:00:00Z"] * 6
+    batches = await stamped_batches(monkeypatch, values)
+    types = [b.batch.schema.field("at").type for b in batches]
+    first_text = next(i for i, t in enumerate(types[1:], 1) if t == pa.binary())
+    assert pa.types.is_timestamp(types[1])
+    assert set(types[first_text:]) == {pa.binary()}
+
+
+@pytest.mark.parametrize(
+    ("values", "read_as_timestamps"),
+    [
+        (["2026-11-20T10:00:00Z", "2026-11-20T11:00:00+01:00"] * 8, True),
+        (["2026-11-20 10:00:00.250", "2026-11-20T10:00:00"] * 8, True),
+        (["2026-11-20T10:00:00Z"] * 7 + ["2026-11-20 10:00:00", " 2026-11-20 10:00 "] * 4, True),
+        (["", "2026-11-20T10:00:00Z", "not a time"] * 5, False),  # every block has a bad one
+    ],
+    ids=["zoned", "naive", "mixed", "bad"],
+)
+async def test_timestamps_read_by_the_reader_are_what_the_validate_stage_makes_of_text(
+    monkeypatch: pytest.MonkeyPatch, values: list[str], read_as_timestamps: bool
+) -> None:
+    batches = await stamped_batches(monkeypatch, values)
+    stamped = [pa.types.is_timestamp(b.batch.schema.field("at").type) for b in batches]
+    assert any(stamped) is read_as_timestamps
+    p = pipeline(table=STAMPED)
+    read = [Transformer(context(p))(b.batch, b.rows) for b in batches]
+    monkeypatch.setattr(_CsvBlocks, "_judge_zones", lambda self, batch: None)  # text only
+    as_text = [
+        Transformer(context(p))(b.batch, b.rows) for b in await stamped_batches(monkeypatch, values)
+    ]
+    assert [t.batch.to_pylist() for t in read] == [t.batch.to_pylist() for t in as_text]
+    assert [b.reason for t in read for b in t.bad] == [b.reason for t in as_text for b in t.bad]

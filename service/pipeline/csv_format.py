@@ -1,6 +1,7 @@
 """CSV: the header, and blocks of records parsed by pyarrow's CSV reader.
 
-Integer, float, string and date columns are converted by the reader itself; every other
+Integer, float, string and date columns are converted by the reader itself, and so are
+timestamps once the file's first block has shown whether they carry a zone; every other
 column is read as raw bytes for the validate stage to check value by value.
 """
 
@@ -15,7 +16,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from service.errors import PermanentError
+from service.models import Column
 from service.pipeline.batches import ParsedBatch, in_order, one_batch
+from service.pipeline.casts import ZONE_PATTERN
 from service.pipeline.context import BadRow
 from service.pipeline.definition import CsvOptions, Pipeline
 from service.pipeline.feed import (
@@ -34,6 +37,10 @@ CSV_FAST_TYPES = {
     "STRING": pa.string(),
     "DATE": pa.date32(),
 }
+# TIMESTAMP text with a zone, and without one (read as UTC, as the validate stage reads it).
+ZONED, NAIVE = pa.timestamp("us", tz="UTC"), pa.timestamp("us")
+# Values a timestamp column's zone is judged by (the validate stage looks at as many).
+ZONE_SAMPLE = 64
 
 
 def csv_batches(pipeline: Pipeline, feed: Feed, workers: Executor | None) -> Iterator[ParsedBatch]:
@@ -52,8 +59,13 @@ class _CsvBlocks:
 
     Integer, float, string and date columns are converted by pyarrow's CSV reader itself (as
     fast as reading them as bytes, and the validate stage then has nothing left to do for
-    them). A block with a value that does not convert is parsed again with every column as
-    raw bytes, and the validate stage says which rows are bad and why.
+    them). Timestamps too, once the first block has shown whether each column's values carry
+    a zone: the reader parses them five times faster than a cast of the text, with the same
+    parser. A block with a value that does not convert is parsed again with timestamps as
+    bytes (and the file's later blocks are parsed that way), then with every column as raw
+    bytes, and the validate stage says which rows are bad and why.
+
+    Blocks are parsed by several threads at once: ``stamped`` is only ever replaced whole.
     """
 
     def __init__(self, pipeline: Pipeline, names: list[str]) -> None:
@@ -64,6 +76,9 @@ class _CsvBlocks:
         typed = {name: _fast_type(pipeline, name) or pa.binary() for name in names}
         self.typed = self._convert(typed) if typed != raw else None
         self.raw = self._convert(raw)
+        self.timestamps = [n for n in names if _target(pipeline, n, "TIMESTAMP") is not None]
+        self.stamped: pacsv.ConvertOptions | None = None
+        self._zones_judged = not self.timestamps
 
     def _convert(self, types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
         return pacsv.ConvertOptions(
@@ -75,15 +90,37 @@ class _CsvBlocks:
 
     def parse(self, block: bytes) -> tuple[pa.RecordBatch, list[BadRow]]:
         """One block; bad rows are numbered from the block's first record (1)."""
+        stamped = self.stamped
+        if stamped is not None:
+            try:
+                return self._read(block, stamped)
+            except pa.ArrowInvalid:
+                self.stamped = None  # text the reader will not take as a timestamp
         if self.typed is not None:
             try:
-                return self._read(block, self.typed)
+                parsed = self._read(block, self.typed)
             except pa.ArrowInvalid:
                 pass  # a value did not convert (or the block is malformed): parse as bytes
+            else:
+                self._judge_zones(parsed[0])
+                return parsed
         try:
             return self._read(block, self.raw)
         except pa.ArrowInvalid as exc:
             raise PermanentError(f"CSV cannot be parsed: {exc}") from exc
+
+    def _judge_zones(self, batch: pa.RecordBatch) -> None:
+        """From the first block read with typed columns: how the timestamps are written."""
+        if self._zones_judged:
+            return
+        self._zones_judged = True
+        types = dict(self.typed.column_types) if self.typed is not None else {}
+        for name in self.timestamps:
+            kind = _zone_kind(batch.column(name))
+            if kind is None:
+                return  # no value to judge by: timestamps stay text for this file
+            types[name] = kind
+        self.stamped = self._convert(types)
 
     def _read(
         self, block: bytes, convert: pacsv.ConvertOptions
@@ -114,9 +151,25 @@ class _CsvBlocks:
         return one_batch(table), bad
 
 
+def _zone_kind(raw: pa.Array) -> pa.DataType | None:
+    """ZONED or NAIVE by the column's first value, as the validate stage judges it."""
+    for value in raw.slice(0, ZONE_SAMPLE).to_pylist():
+        if value:
+            text = value.decode("utf-8", "replace").strip()
+            return ZONED if ZONE_PATTERN.search(text) else NAIVE
+    return None
+
+
 def _fast_type(pipeline: Pipeline, name: str) -> pa.DataType | None:
     """The type pyarrow's CSV reader may produce for a file column, when it reads it as the
     validate stage would (same parsers, same nulls); None leaves the column as bytes."""
+    column = _target(pipeline, name)
+    return None if column is None else CSV_FAST_TYPES.get(column.type)
+
+
+def _target(pipeline: Pipeline, name: str, kind: str | None = None) -> Column | None:
+    """The schema column a file column fills as it is (of type ``kind``, when given); None
+    when it is dropped, computed, parsed with a format, or not in the schema."""
     transforms = pipeline.transforms
     if any(t.column == name and t.op == "drop" for t in transforms):
         return None
@@ -124,7 +177,9 @@ def _fast_type(pipeline: Pipeline, name: str) -> pa.DataType | None:
     if any(t.column == target and t.op != "rename" for t in transforms):
         return None  # computed, or parsed with a format
     column = next((c for c in pipeline.table.columns if c.name == target), None)
-    return None if column is None else CSV_FAST_TYPES.get(column.type)
+    if column is None or column.nested or (kind is not None and column.type != kind):
+        return None
+    return column
 
 
 def _csv_head(
