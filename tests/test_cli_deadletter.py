@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,13 @@ from tests.serving import Server, start_ingest_serve
 FILES = 3
 ROWS_PER_FILE = 4
 MAX_DELIVERY_ATTEMPTS = 5
-# Rounds of publishing before the test gives up on the emulator's dead-lettering (on a busy
-# machine all 3 rounds once missed: the emulator stops redelivering nacked messages at times).
-DEAD_LETTER_ROUNDS = 5
+# Subscriptions dead-lettering the same files side by side; the first to dead-letter them all
+# is the test's. The emulator at times leaves a subscription's nacked messages undelivered for
+# minutes (docs/emulators.md): one subscription at a time, 40-second rounds missed 6 times in a
+# row on an idle machine, while a healthy one dead-letters in about 13 s.
+SIDE_BY_SIDE = 4
+# How long the side-by-side subscriptions have to dead-letter every file.
+DEAD_LETTER_SECONDS = 180.0
 # Seconds each pull of the commands waits; the emulator answers an empty pull within it.
 WAIT = ["--wait", "2"]
 
@@ -122,7 +127,37 @@ def notify(kit: PubSubKit, topic: str, info: ObjectInfo) -> None:
     kit.publish(topic, base64.b64decode(message["data"]), **message["attributes"])
 
 
+def dead_lettered(kit: PubSubKit, infos: list[ObjectInfo], endpoint: str) -> str:
+    """A subscription to a dead-letter topic holding one dead letter per file: the files'
+    notifications pushed to ``endpoint`` (which refuses them) by SIDE_BY_SIDE subscriptions."""
+    watches: dict[str, str] = {}  # dead-letter subscription -> its twin that counts arrivals
+    for n in range(SIDE_BY_SIDE):
+        notifications, dead_letters = kit.topic(f"notify{n}"), kit.topic(f"dlq{n}")
+        watches[kit.pull_subscription(f"dead{n}", dead_letters)] = kit.pull_subscription(
+            f"watch{n}", dead_letters
+        )
+        kit.push_subscription(
+            f"push{n}",
+            notifications,
+            endpoint,
+            dead_letter_topic=dead_letters,
+            max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
+        )
+        for info in infos:
+            notify(kit, notifications, info)
+    arrived = dict.fromkeys(watches, 0)
+    deadline = time.monotonic() + DEAD_LETTER_SECONDS
+    while time.monotonic() < deadline:
+        for dead, watch in watches.items():
+            arrived[dead] += len(kit.pull(watch, ack=True))
+            assert arrived[dead] <= FILES  # never more than one dead letter per message
+            if arrived[dead] == FILES:
+                return dead
+    pytest.fail(f"the emulator dead-lettered fewer than {FILES} messages: {arrived}")
+
+
 @pytest.mark.emulators
+@pytest.mark.timeout(DEAD_LETTER_SECONDS + 180)  # the dead-lettering, then the redrives
 async def test_dead_letters_are_redriven_once_the_fault_is_fixed(
     setup: Setup, kit: PubSubKit
 ) -> None:
@@ -134,30 +169,7 @@ async def test_dead_letters_are_redriven_once_the_fault_is_fixed(
 
     faulty = setup.serve(outcomes, "faulty", faulty=True)
     try:
-        for attempt in range(DEAD_LETTER_ROUNDS):
-            notifications = kit.topic(f"notify{attempt}")
-            dead_letters = kit.topic(f"dlq{attempt}")
-            dead = kit.pull_subscription(f"dead{attempt}", dead_letters)
-            watch = kit.pull_subscription(f"watch{attempt}", dead_letters)  # counts arrivals
-            kit.push_subscription(
-                f"push{attempt}",
-                notifications,
-                faulty.url + "/",
-                dead_letter_topic=dead_letters,
-                max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
-            )
-            for info in infos:
-                notify(kit, notifications, info)
-            arrived = len(kit.collect(watch, FILES))
-            assert arrived <= FILES  # never more than one dead letter per message
-            if arrived == FILES:
-                break
-            # The emulator sometimes stops redelivering nacked messages, so they never reach
-            # the dead-letter topic (docs/emulators.md); production Pub/Sub does not. Fresh
-            # topics and subscriptions start the round again.
-        else:
-            pytest.fail(f"the emulator dead-lettered fewer than {FILES} messages, every round")
-
+        dead = dead_lettered(kit, infos, faulty.url + "/")
         peek = await invoke(["deadletter", "list", dead, "--json", *WAIT], env)
         assert peek.exit_code == 0, peek.output
         listed = lines(peek)
