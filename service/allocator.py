@@ -13,7 +13,6 @@ Only glibc has ``mallopt``; elsewhere (musl, macOS) this does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 
@@ -39,11 +38,6 @@ def keep_large_blocks() -> bool:
 
 
 def _mallopt(parameter: int, value: int) -> bool:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    libc = ctypes.CDLL(name)
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None:
-        return False
-    return bool(mallopt(parameter, value))
+    # The process's own symbols: the C library already loaded (find_library would run ldconfig).
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    return mallopt is not None and bool(mallopt(parameter, value))

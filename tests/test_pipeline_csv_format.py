@@ -173,7 +173,7 @@ async def test_timestamps_read_by_the_reader_are_what_the_validate_stage_makes_o
     assert any(stamped) is read_as_timestamps
     p = pipeline(table=STAMPED)
     read = [Transformer(context(p))(b.batch, b.rows) for b in batches]
-    monkeypatch.setattr(_CsvBlocks, "_judge_zones", lambda self, batch: None)  # text only
+    monkeypatch.setattr(_CsvBlocks, "_judge_zones", lambda self, batch, typed: None)  # text only
     as_text = [
         Transformer(context(p))(b.batch, b.rows) for b in await stamped_batches(monkeypatch, values)
     ]

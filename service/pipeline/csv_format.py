@@ -102,19 +102,19 @@ class _CsvBlocks:
             except pa.ArrowInvalid:
                 pass  # a value did not convert (or the block is malformed): parse as bytes
             else:
-                self._judge_zones(parsed[0])
+                self._judge_zones(parsed[0], self.typed)
                 return parsed
         try:
             return self._read(block, self.raw)
         except pa.ArrowInvalid as exc:
             raise PermanentError(f"CSV cannot be parsed: {exc}") from exc
 
-    def _judge_zones(self, batch: pa.RecordBatch) -> None:
-        """From the first block read with typed columns: how the timestamps are written."""
+    def _judge_zones(self, batch: pa.RecordBatch, typed: pacsv.ConvertOptions) -> None:
+        """From the first block read with ``typed``: how the timestamps are written."""
         if self._zones_judged:
             return
         self._zones_judged = True
-        types = dict(self.typed.column_types) if self.typed is not None else {}
+        types = dict(typed.column_types)
         for name in self.timestamps:
             kind = _zone_kind(batch.column(name))
             if kind is None:
