@@ -74,10 +74,11 @@ from service.models import (  # noqa: E402
     UnitKey,
     UnitResult,
 )
-from service.pipeline import csv_format, feed  # noqa: E402
+from service.pipeline import csv_format  # noqa: E402
 from service.pipeline import runner as runner_module  # noqa: E402
-from service.pipeline.context import RowNumbers, UnitContext  # noqa: E402
+from service.pipeline.context import UnitContext  # noqa: E402
 from service.pipeline.definition import BadRowPolicy, Pipeline  # noqa: E402
+from service.pipeline.feed import Feed  # noqa: E402
 from service.pipeline.runner import Runner  # noqa: E402
 from service.pipeline.spool import ParquetSpool  # noqa: E402
 from service.pipeline.transform import Transformer  # noqa: E402
@@ -344,6 +345,19 @@ def peak_rss_mib(path: Path) -> float:
     return peak
 
 
+class FileFeed(Feed):
+    """The parse stage's feed, its chunks taken straight from the file in this thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, chunks: Iterator[bytes]) -> None:
+        super().__init__(loop)
+        self._chunks = chunks
+
+    def get(self) -> bytes | None:
+        chunk = next(self._chunks, None)
+        self.consumed += len(chunk or b"")
+        return chunk
+
+
 def profile(path: Path) -> None:
     """Where the CPU goes: the pipeline's steps run one after another in this thread, a block
     at a time as the runner does, each step's CPU time summed; then cProfile's heaviest
@@ -382,18 +396,17 @@ def profile(path: Path) -> None:
                 timed("crc32c", lambda c=chunk: digest.update(c))  # type: ignore[misc]
                 yield chunk
 
-    blocks = feed.record_blocks(chunks(), b'"')
-    names, rest = csv_format._csv_head(p, p.csv, blocks)
-    assert names is not None
-    reader = csv_format._CsvBlocks(p, names)
+    loop = asyncio.new_event_loop()
+    source = FileFeed(loop, chunks())
+    batches = csv_format.csv_batches(p, source, None, reread=lambda unsettled: source)
     transformer = Transformer(ctx)
     spool = ParquetSpool(transformer.schema, path.parent)
-    while (block := timed("split", lambda: next(rest, None))) is not None:
-        batch, _ = timed("parse", lambda b=block: reader.parse(b))  # type: ignore[misc]
-        out = timed("validate", lambda b=batch: transformer(b, RowNumbers(1)))  # type: ignore[misc]
+    while (item := timed("parse", lambda: next(batches, None))) is not None:
+        out = timed("validate", lambda b=item: transformer(b.batch, b.rows))  # type: ignore[misc]
         timed("parquet", lambda o=out: spool._writer.write_batch(o.batch))  # type: ignore[misc]
     timed("parquet", spool._writer.close)
     spool.path.unlink()
+    loop.close()
     total = sum(cpu.values())
     print("CPU seconds by step, one thread, one block at a time:")
     for step, seconds in cpu.items():

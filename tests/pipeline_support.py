@@ -143,16 +143,35 @@ def chunks(data: bytes, size: int) -> Iterator[bytes]:
         yield data[start : start + size]
 
 
-async def parse_all(
-    p: Pipeline, data: bytes, chunk: int = 1000, workers: Executor | None = None
-) -> list[ParsedBatch]:
-    """Parse ``data`` as the parse stage would, fed ``chunk`` bytes at a time."""
+def full_feed(loop: asyncio.AbstractEventLoop, data: bytes, chunk: int) -> Feed:
+    """A closed feed holding all of ``data``, ``chunk`` bytes a piece (callable off the loop)."""
     pieces = list(chunks(data, chunk))
-    feed = Feed(asyncio.get_running_loop(), depth=len(pieces) + 1)
+    feed = Feed(loop, depth=len(pieces) + 1)
     for piece in pieces:
-        await feed.put(piece)
+        feed._queue.put(piece)  # as put() would, without the loop: there is room for all
     feed.close()
-    return await asyncio.to_thread(lambda: list(parse_batches(p, feed, workers)))
+    return feed
+
+
+async def parse_all(
+    p: Pipeline,
+    data: bytes,
+    chunk: int = 1000,
+    workers: Executor | None = None,
+    *,
+    streamed: bool = True,
+) -> list[ParsedBatch]:
+    """Parse ``data`` as the parse stage would, fed ``chunk`` bytes at a time; ``streamed``
+    False: CSV block by block only (no way to read the file again)."""
+    loop = asyncio.get_running_loop()
+
+    def reread(unsettled: int) -> Feed:
+        return full_feed(loop, data, chunk)
+
+    batches = parse_batches(
+        p, full_feed(loop, data, chunk), workers, None, reread if streamed else None
+    )
+    return await asyncio.to_thread(list, batches)
 
 
 def rows_of(batches: list[ParsedBatch]) -> list[dict[str, object]]:

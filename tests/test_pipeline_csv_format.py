@@ -7,11 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pyarrow as pa
 import pytest
 
-from service.errors import PermanentError
 from service.models import Column, TableSpec
 from service.pipeline import feed
 from service.pipeline.batches import ParsedBatch
-from service.pipeline.csv_format import NAIVE, _CsvBlocks, header_names
+from service.pipeline.csv_format import NAIVE, _CsvBlocks
 from service.pipeline.definition import CsvOptions
 from service.pipeline.transform import Transformer
 from tests.pipeline_support import TABLE, csv_rows, parse_all, pipeline, rows_of, text
@@ -96,14 +95,6 @@ async def test_a_line_of_spaces_is_a_bad_row_wherever_it_stands(rows: tuple[str,
     assert [b.reason for batch in batches for b in batch.bad] == ["expected 4 columns, found 1"]
 
 
-def test_header_names_in_the_first_bytes() -> None:
-    opts = CsvOptions()
-    assert header_names(b'\xef\xbb\xbfa,"b",c\n1,2,3\n', opts) == ["a", "b", "c"]
-    assert header_names(b"a,b", opts) is None  # the line may go on
-    with pytest.raises(PermanentError, match="twice"):
-        header_names(b"a,a\n", opts)
-
-
 async def test_blocks_parsed_in_parallel_come_out_in_order_and_numbered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -124,10 +115,12 @@ async def test_blocks_parsed_in_parallel_come_out_in_order_and_numbered(
 STAMPED = TableSpec(TABLE, (Column("id", "INTEGER"), Column("at", "TIMESTAMP")))
 
 
-async def stamped_batches(monkeypatch: pytest.MonkeyPatch, values: list[str]) -> list[ParsedBatch]:
+async def stamped_batches(
+    monkeypatch: pytest.MonkeyPatch, values: list[str], *, streamed: bool = False
+) -> list[ParsedBatch]:
     monkeypatch.setattr(feed, "BLOCK_BYTES", 64)  # a few rows a block
     data = csv_rows(*(f"{i},{v}" for i, v in enumerate(values, 1)), header="id,at")
-    return await parse_all(pipeline(table=STAMPED), data, chunk=40)
+    return await parse_all(pipeline(table=STAMPED), data, chunk=40, streamed=streamed)
 
 
 @pytest.mark.parametrize(
@@ -142,6 +135,10 @@ async def test_timestamps_are_read_by_the_reader_once_the_first_block_shows_thei
     assert len(types) > 2
     assert types[0] == pa.binary()  # the first block is judged
     assert set(types[1:]) == {kind}
+    # The streamed pass judges by the first records before it starts: every batch is typed.
+    streamed = await stamped_batches(monkeypatch, [written] * 12, streamed=True)
+    assert len(streamed) > 2
+    assert {b.batch.schema.field("at").type for b in streamed} == {kind}
 
 
 async def test_a_block_whose_timestamps_do_not_fit_is_read_as_text_and_so_is_the_rest(
@@ -165,10 +162,11 @@ async def test_a_block_whose_timestamps_do_not_fit_is_read_as_text_and_so_is_the
     ],
     ids=["zoned", "naive", "mixed", "bad"],
 )
+@pytest.mark.parametrize("streamed", [False, True], ids=["blocks", "streamed"])
 async def test_timestamps_read_by_the_reader_are_what_the_validate_stage_makes_of_text(
-    monkeypatch: pytest.MonkeyPatch, values: list[str], read_as_timestamps: bool
+    monkeypatch: pytest.MonkeyPatch, values: list[str], read_as_timestamps: bool, streamed: bool
 ) -> None:
-    batches = await stamped_batches(monkeypatch, values)
+    batches = await stamped_batches(monkeypatch, values, streamed=streamed)
     stamped = [pa.types.is_timestamp(b.batch.schema.field("at").type) for b in batches]
     assert any(stamped) is read_as_timestamps
     p = pipeline(table=STAMPED)
@@ -177,5 +175,7 @@ async def test_timestamps_read_by_the_reader_are_what_the_validate_stage_makes_o
     as_text = [
         Transformer(context(p))(b.batch, b.rows) for b in await stamped_batches(monkeypatch, values)
     ]
-    assert [t.batch.to_pylist() for t in read] == [t.batch.to_pylist() for t in as_text]
+    assert [r for t in read for r in t.batch.to_pylist()] == [
+        r for t in as_text for r in t.batch.to_pylist()
+    ]
     assert [b.reason for t in read for b in t.bad] == [b.reason for t in as_text for b in t.bad]

@@ -16,6 +16,9 @@ from service.pipeline.feed import Feed, blank
 PARSE_AHEAD = 1
 # Parses one block; bad rows are numbered from the block's first record (1).
 BlockParser = Callable[[bytes], tuple[pa.RecordBatch, list[BadRow]]]
+# Called from the parse thread: the file's bytes again from the start, in a new feed; the
+# argument is how many bytes of the old feed no batch accounts for (they go back to the budget).
+Reopen = Callable[[int], Feed]
 
 
 @dataclass
@@ -84,6 +87,32 @@ def _numbered(
     bad = [replace(b, row=None if b.row is None else b.row + shift) for b in relative]
     skipped = tuple(b.row for b in bad if b.row is not None)
     return ParsedBatch(batch, RowNumbers(row, skipped), bad, consumed - attributed), consumed
+
+
+def records_after(batches: Iterator[ParsedBatch], done: int) -> Iterator[ParsedBatch]:
+    """The batches' records after the first ``done``, numbered as before; the input bytes of
+    the records left out are counted with the first batch that follows."""
+    unsettled = 0
+    for parsed in batches:
+        last = parsed.rows.first + parsed.records - 1
+        if last <= done:
+            unsettled += parsed.raw_bytes
+            continue
+        kept = _from_record(parsed, done + 1) if parsed.rows.first <= done else parsed
+        yield replace(kept, raw_bytes=kept.raw_bytes + unsettled)
+        unsettled = 0
+
+
+def _from_record(parsed: ParsedBatch, first: int) -> ParsedBatch:
+    """The part of ``parsed`` from record number ``first`` on."""
+    skipped = parsed.rows.skipped
+    dropped = (first - parsed.rows.first) - sum(1 for s in skipped if s < first)
+    return ParsedBatch(
+        parsed.batch.slice(dropped),
+        RowNumbers(first, tuple(s for s in skipped if s >= first)),
+        [b for b in parsed.bad if b.row is None or b.row >= first],
+        parsed.raw_bytes,
+    )
 
 
 def one_batch(table: pa.Table) -> pa.RecordBatch:

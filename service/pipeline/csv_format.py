@@ -7,24 +7,23 @@ column is read as raw bytes for the validate stage to check value by value.
 
 from __future__ import annotations
 
-import csv
+import logging
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from typing import Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from service.errors import PermanentError
 from service.models import Column
-from service.pipeline.batches import ParsedBatch, in_order, one_batch
+from service.pipeline.batches import ParsedBatch, Reopen, in_order, one_batch, records_after
 from service.pipeline.casts import ZONE_PATTERN
 from service.pipeline.context import BadRow
+from service.pipeline.csv_head import csv_head
+from service.pipeline.csv_stream import Reread, streamed_batches
 from service.pipeline.definition import CsvOptions, Pipeline
 from service.pipeline.feed import (
-    UTF8_BOM,
     Feed,
-    blank,
     only_newlines,
     record_blocks,
     utf8_chunks,
@@ -41,17 +40,99 @@ CSV_FAST_TYPES = {
 ZONED, NAIVE = pa.timestamp("us", tz="UTC"), pa.timestamp("us")
 # Values a timestamp column's zone is judged by (the validate stage looks at as many).
 ZONE_SAMPLE = 64
+# Bytes after the header the streamed pass judges timestamp zones by.
+SAMPLE_BYTES = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 
-def csv_batches(pipeline: Pipeline, feed: Feed, workers: Executor | None) -> Iterator[ParsedBatch]:
+def csv_batches(
+    pipeline: Pipeline, feed: Feed, workers: Executor | None, reread: Reopen | None = None
+) -> Iterator[ParsedBatch]:
+    """The file's records: in one streamed pass with every column typed, or block by block.
+
+    The streamed pass needs ``reread``, a way to read the file again should it stop at a value
+    that does not convert; the records after those it handed on are then parsed block by block
+    (several blocks at once with ``workers``), where a bad value is only a bad row.
+    """
+    if reread is None:
+        yield from _block_batches(pipeline, feed, workers)
+        return
     opts = pipeline.csv
-    quote = opts.quote_char.encode() if opts.quote_char else None
-    blocks = record_blocks(utf8_chunks(feed.chunks(), opts.encoding), quote)
-    names, blocks = _csv_head(pipeline, opts, blocks)
+    names, first, chunks = csv_head(pipeline, opts, utf8_chunks(feed.chunks(), opts.encoding))
     if names is None:
         return  # an empty file, or only the header: nothing to parse
+    sample, chunks = _sample(first, chunks)
+    convert = _convert(opts, _stream_types(pipeline, names, sample))
+    try:
+        yield from streamed_batches(
+            feed, sample, chunks, names=names, parse=_parse_options(opts), convert=convert
+        )
+    except Reread as again:
+        log.info("CSV read again from record %d, block by block: %s", again.records + 1, again)
+        feed = reread(again.unsettled)
+        yield from records_after(_block_batches(pipeline, feed, workers), again.records)
+
+
+def _block_batches(
+    pipeline: Pipeline, feed: Feed, workers: Executor | None
+) -> Iterator[ParsedBatch]:
+    opts = pipeline.csv
+    quote = opts.quote_char.encode() if opts.quote_char else None
+    names, first, chunks = csv_head(pipeline, opts, utf8_chunks(feed.chunks(), opts.encoding))
+    if names is None:
+        return
+    blocks = record_blocks(_chain(first, chunks), quote)
     reader = _CsvBlocks(pipeline, names)
     yield from in_order(blocks, reader.parse, feed, workers, no_records=only_newlines)
+
+
+def _sample(first: bytes, chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
+    """At least SAMPLE_BYTES of the text after the header (less in a shorter file)."""
+    parts = [first]
+    size = len(first)
+    while size < SAMPLE_BYTES and (chunk := next(chunks, None)) is not None:
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts), chunks
+
+
+def _stream_types(pipeline: Pipeline, names: list[str], sample: bytes) -> dict[str, pa.DataType]:
+    """Each column's type for the streamed pass: the fast types, and timestamps as the
+    sample's first records show them (zoned or naive); the rest as raw bytes."""
+    types = {name: _fast_type(pipeline, name) or pa.binary() for name in names}
+    stamps = [n for n in names if _target(pipeline, n, "TIMESTAMP") is not None]
+    head = sample[: sample.rfind(b"\n", 0, SAMPLE_BYTES) + 1]
+    if not stamps or not head:
+        return types
+    blocks = _CsvBlocks(pipeline, names)
+    try:
+        batch, _ = blocks._read(head, blocks.raw)
+    except pa.ArrowInvalid:
+        return types  # the reader will say what is wrong
+    for name in stamps:
+        kind = _zone_kind(batch.column(name))
+        if kind is not None:
+            types[name] = kind
+    return types
+
+
+def _convert(opts: CsvOptions, types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        column_types=types,
+        null_values=list(opts.null_values),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+
+
+def _parse_options(opts: CsvOptions) -> pacsv.ParseOptions:
+    return pacsv.ParseOptions(
+        delimiter=opts.delimiter,
+        quote_char=opts.quote_char or False,
+        newlines_in_values=True,
+        ignore_empty_lines=True,
+    )
 
 
 class _CsvBlocks:
@@ -81,12 +162,7 @@ class _CsvBlocks:
         self._zones_judged = not self.timestamps
 
     def _convert(self, types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
-        return pacsv.ConvertOptions(
-            column_types=types,
-            null_values=list(self.options.null_values),
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        )
+        return _convert(self.options, types)
 
     def parse(self, block: bytes) -> tuple[pa.RecordBatch, list[BadRow]]:
         """One block; bad rows are numbered from the block's first record (1)."""
@@ -182,67 +258,7 @@ def _target(pipeline: Pipeline, name: str, kind: str | None = None) -> Column | 
     return column
 
 
-def _csv_head(
-    pipeline: Pipeline, opts: CsvOptions, blocks: Iterator[bytes]
-) -> tuple[list[str] | None, Iterator[bytes]]:
-    """Column names, and the blocks that follow the skipped lines and the header.
-
-    Blank lines before the header are passed over, as pyarrow passes over blank lines between
-    records: a file that starts with an empty line still has its header and all its rows.
-    """
-    skip = opts.skip_rows
-    header: bytes | None = None if opts.header else b""
-    rest = b""
-    for block in blocks:
-        rest = block
-        while rest and (skip or header is None):
-            line, _, rest = rest.partition(b"\n")
-            if skip:
-                skip -= 1
-            elif not blank(line):
-                header = line
-        if not skip and header is not None:
-            break
-    if skip or header is None:
-        return None, iter(())  # the file ends before its header: it has no rows
-    names: list[str] | None
-    if not opts.header:
-        computed = {t.column for t in pipeline.transforms if t.op in ("constant", "from_path")}
-        names = [c.name for c in pipeline.table.columns if c.name not in computed]
-    else:
-        names = _header_names(header, opts)
-    if names is None:
-        return None, iter(())
-    return names, _chain(rest, blocks)
-
-
 def _chain(first: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
     if first:
         yield first
     yield from blocks
-
-
-def _header_names(line: bytes, opts: CsvOptions) -> list[str] | None:
-    text = line.decode("utf-8", errors="replace").rstrip("\r")
-    if not text.strip():
-        return None
-    quote = opts.quote_char or None
-    reader = csv.reader([text], delimiter=opts.delimiter, quotechar=quote, quoting=_quoting(opts))
-    names = [name.strip() for name in next(reader, [])]
-    if not all(names):
-        raise PermanentError("CSV header has an empty column name")
-    if len(set(names)) != len(names):
-        raise PermanentError("CSV header names a column twice")
-    return names
-
-
-def header_names(head: bytes, opts: CsvOptions) -> list[str] | None:
-    """Column names from the first bytes of a CSV file; None when the header is not all there."""
-    lines = head.removeprefix(UTF8_BOM).split(b"\n", opts.skip_rows + 1)
-    if len(lines) <= opts.skip_rows + 1:
-        return None
-    return _header_names(lines[opts.skip_rows], opts)
-
-
-def _quoting(opts: CsvOptions) -> Literal[0, 3]:
-    return csv.QUOTE_MINIMAL if opts.quote_char else csv.QUOTE_NONE

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 
 from service.errors import PermanentError
 from service.pipeline.checksum import Digest, ExpectedChecksum, expected_checksum
@@ -84,7 +84,9 @@ class Gunzip:
             raise PermanentError("gzip stream is truncated")
 
 
-async def extract(store: ObjectStore, ctx: UnitContext, chunk_bytes: int) -> AsyncIterator[bytes]:
+async def extract(
+    store: ObjectStore, ctx: UnitContext, chunk_bytes: int
+) -> AsyncGenerator[bytes, None]:
     """Yields the object's content (decompressed), checking its size and checksum at the end."""
     expected = expected_checksum(ctx.object)
     digest = expected.start() if expected is not None else None

@@ -56,11 +56,31 @@ class Feed:
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._room = asyncio.Semaphore(depth)
         self._ended = False
+        self.abandoned = False  # the parser reads the file again, through another feed
         self.consumed = 0  # bytes handed to the parser so far
+        self.taken = 0  # bytes put in (read from the loop's thread)
 
-    async def put(self, chunk: bytes) -> None:
+    async def put(self, chunk: bytes) -> bool:
+        """False once the feed is abandoned: the chunk was not taken."""
         await self._room.acquire()
+        if self.abandoned:
+            self._room.release()
+            return False
         self._queue.put(chunk)
+        self.taken += len(chunk)
+        return True
+
+    def abandon(self) -> int:
+        """On the loop: takes no more chunks; returns the bytes of those the parser never took."""
+        self.abandoned = True
+        left = 0
+        with contextlib.suppress(queue.Empty):
+            while True:
+                chunk = self._queue.get_nowait()
+                if chunk is not None:
+                    left += len(chunk)
+                    self._room.release()
+        return left
 
     def close(self) -> None:
         self._queue.put(None)

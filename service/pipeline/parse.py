@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from service.errors import PermanentError
 from service.models import Column
-from service.pipeline.batches import ParsedBatch, in_order, one_batch
+from service.pipeline.batches import ParsedBatch, Reopen, in_order, one_batch
 from service.pipeline.context import BadRow, RowNumbers
 from service.pipeline.csv_format import csv_batches
 from service.pipeline.definition import Pipeline
@@ -41,14 +41,16 @@ def parse_batches(
     feed: Feed,
     workers: Executor | None = None,
     room: SpoolAccount | None = None,
+    reread: Reopen | None = None,
 ) -> Iterator[ParsedBatch]:
     """Run in a worker thread: yields batches with their row numbers, in file order.
 
     ``workers`` parse blocks in parallel (they only compute, never wait on anything); a Parquet
-    file's spool takes its bytes from ``room``.
+    file's spool takes its bytes from ``room``; ``reread`` lets a CSV file be read in one
+    streamed pass (see csv_format).
     """
     if pipeline.format == "csv":
-        yield from csv_batches(pipeline, feed, workers)
+        yield from csv_batches(pipeline, feed, workers, reread)
     elif pipeline.format == "ndjson":
         yield from _ndjson_batches(pipeline, feed, workers)
     else:

@@ -35,6 +35,11 @@ class Progress:
         self.rows += rows
         self.bytes += nbytes
 
+    def read_again(self, nbytes: int) -> None:
+        """The object is read again from its start: the ``nbytes`` extracted so far go."""
+        self.ticks += 1
+        self.bytes -= nbytes
+
     def working(self, stage: str) -> contextlib.AbstractContextManager[None]:
         """The stage runs for as long as the block does."""
         self._last = stage

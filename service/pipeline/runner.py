@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import time
@@ -39,7 +40,7 @@ from service.errors import (
 )
 from service.measures import NO_SPANS, UnitSpans
 from service.models import EventMeta, LoadResult, ObjectInfo, UnitKey, UnitResult
-from service.pipeline.batches import ParsedBatch
+from service.pipeline.batches import ParsedBatch, Reopen
 from service.pipeline.budget import Allowance, ByteBudget
 from service.pipeline.context import UnitContext
 from service.pipeline.deadline import reading_deadline
@@ -63,6 +64,7 @@ T = TypeVar("T")
 
 QUEUE_DEPTH = 2  # batches waiting between two stages
 FEED_DEPTH = 4  # chunks waiting for the parser
+REOPEN_SECONDS = 60.0  # the parse thread waits this long for the event loop to read again
 DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
 DEFAULT_SPOOL_BYTES, DEFAULT_READ_SECONDS = 1024 * 1024 * 1024, 480.0  # settings.py says why
 
@@ -153,7 +155,8 @@ class Runner:
             fits = asyncio.to_thread(self.spool_room.fits, ctx.object.size, "the Parquet file")
             await self._guard("extract", ctx, fits)
         feed = Feed(asyncio.get_running_loop(), FEED_DEPTH, on_starve=self.budget.wake)
-        room, allowance = self.spool_room.account(), self.budget.allowance(lambda: feed.starved)
+        room = self.spool_room.account()
+        allowance = self.budget.allowance(lambda: unit.feed.starved)
         unit = _Unit(ctx, feed, allowance, room, QuarantineSpool(room))
         try:
             return await self._streamed(unit, journal)
@@ -218,16 +221,16 @@ class Runner:
     ) -> bool:
         """Runs the stages to the end of the file; True when reading stopped early."""
         ctx = unit.ctx
-        feed = unit.feed
-        feed.on_settle = unit.allowance.release
+        unit.feed.on_settle = unit.allowance.release
         parsed: asyncio.Queue[ParsedBatch | None] = asyncio.Queue(QUEUE_DEPTH)
         checked: asyncio.Queue[tuple[Transformed, int] | None] = asyncio.Queue(QUEUE_DEPTH)
         parser = ThreadPoolExecutor(1, thread_name_prefix="ingest-parse")
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._guard("extract", ctx, self._extract(unit, feed)))
+                group.create_task(self._guard("extract", ctx, self._extract(unit, unit.feed)))
+                reread = self._rereader(unit, group)
                 group.create_task(
-                    self._guard("parse", ctx, self._parse(unit, feed, parsed, parser))
+                    self._guard("parse", ctx, self._parse(unit, parsed, parser, reread))
                 )
                 group.create_task(
                     self._guard("validate", ctx, self._validate(unit, transformer, parsed, checked))
@@ -239,19 +242,51 @@ class Runner:
                 return True
             raise first from None
         finally:
-            feed.close()  # a parse thread waiting for data sees the end and returns
+            unit.feed.close()  # a parse thread waiting for data sees the end and returns
             parser.shutdown(wait=False)
         return False
+
+    def _rereader(self, unit: _Unit, group: asyncio.TaskGroup) -> Reopen:
+        """For the parse thread: the object read again from its start, through a new feed
+        (the old one is given up, and the bytes it holds go back to the budget)."""
+        loop = asyncio.get_running_loop()
+        # The new extract runs in the unit's context (its trace), not the loop's.
+        unit_context = contextvars.copy_context()
+
+        async def again(unsettled: int) -> Feed:
+            old, new = unit.feed, Feed(loop, FEED_DEPTH, unit.allowance.release, self.budget.wake)
+
+            async def extract() -> None:
+                await self._guard("extract", unit.ctx, self._extract(unit, new))
+
+            started = extract()
+            try:
+                group.create_task(started, context=unit_context)
+            except RuntimeError:  # the unit is failing already: the group takes no new task
+                started.close()
+                raise
+            unit.allowance.release(unsettled + old.abandon())
+            unit.ctx.progress.read_again(old.taken)
+            unit.feed = new
+            return new
+
+        def reread(unsettled: int) -> Feed:
+            return asyncio.run_coroutine_threadsafe(again(unsettled), loop).result(REOPEN_SECONDS)
+
+        return reread
 
     async def _extract(self, unit: _Unit, feed: Feed) -> None:
         started = time.perf_counter()
         progress = unit.ctx.progress
         try:
-            async for chunk in extract(self.store, unit.ctx, self.chunk_bytes):
-                progress.advance("extract", nbytes=len(chunk))
-                with progress.waiting_for_room("extract"):
-                    await unit.allowance.acquire(len(chunk))
-                    await feed.put(chunk)
+            async with contextlib.aclosing(extract(self.store, unit.ctx, self.chunk_bytes)) as read:
+                async for chunk in read:
+                    with progress.waiting_for_room("extract"):
+                        await unit.allowance.acquire(len(chunk))
+                        if not await feed.put(chunk):
+                            unit.allowance.release(len(chunk))
+                            return  # the parser reads the object again, through a new feed
+                    progress.advance("extract", nbytes=len(chunk))
         finally:
             feed.close()
             unit.tally.timed("extract", time.perf_counter() - started)
@@ -259,18 +294,18 @@ class Runner:
     async def _parse(
         self,
         unit: _Unit,
-        feed: Feed,
         out: asyncio.Queue[ParsedBatch | None],
         parser: ThreadPoolExecutor,
+        reread: Reopen,
     ) -> None:
         loop = asyncio.get_running_loop()
-        batches = parse_batches(unit.ctx.pipeline, feed, self.blocks, unit.room)
+        batches = parse_batches(unit.ctx.pipeline, unit.feed, self.blocks, unit.room, reread)
         while True:
             started = time.perf_counter()
             item = await loop.run_in_executor(parser, next, batches, None)
             unit.tally.timed("parse", time.perf_counter() - started)
             unit.ctx.progress.advance("parse")
-            if item is None and not feed.ended:
+            if item is None and not unit.feed.ended:
                 # Rows after this point would be lost, and extract would wait for room forever.
                 raise PermanentError("the parser stopped before the end of the file")
             with unit.ctx.progress.waiting_for_room("parse"):

@@ -16,7 +16,7 @@ from dataclasses import replace
 from service.errors import IngestError, PermanentError
 from service.models import LoadResult, ObjectRef, UnitResult, UriSource
 from service.pipeline.context import UnitContext
-from service.pipeline.csv_format import header_names
+from service.pipeline.csv_head import header_names
 from service.pipeline.definition import Pipeline
 from service.ports import GenerationCopier, ObjectStore, UriLoad, UriLoader, Warehouse
 
