@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -533,3 +534,54 @@ async def test_progress_counts_the_bytes_extracted_and_the_rows_validated(rig: R
     assert (
         (ctx.progress.bytes, ctx.progress.rows) == (len(data), result.rows_read) == (len(data), 3)
     )
+
+
+def counting_reads(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every read of an object from the rig's store, from now on."""
+    reads: list[int] = []
+    read = rig.store.read
+
+    def counted(ref: ObjectRef, chunk_bytes: int) -> AsyncIterator[bytes]:
+        reads.append(chunk_bytes)
+        return read(ref, chunk_bytes)
+
+    monkeypatch.setattr(rig.store, "read", counted)
+    return reads
+
+
+async def test_a_typo_late_in_a_file_has_the_object_read_again_and_loses_no_row(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streamed pass stops at the typo; the object is read again, the records after
+    those handed on are parsed block by block, and the bytes of both reads go back to the
+    budget."""
+    lines = [f"{i},n{i},{i}.5,2026-11-20" for i in range(1, 20_001)]
+    lines[15_000] = "15001,typo,1,2026-13-45"
+    info = await rig.put("orders/typo.csv", csv_rows(*lines))
+    reads = counting_reads(rig, monkeypatch)
+    result = await rig.run(pipeline(), info)
+    assert len(reads) == 2
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (20_000, 19_999, 1)
+    quarantined = rig.quarantine(pipeline(), info)
+    assert [(q["row"], q["reason"].split(":")[0]) for q in quarantined] == [(15_001, "day")]
+    ids = [r[0] for r in await rig.rows(columns="id")]
+    assert ids == [i for i in range(1, 20_001) if i != 15_001]
+    assert rig.runner.budget.used == 0
+
+
+async def test_the_checksum_is_checked_on_the_second_read(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The typo is in the first block: the first read is given up long before its end (where
+    the checksum is checked), and the second read finds the object torn."""
+    from service.pipeline import feed
+
+    monkeypatch.setattr(feed, "BLOCK_BYTES", 64 * 1024)
+    lines = [f"{i},n{i},{i}.5,2026-11-20" for i in range(1, 40_001)]
+    lines[10] = "11,typo,1,2026-13-45"
+    info = await rig.put("orders/torn.csv", csv_rows(*lines))
+    reads = counting_reads(rig, monkeypatch)
+    rejected = await rig.reject(pipeline(), replace(info, crc32c_base64="AAAAAA=="))
+    assert (rejected.stage, len(reads)) == ("extract", 2)
+    assert "CRC32C" in rejected.reason
+    assert not await rig.warehouse.tables()
