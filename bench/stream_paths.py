@@ -1,7 +1,8 @@
 """bench/pipeline.py's pieces for the Write API path and its honest baselines.
 
-- ``SendOnly``: a StreamWriter that builds and serializes every AppendRows request exactly as
-  the BigQuery adapter sends it (Arrow IPC, protobuf), then drops it: the network excluded.
+- ``SendOnly``: a StreamWriter that builds every AppendRows request exactly as the BigQuery
+  adapter hands it to gRPC (Arrow IPC in the request's wire form), then drops it: the network
+  excluded.
 - ``streaming_reader``: the physical limit of parsing, pyarrow's streaming CSV reader with the
   same explicit column types, one thread.
 - ``duckdb_ctas``: DuckDB's own ``CREATE TABLE AS SELECT * FROM read_csv(...)`` with explicit
@@ -22,7 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from service.adapters.gcp.bigquery_write import append_request
+from service.adapters.gcp.append_wire import append_rows_bytes
 from service.adapters.local.directory_store import DirectoryObjectStore
 from service.adapters.local.duckdb_arrow import DuckDbArrowWriter
 from service.adapters.local.duckdb_warehouse import DUCKDB_TYPES, DuckDbWarehouse
@@ -62,9 +63,9 @@ class SendOnly:
         return f"projects/p/datasets/d/tables/t/streams/{next(self._names)}"
 
     async def append(self, stream: str, batch: pa.RecordBatch, offset: int) -> bool:
-        request = append_request(stream, batch, offset, first=self._first)
+        request = append_rows_bytes(stream, batch, offset, first=self._first)
         self._first = False
-        self.bytes_sent += len(type(request).serialize(request))
+        self.bytes_sent += len(request)
         self.rows += batch.num_rows
         return True
 
