@@ -28,8 +28,9 @@ from service.pipeline.batches import ParsedBatch, one_batch
 from service.pipeline.context import BadRow, RowNumbers
 from service.pipeline.feed import Feed
 
-# Blocks pyarrow may read past the batch being handed on.
-AHEAD = 2
+# Blocks pyarrow may have read past the batches handed on: the one it parses ahead, the one
+# that may end its last record, and one more.
+AHEAD = 3
 # How long a read held at the gate waits before it looks whether the parser is starved.
 STALL_SECONDS = 0.005
 
@@ -53,18 +54,19 @@ class _Source:
         self._first = first
         self._chunks = chunks
         self._gate = threading.Condition()
-        self._reads_ahead = 0
+        self._reads = 0  # reads pyarrow made
+        self._batches = 0  # batches handed on
         self._parser: int | None = None  # CPU clock of the parser while it waits for a batch
         self._stopped = False
 
     def read(self, size: int = -1) -> bytes:
         with self._gate:
-            while not (self._stopped or self._reads_ahead < AHEAD):
+            while not (self._stopped or self._reads < self._batches + AHEAD):
                 if self._starved():
                     break
             if self._stopped:
                 return b""
-            self._reads_ahead += 1
+            self._reads += 1
         return self._take(max(size, 1))
 
     def _starved(self) -> bool:
@@ -95,7 +97,7 @@ class _Source:
         with self._gate:
             self._parser = time.pthread_getcpuclockid(threading.get_ident()) if waiting else None
             if not waiting:
-                self._reads_ahead = 0
+                self._batches += 1
             self._gate.notify_all()
 
     def stop(self) -> None:
