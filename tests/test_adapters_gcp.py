@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from service.adapters.gcp import gcs
 from service.adapters.gcp.bigquery import BigQueryWarehouse
 from service.adapters.gcp.firestore import FirestoreLedgerStore
 from service.adapters.gcp.gcs import GcsObjectStore
@@ -40,6 +41,33 @@ async def test_gcs_write_stat_and_stream(emulators: Emulators, unique: str) -> N
     assert b"".join(chunks) == data
     listed = await store.list(unique, "dir/")
     assert [o.ref.name for o in listed] == ["dir/file name é.csv"]
+    await store.close()
+
+
+async def test_gcs_reads_an_object_in_few_ranged_requests(
+    emulators: Emulators, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 64 KiB, ranges of 1 MiB: a 3.5 MiB object takes 4 ranged requests and the one
+    that finds its end, not 57."""
+    monkeypatch.setattr(gcs, "RANGE_BYTES", 1024 * 1024)
+    store = GcsObjectStore.from_settings(emulators.settings())
+    store.client.create_bucket(unique)
+    data = bytes(range(256)) * (14 * 1024)  # 3.5 MiB
+    written = await store.write(ObjectRef(unique, "big.bin"), data, "application/octet-stream")
+    media: list[str] = []
+    session = store.client._http
+    request = session.request
+
+    def counted(method: str, url: str, *args: object, **kwargs: object) -> object:
+        if "alt=media" in url:
+            media.append(url)
+        return request(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(session, "request", counted)
+    chunks = [c async for c in store.read(written, 64 * 1024)]
+    assert b"".join(chunks) == data
+    assert {len(c) for c in chunks[:-1]} == {64 * 1024}
+    assert len(media) == 5
     await store.close()
 
 

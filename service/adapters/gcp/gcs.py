@@ -18,6 +18,11 @@ from service.models import ObjectInfo, ObjectRef
 from service.ports import ListPage
 from service.settings import Settings
 
+# Bytes per ranged download: each request pays a round trip before its first byte, and a range
+# per 1 MiB chunk pays one per MiB (the client's own default range is 40 MiB). One range is
+# buffered per unit reading, outside the byte budget (16 MiB x MAX_UNITS_IN_FLIGHT).
+RANGE_BYTES = 16 * 1024 * 1024
+
 
 class GcsObjectStore:
     def __init__(self, client: StorageClient) -> None:
@@ -56,8 +61,10 @@ class GcsObjectStore:
         blob = self.client.bucket(ref.bucket).blob(ref.name, generation=ref.generation)
         what = f"read {ref.uri}#{ref.generation}"
         # raw_download keeps gzip-encoded objects compressed: the extract stage inflates them.
-        # objects.get (media), ranged per chunk: storage.objects.get; reads are retried.
-        reader = await self._call(what, blob.open, "rb", chunk_size=chunk_bytes, raw_download=True)
+        # objects.get (media), one ranged request per RANGE_BYTES: storage.objects.get; reads
+        # are retried. The reader buffers a range and hands it on chunk_bytes at a time.
+        size = max(chunk_bytes, RANGE_BYTES)
+        reader = await self._call(what, blob.open, "rb", chunk_size=size, raw_download=True)
         try:
             while chunk := await self._call(what, reader.read, chunk_bytes):
                 yield chunk
