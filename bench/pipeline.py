@@ -336,9 +336,9 @@ class FileFeed(Feed):
 
 
 def profile(path: Path) -> None:
-    """Where the CPU goes: the pipeline's steps run one after another in this thread, a block
+    """Where the CPU goes: the pipeline's steps run one after another in this thread, a batch
     at a time as the runner does, each step's CPU time summed; then cProfile's heaviest
-    functions (pyarrow's C++ shows under its Python entry points: read_csv, cast,
+    functions (pyarrow's C++ shows under its Python entry points: streamed_batches, cast,
     write_table...)."""
     p = pipeline()
     info = asyncio.run(DirectoryObjectStore(path.parent.parent).stat(ObjectRef(BUCKET, path.name)))
@@ -348,33 +348,26 @@ def profile(path: Path) -> None:
     cpu: dict[str, float] = {}
     profiler = cProfile.Profile()
 
-    inner: list[float] = [0.0]  # CPU of steps nested in the running one (split drives read)
-
     def timed(step: str, work: Callable[[], Any]) -> Any:
         started = time.thread_time()
-        inner.append(0.0)
-        if len(inner) == 2:
-            profiler.enable()
+        profiler.enable()
         try:
             return work()
         finally:
-            if len(inner) == 2:
-                profiler.disable()
-            spent = time.thread_time() - started
-            nested = inner.pop()
-            inner[-1] += spent
-            cpu[step] = cpu.get(step, 0.0) + spent - nested
+            profiler.disable()
+            cpu[step] = cpu.get(step, 0.0) + time.thread_time() - started
 
+    # Read first: pyarrow's reader pulls its bytes in a thread of its own, which this thread's
+    # clock would not see.
     digest = google_crc32c.Checksum()
-
-    def chunks() -> Iterator[bytes]:
-        with path.open("rb") as handle:
-            while chunk := timed("read", lambda: handle.read(MIB)):
-                timed("crc32c", lambda c=chunk: digest.update(c))  # type: ignore[misc]
-                yield chunk
+    read: list[bytes] = []
+    with path.open("rb") as handle:
+        while chunk := timed("read", lambda: handle.read(MIB)):
+            timed("crc32c", lambda c=chunk: digest.update(c))  # type: ignore[misc]
+            read.append(chunk)
 
     loop = asyncio.new_event_loop()
-    source = FileFeed(loop, chunks())
+    source = FileFeed(loop, iter(read))
     batches = csv_format.csv_batches(p, source, None, reread=lambda unsettled: source)
     transformer = Transformer(ctx)
     spool = ParquetSpool(transformer.schema, path.parent)
@@ -385,7 +378,7 @@ def profile(path: Path) -> None:
     spool.path.unlink()
     loop.close()
     total = sum(cpu.values())
-    print("CPU seconds by step, one thread, one block at a time:")
+    print("CPU seconds by step, one thread, one batch at a time:")
     for step, seconds in cpu.items():
         print(f"  {step:>9}: {seconds:6.2f}s  {seconds / total:5.1%}")
     print(f"  {'total':>9}: {total:6.2f}s")
