@@ -7,11 +7,13 @@ stage's name and the unit. A unit whose rows need no transform may instead be lo
 warehouse straight from its gs:// URI (``uri_load``). A pipeline with ``load = "stream"``
 appends its batches to a pending Write API stream instead of the spool (``stream_load``). How a
 unit ends is ``endings``'s to say. The bounds on a unit's temporary files and reading time are
-spool_budget's and deadline's; this module only holds them in place.
+spool_budget's and deadline's; this module only holds them in place. When the parse stage's
+one streamed pass of a CSV stops (csv_stream), the object is read again: a new extract task
+fills a new feed, and the old one is given up with its bytes.
 
-Longer than 300 lines: the stage tasks, their one guard and the endings share the unit's state
-(_Unit) and the attempt's clock; split, each part would need all of it. Each path (fast,
-spooled, streamed) is a few lines of it.
+Longer than 300 lines: the stage tasks, their one guard, the second read and the endings share
+the unit's state (_Unit), its task group and the attempt's clock; split, each part would need
+all of it. Each path (fast, spooled, streamed) is a few lines of it.
 """
 
 from __future__ import annotations
