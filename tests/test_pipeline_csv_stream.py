@@ -4,18 +4,26 @@ from the first record it could not hand on, and reads held to a few blocks ahead
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import Generator, Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from service.models import Column, TableSpec
 from service.pipeline import csv_stream, feed
 from service.pipeline.batches import ParsedBatch
 from service.pipeline.csv_stream import Reread, streamed_batches
+from service.pipeline.definition import Pipeline
 from service.pipeline.feed import Feed
 from service.pipeline.parse import parse_batches
-from tests.pipeline_support import csv_rows, full_feed, parse_all, pipeline, rows_of
+from service.pipeline.transform import Transformer
+from tests.pipeline_support import TABLE, csv_rows, full_feed, parse_all, pipeline, rows_of
+from tests.test_pipeline_transform import context
 
 
 def numbered(batches: list[ParsedBatch]) -> tuple[list[int], list[tuple[int | None, str]]]:
@@ -24,7 +32,7 @@ def numbered(batches: list[ParsedBatch]) -> tuple[list[int], list[tuple[int | No
     return rows, [(bad.row, bad.reason) for b in batches for bad in b.bad]
 
 
-def records(batches: list[ParsedBatch]) -> int:
+def records_in(batches: list[ParsedBatch]) -> int:
     return sum(b.records for b in batches)
 
 
@@ -60,7 +68,7 @@ async def test_bad_rows_after_the_last_good_row_come_in_a_batch_of_their_own() -
         [1],
         [(2, "expected 4 columns, found 2"), (3, "expected 4 columns, found 1")],
     )
-    assert records(batches) == 3
+    assert records_in(batches) == 3
 
 
 async def rereading(data: bytes, chunk: int) -> tuple[list[ParsedBatch], list[int]]:
@@ -97,7 +105,7 @@ async def test_a_value_that_does_not_convert_has_the_rest_read_again_block_by_bl
     lines[300] = "301,typo,1,2026-13-45"  # no such day
     data = csv_rows(*lines)
     batches, calls = await read_again_as_the_block_path_reads(lines)
-    assert records(batches) == 399
+    assert records_in(batches) == 399
     types = [b.batch.schema.field("day").type for b in batches]
     assert types[0] == pa.date32()  # streamed, typed
     assert pa.binary() in types  # the block with the typo: as bytes, for validate to judge
@@ -197,3 +205,82 @@ async def test_a_pass_given_up_midway_lets_pyarrow_go(monkeypatch: pytest.Monkey
 def test_reread_says_where_to_go_on() -> None:
     again = Reread(12, 300, "no such day")
     assert (again.records, again.unsettled, str(again)) == (12, 300, "no such day")
+
+
+def rarely(good: st.SearchStrategy[str], bad: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """``bad`` one time in ten: most files then stream some way before their first typo."""
+    return st.integers(0, 9).flatmap(lambda k: bad if k == 0 else good)
+
+
+# Values of the typed table's columns: good ones, and the typos a hand-edited feed carries.
+ids = rarely(
+    st.integers(-(10**12), 10**12).map(str), st.sampled_from(["", "x1", "1.5", " 7", "9" * 30])
+)
+names = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\x00\r"), max_size=10
+) | st.sampled_from(['"', "a,b", "two\nlines", '"quoted"'])
+amounts = rarely(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["", "1,5", "abc", "1e400"]),
+)
+days = rarely(st.dates().map(str), st.sampled_from(["", "2026-13-45", "20/11/2026", "2026-02-30"]))
+records = st.lists(
+    st.integers(0, 9).flatmap(
+        lambda k: (
+            st.lists(names, min_size=1, max_size=6)  # a row of the wrong width
+            if k == 0
+            else st.tuples(ids, names, amounts, days).map(list)
+        )
+    ),
+    max_size=80,
+)
+TYPED = TableSpec(
+    TABLE,
+    (
+        Column("id", "INTEGER"),
+        Column("name", "STRING"),
+        Column("amount", "FLOAT"),
+        Column("day", "DATE"),
+    ),
+)
+
+
+def validated(
+    p: Pipeline, batches: list[ParsedBatch]
+) -> tuple[list[dict[str, object]], list[tuple[int, str]]]:
+    """The rows the validate stage passes, and every bad row's number and reason."""
+    transformer = Transformer(context(p))
+    done = [transformer(b.batch, b.rows) for b in batches]
+    rows = [row for t in done for row in t.batch.to_pylist()]
+    bad = sorted(
+        (r.row or 0, r.reason) for b, t in zip(batches, done, strict=True) for r in b.bad + t.bad
+    )
+    return rows, bad
+
+
+@settings(derandomize=True, deadline=None, database=None, max_examples=80)
+@given(
+    rows=records,
+    blank_every=st.integers(0, 7),
+    block=st.sampled_from([64, 128, 1024]),
+    chunk=st.integers(1, 300),
+)
+def test_the_streamed_pass_and_the_block_path_validate_to_the_same_rows_and_reasons(
+    rows: list[list[str]], blank_every: int, block: int, chunk: int
+) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["id", "name", "amount", "day"])
+    for i, row in enumerate(rows):
+        if blank_every and i % blank_every == 0:
+            text.write("\n")
+        writer.writerow(row)
+    data = text.getvalue().encode()
+    p = pipeline(table=TYPED)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(feed, "BLOCK_BYTES", block)
+        streamed = asyncio.run(parse_all(p, data, chunk=chunk))
+        blocks = asyncio.run(parse_all(p, data, chunk=chunk, streamed=False))
+    assert numbered(streamed) == numbered(blocks)
+    assert validated(p, streamed) == validated(p, blocks)
+    assert records_in(streamed) == records_in(blocks) == len(rows)
