@@ -23,6 +23,7 @@ from service.ledger import Ledger
 from service.measures import NO_SPANS, UnitMetrics, UnitSpans
 from service.models import ObjectRef
 from service.outcomes import DiscardOutcomes
+from service.pipeline.csv_stream import reserve_io_threads
 from service.pipeline.definition import PipelineSet
 from service.pipeline.pipelines_file import load_pipelines
 from service.pipeline.runner import Runner
@@ -170,6 +171,7 @@ def build_ingestor(
 ) -> Ingestor:
     ledger = Ledger(backends.ledger_store, owner=owner_id(), lease_seconds=settings.lease_seconds)
     allocator.keep_large_blocks()  # the runner's blocks and requests: allocator.py says why
+    reserve_io_threads(settings.max_units_in_flight)  # csv_stream.py says why
     runner = Runner(
         backends.store,
         backends.warehouse,

@@ -284,3 +284,12 @@ def test_the_streamed_pass_and_the_block_path_validate_to_the_same_rows_and_reas
     assert numbered(streamed) == numbered(blocks)
     assert validated(p, streamed) == validated(p, blocks)
     assert records_in(streamed) == records_in(blocks) == len(rows)
+
+
+def test_pyarrows_io_pool_has_a_thread_for_every_unit_in_flight() -> None:
+    before = pa.io_thread_count()
+    try:
+        assert csv_stream.reserve_io_threads(before + 5) == before + 5
+        assert csv_stream.reserve_io_threads(1) == before + 5  # never shrunk
+    finally:
+        pa.set_io_thread_count(before)

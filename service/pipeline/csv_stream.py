@@ -35,6 +35,16 @@ AHEAD = 3
 STALL_SECONDS = 0.005
 
 
+def reserve_io_threads(units: int) -> int:
+    """At least a thread of pyarrow's I/O pool per unit in flight: each unit's reader pulls its
+    bytes there, and a read may wait for its feed (or at the gate) while holding one. Returns
+    the pool's size."""
+    if pa.io_thread_count() < units:
+        pa.set_io_thread_count(units)
+    count: int = pa.io_thread_count()
+    return count
+
+
 class Reread(Exception):
     """The pass cannot go on; ``records`` records were handed on, ``unsettled`` bytes taken
     from the feed are not yet counted in any batch."""
