@@ -57,18 +57,22 @@ class PubSubKit:
         *,
         dead_letter_topic: str | None = None,
         max_delivery_attempts: int = 5,
+        retry_policy: bool = True,
     ) -> str:
+        """A push subscription; ``retry_policy`` False leaves the emulator's own redelivery, which
+        does not stall (docs/emulators.md: a failed push with a retry policy can wait minutes)."""
         path = f"projects/{PROJECT}/subscriptions/{self.prefix}-{name}"
         request: dict[str, Any] = {
             "name": path,
             "topic": topic,
             "push_config": {"push_endpoint": endpoint},
             "ack_deadline_seconds": 60,
-            "retry_policy": {
+        }
+        if retry_policy:
+            request["retry_policy"] = {
                 "minimum_backoff": timedelta(milliseconds=100),
                 "maximum_backoff": timedelta(seconds=1),
-            },
-        }
+            }
         if dead_letter_topic is not None:
             request["dead_letter_policy"] = {
                 "dead_letter_topic": dead_letter_topic,
