@@ -7,6 +7,7 @@ column is read as raw bytes for the validate stage to check value by value.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -63,7 +64,7 @@ def csv_batches(
     if names is None:
         return  # an empty file, or only the header: nothing to parse
     sample, chunks = _sample(first, chunks)
-    convert = _convert(opts, _stream_types(pipeline, names, sample))
+    convert = _stream_convert(pipeline, names, sample)
     try:
         yield from streamed_batches(
             feed, sample, chunks, names=names, parse=_parse_options(opts), convert=convert
@@ -97,24 +98,15 @@ def _sample(first: bytes, chunks: Iterator[bytes]) -> tuple[bytes, Iterator[byte
     return b"".join(parts), chunks
 
 
-def _stream_types(pipeline: Pipeline, names: list[str], sample: bytes) -> dict[str, pa.DataType]:
-    """Each column's type for the streamed pass: the fast types, and timestamps as the
-    sample's first records show them (zoned or naive); the rest as raw bytes."""
-    types = {name: _fast_type(pipeline, name) or pa.binary() for name in names}
-    stamps = [n for n in names if _target(pipeline, n, "TIMESTAMP") is not None]
-    head = sample[: sample.rfind(b"\n", 0, SAMPLE_BYTES) + 1]
-    if not stamps or not head:
-        return types
+def _stream_convert(pipeline: Pipeline, names: list[str], sample: bytes) -> pacsv.ConvertOptions:
+    """The streamed pass's types: the block path's, timestamps judged by the sample's records."""
     blocks = _CsvBlocks(pipeline, names)
-    try:
-        batch, _ = blocks._read(head, blocks.raw)
-    except pa.ArrowInvalid:
-        return types  # the reader will say what is wrong
-    for name in stamps:
-        kind = _zone_kind(batch.column(name))
-        if kind is not None:
-            types[name] = kind
-    return types
+    typed = blocks.typed or blocks.raw
+    head = sample[: sample.rfind(b"\n", 0, SAMPLE_BYTES) + 1]
+    if head:
+        with contextlib.suppress(pa.ArrowInvalid):  # the streamed pass will meet it too
+            blocks._judge_zones(blocks._read(head, typed)[0], typed)
+    return blocks.stamped or typed
 
 
 def _convert(opts: CsvOptions, types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
@@ -193,10 +185,10 @@ class _CsvBlocks:
         types = dict(typed.column_types)
         for name in self.timestamps:
             kind = _zone_kind(batch.column(name))
-            if kind is None:
-                return  # no value to judge by: timestamps stay text for this file
-            types[name] = kind
-        self.stamped = self._convert(types)
+            if kind is not None:  # else no value to judge by: the column stays text
+                types[name] = kind
+        if types != typed.column_types:
+            self.stamped = self._convert(types)
 
     def _read(
         self, block: bytes, convert: pacsv.ConvertOptions
@@ -209,15 +201,10 @@ class _CsvBlocks:
             bad.append(BadRow.clipped(number, reason, row.text))
             return "skip"
 
-        opts = self.options
-        parse = pacsv.ParseOptions(
-            delimiter=opts.delimiter,
-            quote_char=opts.quote_char or False,
-            # Whole blocks are parsed at once, so quoted newlines are read as values anyway.
-            newlines_in_values=False,
-            ignore_empty_lines=True,
-            invalid_row_handler=invalid_row,
-        )
+        parse = _parse_options(self.options)
+        # Whole blocks are parsed at once, so quoted newlines are read as values anyway.
+        parse.newlines_in_values = False
+        parse.invalid_row_handler = invalid_row
         read = pacsv.ReadOptions(
             use_threads=False, block_size=len(block) + 1, column_names=self.names
         )

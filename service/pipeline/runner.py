@@ -7,26 +7,24 @@ stage's name and the unit. A unit whose rows need no transform may instead be lo
 warehouse straight from its gs:// URI (``uri_load``). A pipeline with ``load = "stream"``
 appends its batches to a pending Write API stream instead of the spool (``stream_load``). How a
 unit ends is ``endings``'s to say. The bounds on a unit's temporary files and reading time are
-spool_budget's and deadline's; this module only holds them in place. When the parse stage's
-one streamed pass of a CSV stops (csv_stream), the object is read again: a new extract task
-fills a new feed, and the old one is given up with its bytes.
+spool_budget's and deadline's, and reading the object (again, should the parse stage ask) is
+reading's; this module only holds them in place.
 
-Longer than 300 lines: the stage tasks, their one guard, the second read and the endings share
-the unit's state (_Unit), its task group and the attempt's clock; split, each part would need
-all of it. Each path (fast, spooled, streamed) is a few lines of it.
+Longer than 300 lines: the stage tasks, their one guard and the endings share the unit's state
+(_Unit) and the attempt's clock; split, each part would need all of it. Each path (fast,
+spooled, streamed) is a few lines of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
@@ -48,12 +46,11 @@ from service.pipeline.context import UnitContext
 from service.pipeline.deadline import reading_deadline
 from service.pipeline.definition import Pipeline
 from service.pipeline.endings import Reject, Tally, loaded, rejection, verdict
-from service.pipeline.extract import extract
-from service.pipeline.feed import Feed
 from service.pipeline.load import load
 from service.pipeline.parse import parse_batches
 from service.pipeline.progress import Progress
 from service.pipeline.quarantine import QuarantineSpool
+from service.pipeline.reading import Reading
 from service.pipeline.spool import ParquetSpool
 from service.pipeline.spool_budget import SpoolAccount, SpoolBudget
 from service.pipeline.stream_load import COMMITTING, StreamSink, resume
@@ -65,8 +62,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 QUEUE_DEPTH = 2  # batches waiting between two stages
-FEED_DEPTH = 4  # chunks waiting for the parser
-REOPEN_SECONDS = 60.0  # the parse thread waits this long for the event loop to read again
 DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
 DEFAULT_SPOOL_BYTES, DEFAULT_READ_SECONDS = 1024 * 1024 * 1024, 480.0  # settings.py says why
 
@@ -84,11 +79,14 @@ class _Unit:
     """One unit's state while its stages run."""
 
     ctx: UnitContext
-    feed: Feed
-    allowance: Allowance
+    reading: Reading  # the object's feed, and the reads that fill it
     room: SpoolAccount  # the unit's temporary files
     quarantine: QuarantineSpool
-    tally: Tally = field(default_factory=Tally)
+    tally: Tally
+
+    @property
+    def allowance(self) -> Allowance:
+        return self.reading.allowance
 
 
 class Runner:
@@ -156,10 +154,9 @@ class Runner:
         if ctx.pipeline.format == "parquet":  # spooled whole before it is read: fail it early
             fits = asyncio.to_thread(self.spool_room.fits, ctx.object.size, "the Parquet file")
             await self._guard("extract", ctx, fits)
-        feed = Feed(asyncio.get_running_loop(), FEED_DEPTH, on_starve=self.budget.wake)
-        room = self.spool_room.account()
-        allowance = self.budget.allowance(lambda: unit.feed.starved)
-        unit = _Unit(ctx, feed, allowance, room, QuarantineSpool(room))
+        tally, room = Tally(), self.spool_room.account()
+        reading = Reading(self.store, ctx, self.chunk_bytes, self.budget, tally.timed)
+        unit = _Unit(ctx, reading, room, QuarantineSpool(room), tally)
         try:
             return await self._streamed(unit, journal)
         finally:
@@ -222,15 +219,13 @@ class Runner:
         self, unit: _Unit, transformer: Transformer, spool: _Sink, stage: str = "spool"
     ) -> bool:
         """Runs the stages to the end of the file; True when reading stopped early."""
-        ctx = unit.ctx
-        unit.feed.on_settle = unit.allowance.release
+        ctx, reading = unit.ctx, unit.reading
         parsed: asyncio.Queue[ParsedBatch | None] = asyncio.Queue(QUEUE_DEPTH)
         checked: asyncio.Queue[tuple[Transformed, int] | None] = asyncio.Queue(QUEUE_DEPTH)
         parser = ThreadPoolExecutor(1, thread_name_prefix="ingest-parse")
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._guard("extract", ctx, self._extract(unit, unit.feed)))
-                reread = self._rereader(unit, group)
+                reread = reading.start(group, lambda read: self._guard("extract", ctx, read))
                 group.create_task(
                     self._guard("parse", ctx, self._parse(unit, parsed, parser, reread))
                 )
@@ -244,54 +239,9 @@ class Runner:
                 return True
             raise first from None
         finally:
-            unit.feed.close()  # a parse thread waiting for data sees the end and returns
+            reading.feed.close()  # a parse thread waiting for data sees the end and returns
             parser.shutdown(wait=False)
         return False
-
-    def _rereader(self, unit: _Unit, group: asyncio.TaskGroup) -> Reopen:
-        """For the parse thread: the object read again from its start, through a new feed
-        (the old one is given up, and the bytes it holds go back to the budget)."""
-        loop = asyncio.get_running_loop()
-        # The new extract runs in the unit's context (its trace), not the loop's.
-        unit_context = contextvars.copy_context()
-
-        async def again(unsettled: int) -> Feed:
-            old, new = unit.feed, Feed(loop, FEED_DEPTH, unit.allowance.release, self.budget.wake)
-
-            async def extract() -> None:
-                await self._guard("extract", unit.ctx, self._extract(unit, new))
-
-            started = extract()
-            try:
-                group.create_task(started, context=unit_context)
-            except RuntimeError:  # the unit is failing already: the group takes no new task
-                started.close()
-                raise
-            unit.allowance.release(unsettled + old.abandon())
-            unit.ctx.progress.read_again(old.taken)
-            unit.feed = new
-            return new
-
-        def reread(unsettled: int) -> Feed:
-            return asyncio.run_coroutine_threadsafe(again(unsettled), loop).result(REOPEN_SECONDS)
-
-        return reread
-
-    async def _extract(self, unit: _Unit, feed: Feed) -> None:
-        started = time.perf_counter()
-        progress = unit.ctx.progress
-        try:
-            async with contextlib.aclosing(extract(self.store, unit.ctx, self.chunk_bytes)) as read:
-                async for chunk in read:
-                    with progress.waiting_for_room("extract"):
-                        await unit.allowance.acquire(len(chunk))
-                        if not await feed.put(chunk):
-                            unit.allowance.release(len(chunk))
-                            return  # the parser reads the object again, through a new feed
-                    progress.advance("extract", nbytes=len(chunk))
-        finally:
-            feed.close()
-            unit.tally.timed("extract", time.perf_counter() - started)
 
     async def _parse(
         self,
@@ -301,13 +251,14 @@ class Runner:
         reread: Reopen,
     ) -> None:
         loop = asyncio.get_running_loop()
-        batches = parse_batches(unit.ctx.pipeline, unit.feed, self.blocks, unit.room, reread)
+        reading = unit.reading
+        batches = parse_batches(unit.ctx.pipeline, reading.feed, self.blocks, unit.room, reread)
         while True:
             started = time.perf_counter()
             item = await loop.run_in_executor(parser, next, batches, None)
             unit.tally.timed("parse", time.perf_counter() - started)
             unit.ctx.progress.advance("parse")
-            if item is None and not unit.feed.ended:
+            if item is None and not reading.feed.ended:
                 # Rows after this point would be lost, and extract would wait for room forever.
                 raise PermanentError("the parser stopped before the end of the file")
             with unit.ctx.progress.waiting_for_room("parse"):
